@@ -1,0 +1,28 @@
+# Facegrid build and run targets. `make run` starts the whole mesh; `make test` runs the suite.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+VPY := $(VENV)/bin/python
+SITE = $(shell $(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+PROTOS := $(shell find proto -name '*.proto')
+
+.PHONY: venv proto models run test unit check lint typecheck clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt
+	test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -r requirements.txt
+	touch $@
+
+proto: venv gateway/descriptor.pb
+gateway/descriptor.pb: $(PROTOS) $(VENV)/.installed
+	$(VPY) -m grpc_tools.protoc -I proto -I $(SITE) \
+	  --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+	for d in $$(find facegrid -mindepth 1 -type d -name v1) $$(find facegrid -mindepth 1 -type d -name v1 -exec dirname {} \;); do \
+	  touch $$d/__init__.py; done
+	$(VPY) -m grpc_tools.protoc -I proto -I $(SITE) --include_imports --include_source_info \
+	  --descriptor_set_out=$@ $(PROTOS) $(SITE)/google/rpc/error_details.proto
+
+clean:
+	rm -rf facegrid/common facegrid/embedding facegrid/recognition facegrid/admin gateway/descriptor.pb

@@ -1,0 +1,65 @@
+"""Typed readers for configuration mappings (usually ``os.environ``, passed in by ``__main__``).
+
+Every service's ``config.py`` builds a frozen dataclass with these; nothing else reads the
+environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; raised at start-up."""
+
+
+def get_str(env: Mapping[str, str], key: str, default: str | None = None) -> str:
+    """Returns ``env[key]``, or ``default``; a missing key without default is an error."""
+    value = env.get(key)
+    if value is None or value == "":
+        if default is None:
+            raise ConfigError(f"{key} is required")
+        return default
+    return value
+
+
+def get_int(env: Mapping[str, str], key: str, default: int, minimum: int | None = None) -> int:
+    """Returns ``env[key]`` parsed as an integer (at least ``minimum``), or ``default``."""
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{key} must be an integer, got {raw!r}") from exc
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}, got {value}")
+    return value
+
+
+def get_float(env: Mapping[str, str], key: str, default: float) -> float:
+    """Returns ``env[key]`` parsed as a float, or ``default``."""
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{key} must be a number, got {raw!r}") from exc
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def get_bool(env: Mapping[str, str], key: str, default: bool) -> bool:
+    """Returns ``env[key]`` parsed as a boolean (1/0, true/false, yes/no, on/off)."""
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"{key} must be a boolean, got {raw!r}")

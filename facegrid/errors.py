@@ -1,0 +1,116 @@
+"""Typed service errors and their rendering as gRPC statuses.
+
+A handler raises :class:`ServiceError` (or aborts with :func:`abort`); the status carries a
+canonical gRPC code, a short message naming the problem, a ``google.rpc.ErrorInfo`` detail with a
+stable UPPER_SNAKE reason, and - for the REST edge - trailing metadata that Envoy's Lua filter
+turns into CompreFace's ``{"message", "code"}`` body and HTTP status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+#: ErrorInfo domain of every Facegrid error.
+ERROR_DOMAIN = "facegrid.dev"
+#: Trailing-metadata key carrying CompreFace's numeric error code (read by the Lua filter).
+COMPREFACE_CODE_KEY = "x-compreface-code"
+#: Metadata key carrying the HTTP status the REST edge should answer with (e.g. "201").
+HTTP_STATUS_KEY = "x-http-status"
+
+
+@dataclass(frozen=True)
+class ServiceError(Exception):
+    """A request failed for a reason the caller can act on."""
+
+    code: grpc.StatusCode
+    """Canonical gRPC status code."""
+    reason: str
+    """Stable UPPER_SNAKE reason, e.g. ``NO_FACE_DETECTED``."""
+    message: str
+    """Short human-readable message naming the problem."""
+    compreface_code: int | None = None
+    """CompreFace's numeric error code for the REST surface, when it has one."""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """Extra ErrorInfo metadata (field names, indexes)."""
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
+
+
+class _Status(grpc.Status):
+    """A concrete ``grpc.Status`` (the class itself is abstract)."""
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        details: str,
+        trailing_metadata: tuple[tuple[str, str | bytes], ...],
+    ) -> None:
+        self.code = code
+        self.details = details
+        self.trailing_metadata = trailing_metadata
+
+
+def to_status(error: ServiceError) -> grpc.Status:
+    """Renders an error as a gRPC status with ErrorInfo details and REST-edge metadata."""
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)
+    info.metadata.update(error.metadata)
+    if error.compreface_code is not None:
+        info.metadata["compreface_code"] = str(error.compreface_code)
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    rpc_status = status_pb2.Status(
+        code=error.code.value[0], message=error.message, details=[detail]
+    )
+    metadata: list[tuple[str, str | bytes]] = [
+        ("grpc-status-details-bin", rpc_status.SerializeToString())
+    ]
+    if error.compreface_code is not None:
+        metadata.append((COMPREFACE_CODE_KEY, str(error.compreface_code)))
+    return _Status(error.code, error.message, tuple(metadata))
+
+
+async def abort(context: grpc.aio.ServicerContext, error: ServiceError) -> NoReturn:
+    """Ends the RPC with ``error``."""
+    await context.abort_with_status(to_status(error))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
+def unimplemented(method: str, issue: str) -> ServiceError:
+    """The error of an RPC whose capability has not landed yet."""
+    return ServiceError(
+        grpc.StatusCode.UNIMPLEMENTED,
+        "NOT_IMPLEMENTED",
+        f"{method} is not implemented yet ({issue})",
+        compreface_code=None,
+        metadata={"method": method},
+    )
+
+
+def invalid_argument(
+    reason: str, message: str, compreface_code: int = 26, **metadata: str
+) -> ServiceError:
+    """A bad request parameter or body (CompreFace code 26, validation error, by default)."""
+    return ServiceError(
+        grpc.StatusCode.INVALID_ARGUMENT, reason, message, compreface_code, dict(metadata)
+    )
+
+
+def error_info(error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
+    """Extracts the ErrorInfo detail of a failed call, if the server sent one."""
+    trailing = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
+    for key, value in trailing or ():
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            rpc_status = status_pb2.Status.FromString(value)
+            for detail in rpc_status.details:
+                if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                    info = error_details_pb2.ErrorInfo()
+                    detail.Unpack(info)
+                    return info
+    return None
