@@ -1,0 +1,1 @@
+"""api_svc: the public face API (recognition, detection, verification) behind Envoy."""

@@ -1,0 +1,43 @@
+"""api_svc configuration, read once at start from a mapping (the environment)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from facegrid.config import get_float, get_int, get_str
+from facegrid.logs import LogFormat
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """Settings of one api_svc node."""
+
+    host: str
+    """Interface to bind (FACEGRID_API_HOST, default 127.0.0.1)."""
+    port: int
+    """gRPC port (FACEGRID_API_PORT, default 50051)."""
+    database_url: str
+    """PostgreSQL URI (FACEGRID_DATABASE_URL, required)."""
+    embed_url: str
+    """embed_svc address host:port (FACEGRID_EMBED_URL, default 127.0.0.1:50052)."""
+    db_pool_max: int
+    """Largest number of PostgreSQL connections (FACEGRID_API_DB_POOL_MAX, default 10)."""
+    shutdown_grace_s: float
+    """Seconds calls in flight may take to finish on SIGTERM (FACEGRID_SHUTDOWN_GRACE_S, 5)."""
+    log_format: LogFormat
+    """``console`` (key=value, default) or ``json`` (FACEGRID_LOG_FORMAT)."""
+
+
+def load_config(env: Mapping[str, str]) -> ApiConfig:
+    """Builds the configuration from ``env``; raises ConfigError on a bad or missing value."""
+    log_format = get_str(env, "FACEGRID_LOG_FORMAT", "console")
+    return ApiConfig(
+        host=get_str(env, "FACEGRID_API_HOST", "127.0.0.1"),
+        port=get_int(env, "FACEGRID_API_PORT", 50051, minimum=0),
+        database_url=get_str(env, "FACEGRID_DATABASE_URL"),
+        embed_url=get_str(env, "FACEGRID_EMBED_URL", "127.0.0.1:50052"),
+        db_pool_max=get_int(env, "FACEGRID_API_DB_POOL_MAX", 10, minimum=1),
+        shutdown_grace_s=get_float(env, "FACEGRID_SHUTDOWN_GRACE_S", 5.0),
+        log_format="json" if log_format == "json" else "console",
+    )

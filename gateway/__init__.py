@@ -1,0 +1,1 @@
+"""The edge: Envoy configuration rendering and the REST compatibility layer."""

@@ -1,0 +1,67 @@
+"""Configuration of the embedded default mesh (environment variables, documented defaults)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from facegrid.config import get_bool, get_float, get_int, get_str
+from facegrid.logs import LogFormat
+
+
+@dataclass(frozen=True, slots=True)
+class MeshConfig:
+    """Where every process of the embedded mesh listens and keeps its data."""
+
+    data_dir: Path
+    """Data kept between runs: PostgreSQL, secrets, logs (FACEGRID_DATA_DIR, default ``var``;
+    keep the path short: PostgreSQL's unix socket lives there)."""
+    host: str
+    """Interface every process binds (FACEGRID_HOST, default 127.0.0.1)."""
+    envoy_port: int
+    """Public REST + gRPC port (FACEGRID_ENVOY_PORT, default 8000)."""
+    envoy_admin_port: int
+    """Envoy admin interface on loopback (FACEGRID_ENVOY_ADMIN_PORT, default 9901)."""
+    api_port: int
+    """api_svc gRPC port (FACEGRID_API_PORT, default 50051)."""
+    embed_port: int
+    """embed_svc gRPC port (FACEGRID_EMBED_PORT, default 50052)."""
+    admin_port: int
+    """admin_svc gRPC port (FACEGRID_ADMIN_PORT, default 50053)."""
+    triton_grpc_port: int
+    """Triton gRPC (KServe v2) port (FACEGRID_TRITON_GRPC_PORT, default 8101)."""
+    triton_http_port: int
+    """Triton HTTP port (FACEGRID_TRITON_HTTP_PORT, default 8100)."""
+    model_repository: Path
+    """Triton model repository (FACEGRID_MODEL_REPOSITORY, default ``triton_models``)."""
+    database_url: str | None
+    """External PostgreSQL URI (FACEGRID_DATABASE_URL); unset starts the embedded one."""
+    log_format: LogFormat
+    """``console`` (default) or ``json`` for every process (FACEGRID_LOG_FORMAT)."""
+    logs_to_files: bool
+    """Write each process's output to ``<data_dir>/logs/<name>.log`` instead of the terminal
+    (FACEGRID_LOGS_TO_FILES, default false)."""
+    start_timeout_s: float
+    """Seconds every process gets to become ready (FACEGRID_START_TIMEOUT_S, default 180)."""
+
+
+def load_config(env: Mapping[str, str]) -> MeshConfig:
+    """Builds the mesh configuration from ``env``."""
+    database_url = env.get("FACEGRID_DATABASE_URL") or None
+    return MeshConfig(
+        data_dir=Path(get_str(env, "FACEGRID_DATA_DIR", "var")),
+        host=get_str(env, "FACEGRID_HOST", "127.0.0.1"),
+        envoy_port=get_int(env, "FACEGRID_ENVOY_PORT", 8000, minimum=1),
+        envoy_admin_port=get_int(env, "FACEGRID_ENVOY_ADMIN_PORT", 9901, minimum=1),
+        api_port=get_int(env, "FACEGRID_API_PORT", 50051, minimum=1),
+        embed_port=get_int(env, "FACEGRID_EMBED_PORT", 50052, minimum=1),
+        admin_port=get_int(env, "FACEGRID_ADMIN_PORT", 50053, minimum=1),
+        triton_grpc_port=get_int(env, "FACEGRID_TRITON_GRPC_PORT", 8101, minimum=1),
+        triton_http_port=get_int(env, "FACEGRID_TRITON_HTTP_PORT", 8100, minimum=1),
+        model_repository=Path(get_str(env, "FACEGRID_MODEL_REPOSITORY", "triton_models")),
+        database_url=database_url,
+        log_format="json" if get_str(env, "FACEGRID_LOG_FORMAT", "console") == "json" else "console",
+        logs_to_files=get_bool(env, "FACEGRID_LOGS_TO_FILES", False),
+        start_timeout_s=get_float(env, "FACEGRID_START_TIMEOUT_S", 180.0),
+    )

@@ -1,0 +1,30 @@
+"""Probes that tell when a process of the mesh is ready to serve."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def grpc_serving(address: str, timeout_s: float = 1.0) -> bool:
+    """True when the gRPC health service at ``address`` answers SERVING for the server."""
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=timeout_s
+            )
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def http_ok(url: str, timeout_s: float = 1.0) -> bool:
+    """True when ``url`` answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as reply:  # noqa: S310 (loopback)
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
