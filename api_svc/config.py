@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from facegrid.config import get_float, get_int, get_str
+from facegrid.config import get_float, get_int, get_log_format, get_str
 from facegrid.logs import LogFormat
 
 
@@ -31,7 +31,6 @@ class ApiConfig:
 
 def load_config(env: Mapping[str, str]) -> ApiConfig:
     """Builds the configuration from ``env``; raises ConfigError on a bad or missing value."""
-    log_format = get_str(env, "FACEGRID_LOG_FORMAT", "console")
     return ApiConfig(
         host=get_str(env, "FACEGRID_API_HOST", "127.0.0.1"),
         port=get_int(env, "FACEGRID_API_PORT", 50051, minimum=0),
@@ -39,5 +38,5 @@ def load_config(env: Mapping[str, str]) -> ApiConfig:
         embed_url=get_str(env, "FACEGRID_EMBED_URL", "127.0.0.1:50052"),
         db_pool_max=get_int(env, "FACEGRID_API_DB_POOL_MAX", 10, minimum=1),
         shutdown_grace_s=get_float(env, "FACEGRID_SHUTDOWN_GRACE_S", 5.0),
-        log_format="json" if log_format == "json" else "console",
+        log_format=get_log_format(env),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import asyncpg
 import grpc
 import structlog
@@ -35,8 +37,8 @@ async def create_server(config: ApiConfig) -> tuple[RunningServer, asyncpg.Pool,
     running = await start_server(
         host=config.host,
         port=config.port,
-        register=lambda server: recognition_service_pb2_grpc.add_RecognitionServiceServicer_to_server(
-            servicer, server
+        register=partial(
+            recognition_service_pb2_grpc.add_RecognitionServiceServicer_to_server, servicer
         ),
         service_names=[SERVICE_NAME],
     )

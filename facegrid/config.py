@@ -7,6 +7,7 @@ environment.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 
 class ConfigError(ValueError):
@@ -63,3 +64,11 @@ def get_bool(env: Mapping[str, str], key: str, default: bool) -> bool:
     if lowered in _FALSE:
         return False
     raise ConfigError(f"{key} must be a boolean, got {raw!r}")
+
+
+def get_log_format(env: Mapping[str, str]) -> Literal["json", "console"]:
+    """FACEGRID_LOG_FORMAT: ``json`` (production) or ``console`` (key=value, the default)."""
+    value = get_str(env, "FACEGRID_LOG_FORMAT", "console")
+    if value not in ("json", "console"):
+        raise ConfigError(f"FACEGRID_LOG_FORMAT must be json or console, got {value!r}")
+    return "json" if value == "json" else "console"

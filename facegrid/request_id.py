@@ -36,17 +36,19 @@ class RequestIdServerInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
         method = handler_call_details.method
         request_id = _metadata_value(handler_call_details.invocation_metadata, REQUEST_ID_KEY)
-        inner = handler.unary_unary
+        inner: Any = handler.unary_unary
 
-        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def behaviour(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             structlog.contextvars.bind_contextvars(
                 request_id=request_id or uuid.uuid4().hex, rpc=method
             )

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from facegrid.config import get_bool, get_float, get_int, get_str
+from facegrid.config import get_bool, get_float, get_int, get_log_format, get_str
 from facegrid.logs import LogFormat
 
 
@@ -61,7 +61,7 @@ def load_config(env: Mapping[str, str]) -> MeshConfig:
         triton_http_port=get_int(env, "FACEGRID_TRITON_HTTP_PORT", 8100, minimum=1),
         model_repository=Path(get_str(env, "FACEGRID_MODEL_REPOSITORY", "triton_models")),
         database_url=database_url,
-        log_format="json" if get_str(env, "FACEGRID_LOG_FORMAT", "console") == "json" else "console",
+        log_format=get_log_format(env),
         logs_to_files=get_bool(env, "FACEGRID_LOGS_TO_FILES", False),
         start_timeout_s=get_float(env, "FACEGRID_START_TIMEOUT_S", 180.0),
     )

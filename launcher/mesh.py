@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -62,7 +63,9 @@ class Mesh:
         """Address of the public gRPC endpoint (Envoy)."""
         return f"{self.config.host}:{self.config.envoy_port}"
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str], ready: Callable[[], bool]) -> None:
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str], ready: Callable[[], bool]
+    ) -> None:
         out: IO[bytes] | None = None
         if self.config.logs_to_files:
             logs = self.config.data_dir / "logs"
@@ -198,8 +201,7 @@ def start_mesh(config: MeshConfig, base_env: dict[str, str]) -> Mesh:
             ("admin_svc", config.admin_port),
             ("api_svc", config.api_port),
         ):
-            address = f"{host}:{port}"
-            mesh._spawn(name, [python, "-m", name], env, lambda a=address: grpc_serving(a))
+            mesh._spawn(name, [python, "-m", name], env, partial(grpc_serving, f"{host}:{port}"))
         envoy = str(Path(python).parent / "envoy")
         argv = [envoy, "-c", str(_envoy_config(config)), "--log-level", "warn"]
         mesh._spawn("envoy", argv, env, lambda: http_ok(f"http://{host}:{config.envoy_port}/ready"))
