@@ -38,6 +38,9 @@ class ServiceError(Exception):
     """CompreFace's numeric error code for the REST surface, when it has one."""
     metadata: Mapping[str, str] = field(default_factory=dict)
     """Extra ErrorInfo metadata (field names, indexes)."""
+    http_status: int | None = None
+    """HTTP status for the REST edge when the gRPC code's default mapping is wrong (e.g. 405
+    for CompreFace's code 32); carried in ErrorInfo metadata ``http_status``."""
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}"
@@ -63,6 +66,8 @@ def to_status(error: ServiceError) -> grpc.Status:
     info.metadata.update(error.metadata)
     if error.compreface_code is not None:
         info.metadata["compreface_code"] = str(error.compreface_code)
+    if error.http_status is not None:
+        info.metadata["http_status"] = str(error.http_status)
     detail = any_pb2.Any()
     detail.Pack(info)
     rpc_status = status_pb2.Status(
@@ -73,10 +78,17 @@ def to_status(error: ServiceError) -> grpc.Status:
     ]
     if error.compreface_code is not None:
         metadata.append((COMPREFACE_CODE_KEY, str(error.compreface_code)))
+    if error.http_status is not None:
+        metadata.append((HTTP_STATUS_KEY, str(error.http_status)))
     return _Status(error.code, error.message, tuple(metadata))
 
 
-async def abort(context: grpc.aio.ServicerContext, error: ServiceError) -> NoReturn:
+async def set_http_status(context: grpc.aio.ServicerContext[Any, Any], status: int) -> None:
+    """Asks the REST edge to answer a successful call with ``status`` (e.g. 201 Created)."""
+    await context.send_initial_metadata(((HTTP_STATUS_KEY, str(status)),))
+
+
+async def abort(context: grpc.aio.ServicerContext[Any, Any], error: ServiceError) -> NoReturn:
     """Ends the RPC with ``error``."""
     await context.abort_with_status(to_status(error))
     raise AssertionError("abort_with_status returned")  # pragma: no cover

@@ -39,6 +39,8 @@ class GatewayPorts:
     """Descriptor set built by ``make proto`` (relative to the working directory)."""
     max_request_bytes: int = 10 * 1024 * 1024
     """Largest request body, bytes (CompreFace: 10 MB per request)."""
+    services: tuple[str, ...] = PUBLIC_SERVICES
+    """gRPC services transcoded and routed at the edge."""
 
 
 def _indent(text: str, spaces: int) -> str:
@@ -59,7 +61,7 @@ def render(ports: GatewayPorts) -> str:
         host=ports.host,
         descriptor_path=ports.descriptor_path,
         max_request_bytes=ports.max_request_bytes,
-        services="\n".join(f"                        - {name}" for name in PUBLIC_SERVICES),
+        services="\n".join(f"                        - {name}" for name in ports.services),
         lua=_indent(lua, 26),
     )
 

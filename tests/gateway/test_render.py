@@ -1,0 +1,36 @@
+"""envoy.yaml is exactly the rendered default, and non-default ports render where they belong."""
+
+from pathlib import Path
+
+from gateway.render import PUBLIC_SERVICES, GatewayPorts, render
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_committed_envoy_yaml_is_the_rendered_default() -> None:
+    assert (REPO / "envoy.yaml").read_text() == render(GatewayPorts()), (
+        "envoy.yaml is stale: run `python -m gateway.render > envoy.yaml`"
+    )
+
+
+def test_custom_ports_reach_listener_and_clusters() -> None:
+    text = render(
+        GatewayPorts(
+            listen_port=18000,
+            api_port=15001,
+            embed_port=15002,
+            admin_svc_port=15003,
+            admin_port=19901,
+        )
+    )
+    assert "port_value: 18000" in text and "port_value: 19901" in text
+    for port in (15001, 15002, 15003):
+        assert f"port_value: {port}}}" in text
+    assert "port_value: 8000" not in text
+
+
+def test_embed_service_is_never_exposed() -> None:
+    text = render(GatewayPorts())
+    assert all("embedding" not in name for name in PUBLIC_SERVICES)
+    assert "facegrid.embedding.v1" not in text
+    assert 'prefix: "/facegrid.embedding' not in text
