@@ -36,9 +36,14 @@ run: venv proto models
 test: venv proto models
 	$(VPY) -m pytest
 
-lint:
+lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	rm -rf build/buf-deps && mkdir -p build/buf-deps/google/api build/buf-deps/google/rpc
+	cp $(SITE)/google/api/annotations.proto $(SITE)/google/api/http.proto \
+	  $(SITE)/google/api/httpbody.proto build/buf-deps/google/api/
+	cp $(SITE)/google/rpc/error_details.proto build/buf-deps/google/rpc/
+	$(VENV)/bin/buf lint
 
 typecheck: proto
 	$(VENV)/bin/mypy facegrid/*.py api_svc admin_svc embed_svc gateway launcher tests
