@@ -1,0 +1,1 @@
+"""embed_svc: stateless image -> faces, embeddings and attributes, over gRPC (internal)."""

@@ -1,0 +1,19 @@
+"""Entry point: ``python -m embed_svc`` (configuration from the environment)."""
+
+import asyncio
+import os
+
+from embed_svc.config import load_config
+from embed_svc.server import serve
+from facegrid.logs import configure
+
+
+def main() -> None:
+    """Loads the configuration, sets up logging and serves until a signal."""
+    config = load_config(os.environ)
+    configure("embed_svc", config.log_format)
+    asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    main()

