@@ -1,5 +1,7 @@
 """envoy.yaml is exactly the rendered default, and non-default ports render where they belong."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 from gateway.render import PUBLIC_SERVICES, GatewayPorts, render
@@ -34,3 +36,16 @@ def test_embed_service_is_never_exposed() -> None:
     assert all("embedding" not in name for name in PUBLIC_SERVICES)
     assert "facegrid.embedding.v1" not in text
     assert 'prefix: "/facegrid.embedding' not in text
+
+
+def test_envoy_accepts_the_default_config_and_descriptor() -> None:
+    envoy = str(Path(sys.executable).parent / "envoy")
+    result = subprocess.run(
+        [envoy, "--mode", "validate", "-c", "envoy.yaml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
