@@ -69,8 +69,14 @@ class CalculatorSpec:
     """Input value = pixel (0..255) x scale."""
     embedding_size: int
     """Length of the embedding."""
-    calibration: Calibration
-    """Distance-to-similarity mapping."""
+    calibrations: dict[tuple[str, bool], Calibration]
+    """Distance-to-similarity mappings by (alignment, mirror averaging); box-crop
+    calculators use the alignment name ``box``."""
+
+    def calibration(self, alignment: str, mirror_average: bool) -> Calibration:
+        """The mapping measured for this way of cutting and embedding faces."""
+        key = ("box" if self.crop == "box" else alignment, mirror_average)
+        return self.calibrations[key]
 
     def encode(self, crops: list[RgbImage]) -> FloatArray:
         """The network input for a batch of RGB uint8 crops of ``input_size`` pixels."""
@@ -125,7 +131,13 @@ DLIB_RESNET = CalculatorSpec(
     bgr=False,
     scale=1.0,
     embedding_size=128,
-    calibration=Calibration(c0=0.5, c1=10.0),
+    # bench/accuracy.py on /work/shared/faces (docs/benchmarks.md).
+    calibrations={
+        ("dlib68", True): Calibration(c0=0.3738, c1=19.4),
+        ("dlib68", False): Calibration(c0=0.3869, c1=19.4),
+        ("blazeface", True): Calibration(c0=0.3646, c1=19.4),
+        ("blazeface", False): Calibration(c0=0.3938, c1=19.4),
+    },
 )
 
 #: Calculators by public name.

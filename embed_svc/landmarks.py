@@ -21,9 +21,9 @@ PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 
 #: dlib box from a BlazeFace box: centre shift (x, y) and side, in BlazeFace box widths.
 #: Fitted by bench/fit_dlib_rect.py (median over the faces both detectors found).
-DLIB_RECT_DX = 0.0
-DLIB_RECT_DY = 0.0
-DLIB_RECT_SIDE = 1.0
+DLIB_RECT_DX = 0.0043
+DLIB_RECT_DY = -0.0180
+DLIB_RECT_SIDE = 0.9741
 
 
 def package_model_path(filename: str) -> Path:
@@ -43,8 +43,10 @@ def dlib_rect(detection: Detection) -> dlib.rectangle:
     box = detection.box
     cx = (box.x_min + box.x_max) / 2 + DLIB_RECT_DX * box.width
     cy = (box.y_min + box.y_max) / 2 + DLIB_RECT_DY * box.width
-    half = DLIB_RECT_SIDE * box.width / 2
-    return dlib.rectangle(round(cx - half), round(cy - half), round(cx + half), round(cy + half))
+    side = max(1, round(DLIB_RECT_SIDE * box.width))
+    left = round(cx - side / 2)
+    top = round(cy - side / 2)
+    return dlib.rectangle(left, top, left + side - 1, top + side - 1)
 
 
 class LandmarkPredictor:
@@ -98,7 +100,7 @@ def five_from_blazeface(keypoints: Points) -> Points:
 #: fitted by bench/fit_dlib_rect.py; used when a whole image is declared to be one face and
 #: the detector finds none in it.
 KEYPOINTS_IN_BOX = np.array(
-    [(0.32, 0.38), (0.68, 0.38), (0.50, 0.58), (0.50, 0.78), (0.05, 0.45), (0.95, 0.45)],
+    [(0.286, 0.282), (0.706, 0.274), (0.499, 0.522), (0.504, 0.722), (0.063, 0.381), (0.94, 0.36)],
     dtype=np.float64,
 )
 

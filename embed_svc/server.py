@@ -95,6 +95,8 @@ async def create_server(config: EmbedConfig, backend: InferenceBackend) -> Embed
         default_threshold=config.det_prob_threshold,
         max_images=config.max_images_per_request,
         backend_name=backend.name,
+        alignment=config.alignment,
+        mirror_average=config.mirror_average,
     )
     running = await start_server(
         host=config.host,

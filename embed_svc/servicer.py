@@ -35,6 +35,8 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         default_threshold: float,
         max_images: int,
         backend_name: str,
+        alignment: str,
+        mirror_average: bool,
     ) -> None:
         self._analyzer = analyzer
         self._watch = watch
@@ -42,6 +44,8 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         self._default_threshold = default_threshold
         self._max_images = max_images
         self._backend_name = backend_name
+        self._alignment = alignment
+        self._mirror_average = mirror_average
 
     async def AnalyzeImages(
         self, request: pb.AnalyzeImagesRequest, context: grpc.aio.ServicerContext
@@ -107,13 +111,12 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         for name, spec in catalog.CALCULATORS.items():
             if spec.model not in self._watch.available and name != self._default_calculator:
                 continue
+            calibration = spec.calibration(self._alignment, self._mirror_average)
             response.calculators.append(
                 pb.CalculatorInfo(
                     model=_version(spec.info),
                     embedding_size=spec.embedding_size,
-                    calibration=pb.SimilarityCalibration(
-                        c0=spec.calibration.c0, c1=spec.calibration.c1
-                    ),
+                    calibration=pb.SimilarityCalibration(c0=calibration.c0, c1=calibration.c1),
                     is_default=name == self._default_calculator,
                 )
             )

@@ -78,7 +78,7 @@ def test_dlib_rect_is_square_around_the_box() -> None:
 
     detection = Detection(Box(100, 100, 200, 200), 0.9, np.zeros((6, 2)))
     rect = landmarks.dlib_rect(detection)
-    assert rect.width() == rect.height()
+    assert rect.width() == rect.height() == round(landmarks.DLIB_RECT_SIDE * 100)
     centre = ((rect.left() + rect.right()) / 2, (rect.top() + rect.bottom()) / 2)
     assert abs(centre[0] - 150) < 0.3 * 100 and abs(centre[1] - 150) < 0.3 * 100
 

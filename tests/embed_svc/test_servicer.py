@@ -115,7 +115,7 @@ async def test_status_publishes_models_and_calibration(served_fake: ServedEmbed)
     assert status.detector.name == catalog.DETECTOR.info.name
     (calculator,) = status.calculators
     assert calculator.is_default and calculator.embedding_size == 128
-    assert calculator.calibration.c0 == catalog.DLIB_RESNET.calibration.c0
+    assert calculator.calibration.c0 == catalog.DLIB_RESNET.calibration("dlib68", True).c0
     assert calculator.calibration.c1 > 0
     assert "landmarks" in status.plugins and "age" not in status.plugins
 
