@@ -1,0 +1,128 @@
+"""Builds and runs an admin_svc node: schema migrations, pool, servicer, gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+import grpc
+import structlog
+
+from admin_svc.config import AdminConfig
+from admin_svc.demo import DemoSetup, describe, ensure_demo
+from admin_svc.deps import Deps
+from admin_svc.embed_client import EmbedClient, GrpcEmbedClient
+from admin_svc.embedding_migration import EmbeddingMigrator
+from admin_svc.migrate import migrate
+from admin_svc.passwords import PasswordHasher
+from admin_svc.secrets_store import token_secret
+from admin_svc.servicer import AdminServicer
+from admin_svc.tokens import TokenSigner
+from facegrid.admin.v1 import admin_service_pb2_grpc
+from facegrid.server import RunningServer, start_server, stop_server, wait_for_signal
+
+log = structlog.get_logger()
+
+SERVICE_NAME = "facegrid.admin.v1.AdminService"
+
+
+@dataclass(slots=True)
+class AdminServer:
+    """A running admin_svc node and what it holds."""
+
+    running: RunningServer
+    """The gRPC server (SERVING)."""
+    pool: asyncpg.Pool
+    """PostgreSQL pool."""
+    migrator: EmbeddingMigrator
+    """Embedding migration jobs of this node."""
+    supervisor: asyncio.Task[None]
+    """Takes over migrations abandoned by dead nodes."""
+    embed_channel: grpc.aio.Channel | None
+    """Channel to embed_svc, when this node opened it."""
+    demo: DemoSetup | None
+    """The demo set-up made at this start, if any."""
+
+    async def stop(self, grace_s: float) -> None:
+        """Stops serving, lets calls finish, then ends jobs and connections."""
+        await stop_server(self.running, grace_s)
+        self.supervisor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.supervisor
+        await self.migrator.close()
+        if self.embed_channel is not None:
+            await self.embed_channel.close()
+        await self.pool.close()
+
+
+async def create_server(config: AdminConfig, embed: EmbedClient | None = None) -> AdminServer:
+    """Applies the schema migrations, connects, runs the demo set-up, then serves (SERVING).
+
+    ``embed`` replaces the gRPC client of embed_svc (tests).
+    """
+    applied = await migrate(config.database_url)
+    pool = await asyncpg.create_pool(
+        config.database_url,
+        min_size=1,
+        max_size=config.db_pool_max,
+        command_timeout=config.db_command_timeout_s,
+    )
+    try:
+        async with pool.acquire() as conn:
+            secret = await token_secret(conn, config.token_secret)
+            demo = await ensure_demo(conn) if config.demo_setup else None
+    except BaseException:
+        await pool.close()
+        raise
+    if config.token_secret is None:
+        log.warning(
+            "token_secret_from_database",
+            hint="set FACEGRID_TOKEN_SECRET (FACEGRID_ENV=production requires it)",
+        )
+    embed_channel = None
+    if embed is None:
+        embed, embed_channel = GrpcEmbedClient.connect(config.embed_url, config.embed_timeout_s)
+    migrator = EmbeddingMigrator(
+        pool, embed, batch_size=config.migration_batch_size, lease_s=config.migration_lease_s
+    )
+    deps = Deps(
+        pool=pool,
+        signer=TokenSigner(secret, config.access_token_ttl_s),
+        hasher=PasswordHasher(config.password_time_cost, config.password_memory_kib),
+        migrator=migrator,
+        refresh_ttl_s=config.refresh_token_ttl_s,
+    )
+    servicer = AdminServicer(deps)
+    running = await start_server(
+        host=config.host,
+        port=config.port,
+        register=lambda server: admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
+            servicer, server
+        ),
+        service_names=[SERVICE_NAME],
+    )
+    supervisor = asyncio.create_task(migrator.supervise(), name="migration-supervisor")
+    await running.set_serving(True)
+    log.info(
+        "admin_svc_ready",
+        port=running.port,
+        environment=config.environment,
+        migrations_applied=applied,
+        demo_created=demo is not None,
+    )
+    return AdminServer(running, pool, migrator, supervisor, embed_channel, demo)
+
+
+async def serve(config: AdminConfig, announce: Callable[[str], None]) -> None:
+    """Runs until SIGINT/SIGTERM. ``announce`` shows the demo API keys to the operator (standard
+    output, never the log)."""
+    server = await create_server(config)
+    if server.demo is not None:
+        announce(describe(server.demo))
+    try:
+        await wait_for_signal()
+    finally:
+        await server.stop(config.shutdown_grace_s)
