@@ -280,7 +280,6 @@ class FaceAnalyzer:
         prepared = _Prepared([], [], [], [], {})
         watch = Stopwatch(prepared.ms)
         calculator = params.calculator
-        height, width = image.work.shape[:2]
         for detection in faces:
             started = time.perf_counter()
             shape = self._predictor.shape(image.work, detection) if need_68 else None
@@ -304,7 +303,7 @@ class FaceAnalyzer:
             pose = None
             if params.pose and points is not None:
                 started = time.perf_counter()
-                pose = estimate_pose(points, width, height)
+                pose = estimate_pose(points)
                 watch.add("pose", started)
             prepared.poses.append(pose)
         return prepared

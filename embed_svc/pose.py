@@ -1,8 +1,10 @@
 """Head pose (pitch, roll, yaw in degrees) from dlib's 68 landmarks with a generic 3-D face.
 
 ``cv2.solvePnP`` fits six points of a mean face (nose tip, chin, outer eye corners, mouth
-corners) to the landmarks under a pinhole camera whose focal length is the image width. The
-angles are read from where the fitted head points, so their signs follow
+corners) to the landmarks under a pinhole camera looking straight at the face (principal
+point on the face, focal length ``FOCAL_IN_EYE_SPANS`` outer-eye-corner distances), so the
+pose is relative to the line of sight and does not change when the photo is cropped or
+scaled. The angles are read from where the fitted head points, so their signs follow
 ``facegrid.common.v1.Pose``: pitch positive looking up, yaw positive looking towards the
 image's right, roll positive for a clockwise tilt in the image.
 """
@@ -34,10 +36,15 @@ FACE_MODEL = np.array(
 )
 
 
-def camera_matrix(width: int, height: int) -> np.ndarray:
-    """A pinhole camera for an image of that size: focal length = width, centred."""
+#: Focal length of the assumed camera in outer-eye-corner distances: a face filling about a
+#: quarter of the frame width of a normal lens.
+FOCAL_IN_EYE_SPANS = 8.0
+
+
+def camera_matrix(focal: float, centre_x: float, centre_y: float) -> np.ndarray:
+    """A pinhole camera with that focal length (pixels) and principal point."""
     return np.array(
-        [[width, 0.0, width / 2], [0.0, width, height / 2], [0.0, 0.0, 1.0]], dtype=np.float64
+        [[focal, 0.0, centre_x], [0.0, focal, centre_y], [0.0, 0.0, 1.0]], dtype=np.float64
     )
 
 
@@ -51,17 +58,19 @@ def rotation_angles(rotation: np.ndarray) -> HeadPose:
     return HeadPose(pitch=pitch, roll=roll, yaw=yaw)
 
 
-def estimate_pose(points68: Points, width: int, height: int) -> HeadPose:
-    """Head pose from 68 landmarks in an image of ``width`` x ``height`` pixels."""
+def estimate_pose(points68: Points) -> HeadPose:
+    """Head pose from dlib's 68 landmarks (any pixel frame)."""
     image_points = points68[list(POSE_POINT_INDEXES)].astype(np.float64)
-    camera = camera_matrix(width, height)
+    eye_span = float(np.linalg.norm(image_points[3] - image_points[2]))
+    centre = image_points.mean(axis=0)
+    camera = camera_matrix(max(eye_span, 1.0) * FOCAL_IN_EYE_SPANS, centre[0], centre[1])
     ok, rvec, _tvec = cv2.solvePnP(
         FACE_MODEL,
         image_points,
         camera,
         np.zeros(4),
         rvec=np.zeros((3, 1)),
-        tvec=np.array([[0.0], [0.0], [1000.0]]),
+        tvec=np.array([[0.0], [0.0], [450.0 * FOCAL_IN_EYE_SPANS]]),
         useExtrinsicGuess=True,
         flags=cv2.SOLVEPNP_ITERATIVE,
     )

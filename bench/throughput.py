@@ -1,0 +1,247 @@
+"""Throughput of the detector, the embedder and the whole embed_svc pipeline.
+
+    python -m bench.throughput [--faces /work/shared/faces] [--repository triton_models]
+                               [--seconds 10] [--skip-triton]
+
+1. In process, onnxruntime: detector images/s and faces/s on the group photos; embedder
+   faces/s on aligned chips at batch 1 and batch 32.
+2. The pipeline (decode, detect, 68 landmarks, align, embed with mirror averaging) on
+   one-face photos with the calculator plugin: in process on onnxruntime (FaceAnalyzer called
+   directly), then as the real service - ``python -m embed_svc`` in its own process on Triton
+   (tritonserver started here on free ports) - called over gRPC. Each at 1 request in flight
+   (batch 1) and at 32 concurrent requests; the service's faces/s is given as a ratio to the
+   in-process figure at the same concurrency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from embed_svc import align, catalog, detector
+from embed_svc.analyzer import AnalyzeParams, AnalyzerSettings, FaceAnalyzer
+from embed_svc.backends.onnx import OnnxBackend
+from embed_svc.images import ImageLimits, decode_image
+from embed_svc.landmarks import PREDICTOR_FILE, LandmarkPredictor, package_model_path
+from embed_svc.types import Box
+from facegrid.embedding.v1 import embedding_service_pb2 as pb
+from facegrid.embedding.v1 import embedding_service_pb2_grpc as pb_grpc
+from facegrid.server import channel_options
+from launcher.readiness import grpc_serving, http_ok
+from launcher.triton import triton_command
+
+REPO = Path(__file__).resolve().parents[1]
+LIMITS = ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000, max_detect_size=1920)
+PARAMS = AnalyzeParams(0.5, 0, False, catalog.DLIB_RESNET, False, False, False, False)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def rate(
+    call: Callable[[int], Awaitable[int]], concurrency: int, seconds: float
+) -> tuple[float, float]:
+    """(calls/s, faces/s) of ``call(i)`` (returning its face count) kept ``concurrency`` deep."""
+    deadline = time.perf_counter() + seconds
+    calls = 0
+    faces = 0
+    counter = iter(range(10**9))
+
+    async def worker() -> None:
+        nonlocal calls, faces
+        while time.perf_counter() < deadline:
+            faces += await call(next(counter))
+            calls += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return calls / elapsed, faces / elapsed
+
+
+async def components(args: argparse.Namespace, backend: OnnxBackend) -> dict[str, float]:
+    """Detector and embedder alone, in process."""
+    manifest = json.loads((args.faces / "manifest.json").read_text())
+    groups = [
+        decode_image((args.faces / e["file"]).read_bytes(), LIMITS)
+        for e in manifest["group_photos"]
+    ]
+    tensors = [detector.letterbox(image.work) for image in groups]
+
+    async def detect(i: int) -> int:
+        tensor, fit = tensors[i % len(tensors)]
+        out = await backend.infer(
+            catalog.DETECTOR.model,
+            {catalog.DETECTOR.input: tensor[None]},
+            [catalog.DETECTOR.regressors, catalog.DETECTOR.classificators],
+        )
+        return len(
+            detector.decode(
+                out[catalog.DETECTOR.regressors][0],
+                out[catalog.DETECTOR.classificators][0],
+                fit,
+                0.5,
+            )
+        )
+
+    images_s, faces_s = await rate(detect, 1, args.seconds)
+    print(
+        f"detector (in process, 1 image per call): {images_s:.1f} images/s, {faces_s:.1f} faces/s"
+    )
+    work = groups[0].work
+    height, width = work.shape[:2]
+    chip = align.box_crop(work, Box(width * 0.3, height * 0.2, width * 0.7, height * 0.6), 150)
+    results = {"detector_images_s": images_s, "detector_faces_s": faces_s}
+    for batch in (1, 32):
+        inputs = catalog.DLIB_RESNET.encode([chip] * batch)
+
+        async def embed(_: int, inputs: np.ndarray = inputs, batch: int = batch) -> int:
+            await backend.infer(
+                catalog.DLIB_RESNET.model,
+                {catalog.DLIB_RESNET.input: inputs},
+                [catalog.DLIB_RESNET.output],
+            )
+            return batch
+
+        _, per_s = await rate(embed, 1, args.seconds)
+        print(f"embedder (in process, batch {batch}): {per_s:.1f} faces/s")
+        results[f"embedder_batch{batch}_faces_s"] = per_s
+    return results
+
+
+def one_face_photos(faces: Path) -> list[bytes]:
+    """The identity photos (one face each)."""
+    manifest = json.loads((faces / "manifest.json").read_text())
+    return [
+        (faces / entry["file"]).read_bytes()
+        for entries in manifest["identities"].values()
+        for entry in entries
+    ]
+
+
+async def pipeline_in_process(
+    args: argparse.Namespace, backend: OnnxBackend, photos: list[bytes]
+) -> dict[int, float]:
+    executor = ThreadPoolExecutor(max_workers=2)
+    predictor = LandmarkPredictor.load(package_model_path(PREDICTOR_FILE))
+    analyzer = FaceAnalyzer(
+        backend, predictor, executor, AnalyzerSettings(LIMITS, "dlib68", True), None
+    )
+
+    async def analyze(i: int) -> int:
+        results, _ = await analyzer.analyze([photos[i % len(photos)]], PARAMS)
+        return len(results[0].faces)
+
+    out = {}
+    for concurrency in (1, 32):
+        _, faces_s = await rate(analyze, concurrency, args.seconds)
+        print(f"pipeline in process (onnxruntime), {concurrency} in flight: {faces_s:.1f} faces/s")
+        out[concurrency] = faces_s
+    executor.shutdown()
+    return out
+
+
+async def pipeline_service(args: argparse.Namespace, photos: list[bytes]) -> dict[int, float]:
+    """embed_svc as its own process on a tritonserver started here."""
+    work = Path(tempfile.mkdtemp(prefix="fg-bench-"))
+    grpc_port, http_port, embed_port = _free_port(), _free_port(), _free_port()
+    triton = triton_command(
+        model_repository=args.repository,
+        work_dir=work,
+        grpc_port=grpc_port,
+        http_port=http_port,
+    )
+    logs = (work / "triton.log").open("wb")
+    triton_process = subprocess.Popen(triton.argv, env=triton.env, stdout=logs, stderr=logs)
+    env = dict(os.environ)
+    env.update(
+        FACEGRID_EMBED_PORT=str(embed_port),
+        FACEGRID_TRITON_URL=f"127.0.0.1:{grpc_port}",
+        FACEGRID_EMBED_BACKEND="triton",
+        FACEGRID_LOG_FORMAT="json",
+    )
+    embed_log = (work / "embed.log").open("wb")
+    embed_process = subprocess.Popen(
+        [sys.executable, "-m", "embed_svc"], cwd=REPO, env=env, stdout=embed_log, stderr=embed_log
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (
+            http_ok(f"http://127.0.0.1:{http_port}/v2/health/ready")
+            and grpc_serving(f"127.0.0.1:{embed_port}")
+        ):
+            if time.monotonic() > deadline or triton_process.poll() is not None:
+                raise RuntimeError(f"Triton or embed_svc did not start; logs in {work}")
+            time.sleep(0.5)
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{embed_port}", options=channel_options())
+        stub = pb_grpc.EmbeddingServiceStub(channel)
+        options = pb.AnalyzeOptions(plugins=[pb.FACE_PLUGIN_CALCULATOR])
+
+        async def analyze(i: int) -> int:
+            request = pb.AnalyzeImagesRequest(images=[photos[i % len(photos)]], options=options)
+            response = await stub.AnalyzeImages(request, timeout=60)
+            return len(response.images[0].faces)
+
+        await rate(analyze, 4, 2.0)  # warm-up
+        out = {}
+        for concurrency in (1, 32):
+            _, faces_s = await rate(analyze, concurrency, args.seconds)
+            print(f"embed_svc on Triton over gRPC, {concurrency} in flight: {faces_s:.1f} faces/s")
+            out[concurrency] = faces_s
+        await channel.close()
+        return out
+    finally:
+        for process in (embed_process, triton_process):
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    print(f"machine: {os.cpu_count()} CPUs; {args.seconds:.0f} s per measurement")
+    backend = await OnnxBackend.connect(
+        args.repository, [catalog.DETECTOR.model, catalog.DLIB_RESNET.model], threads=1
+    )
+    await components(args, backend)
+    photos = one_face_photos(args.faces)
+    local = await pipeline_in_process(args, backend, photos)
+    await backend.close()
+    if args.skip_triton:
+        return
+    remote = await pipeline_service(args, photos)
+    for concurrency in (1, 32):
+        print(
+            f"ratio service/in-process at {concurrency} in flight: "
+            f"{remote[concurrency] / local[concurrency]:.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--faces", type=Path, default=Path("/work/shared/faces"))
+    parser.add_argument("--repository", type=Path, default=Path("triton_models"))
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--skip-triton", action="store_true")
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
