@@ -115,10 +115,10 @@ def _rotate(pixels: np.ndarray, degrees: float) -> np.ndarray:
     return cv2.warpAffine(pixels, matrix, (width, height), borderMode=cv2.BORDER_REFLECT)
 
 
-async def _faces(served: Served, data: bytes, plugins: list[int] | None = None) -> list[pb.Face]:
+async def _faces(served: Served, data: bytes) -> list[pb.Face]:
     response = await served.stub.AnalyzeImages(
         pb.AnalyzeImagesRequest(
-            images=[data], options=pb.AnalyzeOptions(plugins=plugins or CALCULATOR_PLUGINS)
+            images=[data], options=pb.AnalyzeOptions(plugins=CALCULATOR_PLUGINS)
         )
     )
     return list(response.images[0].faces)
