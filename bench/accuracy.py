@@ -30,11 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from embed_svc import catalog
-from embed_svc.analyzer import AnalyzeParams, AnalyzerSettings, FaceAnalyzer
+from embed_svc.analyzer import AnalyzerSettings, FaceAnalyzer
 from embed_svc.backends.onnx import OnnxBackend
 from embed_svc.catalog import CalculatorSpec
 from embed_svc.images import ImageLimits
 from embed_svc.landmarks import PREDICTOR_FILE, LandmarkPredictor, package_model_path
+from embed_svc.types import AnalyzeParams
 
 LIMITS = ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000, max_detect_size=1920)
 

@@ -32,11 +32,11 @@ import grpc
 import numpy as np
 
 from embed_svc import align, catalog, detector
-from embed_svc.analyzer import AnalyzeParams, AnalyzerSettings, FaceAnalyzer
+from embed_svc.analyzer import AnalyzerSettings, FaceAnalyzer
 from embed_svc.backends.onnx import OnnxBackend
 from embed_svc.images import ImageLimits, decode_image
 from embed_svc.landmarks import PREDICTOR_FILE, LandmarkPredictor, package_model_path
-from embed_svc.types import Box
+from embed_svc.types import AnalyzeParams, Box
 from facegrid.embedding.v1 import embedding_service_pb2 as pb
 from facegrid.embedding.v1 import embedding_service_pb2_grpc as pb_grpc
 from facegrid.server import channel_options

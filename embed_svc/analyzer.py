@@ -25,12 +25,15 @@ from embed_svc.landmarks import LandmarkPredictor
 from embed_svc.pose import estimate_pose
 from embed_svc.types import (
     AgeEstimate,
+    AnalyzeParams,
     Box,
     DecodedImage,
     Detection,
+    FaceResult,
     FloatArray,
     GenderEstimate,
     HeadPose,
+    ImageResult,
     Points,
     RgbImage,
 )
@@ -59,60 +62,6 @@ class AnalyzerSettings:
     """``dlib68`` or ``blazeface`` (chip alignment of chip-based calculators)."""
     mirror_average: bool
     """Average each embedding with that of the mirrored chip."""
-
-
-@dataclass(frozen=True, slots=True)
-class AnalyzeParams:
-    """What one request asks for."""
-
-    det_prob_threshold: float
-    """Minimum detector confidence, 0..1."""
-    limit: int
-    """Most faces per image, largest first; 0 = all."""
-    whole_image_is_face: bool
-    """Skip detection: each image is one face."""
-    calculator: CalculatorSpec | None
-    """Embedding model to run, or None."""
-    landmarks: bool
-    """Return the five landmarks."""
-    age: bool
-    """Estimate age."""
-    gender: bool
-    """Estimate gender."""
-    pose: bool
-    """Estimate head pose."""
-
-
-@dataclass(frozen=True, slots=True)
-class FaceResult:
-    """One face of an image; coordinates in source-image pixels."""
-
-    box: Box
-    """Face box, clipped to the image."""
-    score: float
-    """Detector confidence (1.0 for a whole-image face)."""
-    landmarks: Points | None = None
-    """Five CompreFace landmarks, shape (5, 2), when asked for."""
-    embedding: FloatArray | None = None
-    """L2-normalised embedding, when a calculator was asked for."""
-    age: AgeEstimate | None = None
-    """Age, when asked for."""
-    gender: GenderEstimate | None = None
-    """Gender, when asked for."""
-    pose: HeadPose | None = None
-    """Head pose, when asked for."""
-
-
-@dataclass(frozen=True, slots=True)
-class ImageResult:
-    """The faces of one image, by decreasing box area."""
-
-    width: int
-    """Source width after EXIF orientation, pixels."""
-    height: int
-    """Source height, pixels."""
-    faces: tuple[FaceResult, ...]
-    """Faces found."""
 
 
 @dataclass(slots=True)

@@ -7,13 +7,12 @@ from collections.abc import Sequence
 import grpc
 import structlog
 
-from embed_svc import catalog
-from embed_svc.analyzer import AnalyzeParams, BadImage, FaceAnalyzer, FaceResult
+from embed_svc import catalog, render
+from embed_svc.analyzer import BadImage, FaceAnalyzer
 from embed_svc.backends.base import BackendError, BackendUnavailable, ModelUnavailable
 from embed_svc.catalog import CalculatorSpec
 from embed_svc.readiness import ModelWatch
-from embed_svc.types import ModelInfo
-from facegrid.common.v1 import common_pb2
+from embed_svc.types import AnalyzeParams, ModelInfo
 from facegrid.embedding.v1 import embedding_service_pb2 as pb
 from facegrid.embedding.v1 import embedding_service_pb2_grpc as pb_grpc
 from facegrid.errors import ServiceError, abort, invalid_argument
@@ -65,13 +64,13 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
                 pb.ImageFaces(
                     width=image.width,
                     height=image.height,
-                    faces=[_face(face) for face in image.faces],
+                    faces=[render.face(face) for face in image.faces],
                 )
             )
         for key, info in self._models_used(params).items():
-            response.models[key].CopyFrom(_version(info))
+            response.models[key].CopyFrom(render.version(info))
         if params.calculator is not None:
-            response.calculator.CopyFrom(_version(params.calculator.info))
+            response.calculator.CopyFrom(render.version(params.calculator.info))
         return response
 
     async def EmbedFaces(
@@ -97,8 +96,10 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         except (BadImage, BackendError) as exc:
             await abort(context, _translate(exc))
         return pb.EmbedFacesResponse(
-            embeddings=[pb.Embedding(values=_embedding_values(image.faces[0])) for image in images],
-            calculator=_version(calculator.info),
+            embeddings=[
+                pb.Embedding(values=render.embedding_values(image.faces[0])) for image in images
+            ],
+            calculator=render.version(calculator.info),
         )
 
     async def GetStatus(
@@ -106,7 +107,7 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
     ) -> pb.GetStatusResponse:
         """Describes the detector, the calculators that are ready and the plugin models."""
         response = pb.GetStatusResponse(
-            detector=_version(catalog.DETECTOR.info), backend=self._backend_name
+            detector=render.version(catalog.DETECTOR.info), backend=self._backend_name
         )
         for name, spec in catalog.CALCULATORS.items():
             if spec.model not in self._watch.available and name != self._default_calculator:
@@ -114,14 +115,14 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
             calibration = spec.calibration(self._alignment, self._mirror_average)
             response.calculators.append(
                 pb.CalculatorInfo(
-                    model=_version(spec.info),
+                    model=render.version(spec.info),
                     embedding_size=spec.embedding_size,
                     calibration=pb.SimilarityCalibration(c0=calibration.c0, c1=calibration.c1),
                     is_default=name == self._default_calculator,
                 )
             )
         for key, info in self._plugin_models().items():
-            response.plugins[key].CopyFrom(_version(info))
+            response.plugins[key].CopyFrom(render.version(info))
         return response
 
     def _check_count(self, images: Sequence[bytes]) -> None:
@@ -256,48 +257,3 @@ def _translate(exc: BadImage | BackendError) -> ServiceError:
         "inference failed",
         EMBEDDING_SERVICE_FAILED,
     )
-
-
-def _version(info: ModelInfo) -> pb.ModelVersion:
-    return pb.ModelVersion(name=info.name, version=info.version)
-
-
-def _embedding_values(face: FaceResult) -> list[float]:
-    return [] if face.embedding is None else face.embedding.tolist()
-
-
-def _face(face: FaceResult) -> pb.Face:
-    box = face.box
-    message = pb.Face(
-        box=common_pb2.Box(
-            probability=round(face.score, 5),
-            x_min=round(box.x_min),
-            y_min=round(box.y_min),
-            x_max=round(box.x_max),
-            y_max=round(box.y_max),
-        ),
-        embedding=_embedding_values(face),
-    )
-    if face.landmarks is not None:
-        message.landmarks.extend(
-            common_pb2.Point(x=float(x), y=float(y)) for x, y in face.landmarks
-        )
-    if face.age is not None:
-        message.age.CopyFrom(
-            common_pb2.Age(
-                probability=round(face.age.probability, 5),
-                low=face.age.low,
-                high=face.age.high,
-            )
-        )
-    if face.gender is not None:
-        message.gender.CopyFrom(
-            common_pb2.Gender(
-                probability=round(face.gender.probability, 5), value=face.gender.value
-            )
-        )
-    if face.pose is not None:
-        message.pose.CopyFrom(
-            common_pb2.Pose(pitch=face.pose.pitch, roll=face.pose.roll, yaw=face.pose.yaw)
-        )
-    return message

