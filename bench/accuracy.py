@@ -49,21 +49,18 @@ class Scores:
 
 
 def equal_error(scores: Scores) -> tuple[float, float]:
-    """(equal-error rate, distance threshold) sweeping every observed distance."""
+    """(equal-error rate, distance threshold): the threshold where the false-accept and
+    false-reject rates are closest; where a range of thresholds ties (few pairs), its middle."""
     thresholds = np.unique(np.concatenate([scores.genuine, scores.impostor]))
-    best = (1.0, 0.0, math.inf)
-    for t in thresholds:
-        far = float((scores.impostor <= t).mean())
-        frr = float((scores.genuine > t).mean())
-        gap = abs(far - frr)
-        if gap < best[2]:
-            best = ((far + frr) / 2, float(t), gap)
-    # Centre the threshold between the neighbouring distances around it.
-    t = best[1]
-    above = thresholds[thresholds > t]
-    if above.size:
-        t = (t + float(above[0])) / 2
-    return best[0], t
+    # Candidate thresholds halfway between consecutive observed distances.
+    candidates = (thresholds[:-1] + thresholds[1:]) / 2 if len(thresholds) > 1 else thresholds
+    far = (scores.impostor[None, :] <= candidates[:, None]).mean(axis=1)
+    frr = (scores.genuine[None, :] > candidates[:, None]).mean(axis=1)
+    gap = np.abs(far - frr)
+    best = np.flatnonzero(gap <= gap.min() + 1e-12)
+    low, high = candidates[best[0]], candidates[best[-1]]
+    rate = float(((far + frr) / 2)[best].mean())
+    return rate, float((low + high) / 2)
 
 
 def tar_at_far(scores: Scores, far: float) -> tuple[float, float]:
