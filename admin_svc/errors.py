@@ -22,12 +22,17 @@ def invalid(field: str, message: str, reason: str = "INVALID_FIELD") -> ServiceE
     return invalid_argument(reason, message, field=field)
 
 
+#: CompreFace's code for an unknown service ("model not found").
+SERVICE_NOT_FOUND_CODE = 10
+
+
 def not_found(kind: str, ident: object) -> ServiceError:
     """An id names nothing (404); ``kind`` is e.g. ``application``."""
     return ServiceError(
         grpc.StatusCode.NOT_FOUND,
         f"{kind.upper()}_NOT_FOUND",
         f"{kind} {ident} not found",
+        compreface_code=SERVICE_NOT_FOUND_CODE if kind == "service" else None,
         metadata={"id": str(ident)},
     )
 

@@ -185,7 +185,7 @@ class Admin:
         auth: Any,
         application_id: str,
         name: str = "faces",
-        service_type: int = common_pb2.SERVICE_TYPE_RECOGNITION,
+        service_type: common_pb2.ServiceType = common_pb2.SERVICE_TYPE_RECOGNITION,
     ) -> pb.Service:
         reply = await self.stub.CreateService(
             pb.CreateServiceRequest(application_id=application_id, name=name, type=service_type),

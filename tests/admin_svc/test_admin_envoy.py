@@ -211,7 +211,7 @@ def test_the_acceptance_path_over_rest(edge: Edge) -> None:
     assert deleted.status == 200, deleted.body
     gone = edge.call("GET", f"/apps/{app_id}/services/{service_id}", token)
     assert gone.status == 404
-    assert set(gone.json()) == {"message", "code"}
+    assert gone.json() == {"message": f"service {service_id} not found", "code": 10}
     listed = edge.call("GET", f"/apps/{app_id}/services", token)
     assert [s["name"] for s in listed.json()["services"]] == ["staff copy"]
 

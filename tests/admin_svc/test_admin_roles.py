@@ -59,7 +59,13 @@ async def _denied(call: Any, reason: str) -> None:
     assert info is not None and info.reason == reason
 
 
-async def _add(admin: Admin, team: Team, email: str, role: int, auth: Auth | None = None) -> None:
+async def _add(
+    admin: Admin,
+    team: Team,
+    email: str,
+    role: pb.ApplicationRole,
+    auth: Auth | None = None,
+) -> None:
     await admin.stub.AddMember(
         pb.AddMemberRequest(application_id=team.app.application_id, email=email, role=role),
         metadata=auth or team.owner_auth,
@@ -307,7 +313,7 @@ async def test_global_administrators_act_as_owner_of_every_application(
 
 
 async def test_global_roles_follow_compreface(admin: Admin, team: Team) -> None:
-    def set_role(user: pb.User, role: int, auth: Auth) -> Any:
+    def set_role(user: pb.User, role: pb.GlobalRole, auth: Auth) -> Any:
         return admin.stub.UpdateUserRole(
             pb.UpdateUserRoleRequest(user_id=user.user_id, global_role=role), metadata=auth
         )
