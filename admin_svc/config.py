@@ -55,7 +55,8 @@ class AdminConfig:
     default 16)."""
     migration_lease_s: float
     """A running migration whose worker has not reported for this many seconds is taken over
-    by another admin_svc node (FACEGRID_MIGRATION_LEASE_S, default 60)."""
+    by another admin_svc node (FACEGRID_MIGRATION_LEASE_S, default 120; keep it above
+    FACEGRID_EMBED_TIMEOUT_S: the lease is renewed before every embed_svc call)."""
     password_time_cost: int
     """Argon2id iterations (FACEGRID_PASSWORD_TIME_COST, default 3)."""
     password_memory_kib: int
@@ -98,7 +99,7 @@ def load_config(env: Mapping[str, str]) -> AdminConfig:
         embed_url=get_str(env, "FACEGRID_EMBED_URL", "127.0.0.1:50052"),
         embed_timeout_s=get_float(env, "FACEGRID_EMBED_TIMEOUT_S", 60.0),
         migration_batch_size=batch,
-        migration_lease_s=get_float(env, "FACEGRID_MIGRATION_LEASE_S", 60.0),
+        migration_lease_s=get_float(env, "FACEGRID_MIGRATION_LEASE_S", 120.0),
         password_time_cost=get_int(env, "FACEGRID_PASSWORD_TIME_COST", 3, minimum=1),
         password_memory_kib=get_int(env, "FACEGRID_PASSWORD_MEMORY_KIB", 65536, minimum=1024),
         shutdown_grace_s=get_float(env, "FACEGRID_SHUTDOWN_GRACE_S", 5.0),

@@ -12,9 +12,9 @@ Examples without a stored image cannot be re-computed: they are counted as skipp
 their old embedding (api_svc ignores examples made by another calculator than the service's).
 Images embed_svc rejects are counted as failed, likewise.
 
-Each running migration holds a lease (``heartbeat_at``, renewed every batch). A node that dies
-mid-way leaves it RUNNING; any admin_svc node's supervisor takes it over once the lease has
-expired and resumes where the staged results end.
+Each running migration holds a lease (``heartbeat_at``, renewed before every embed_svc call and
+with every batch's results). A node that dies mid-way leaves it RUNNING; any admin_svc node's
+supervisor takes it over once the lease has expired and resumes where the staged results end.
 """
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ DEFAULT_RETRY_DELAYS_S = (1.0, 5.0, 15.0)
 
 class _Abort(Exception):
     """The migration cannot go on; the message is stored as its error."""
+
+
+class _Lost(Exception):
+    """The migration is no longer this worker's (taken over, ended, or deleted)."""
 
 
 def embedding_bytes(vector: Sequence[float]) -> tuple[bytes, int] | None:
@@ -77,7 +81,7 @@ class EmbeddingMigrator:
         embed: EmbedClient,
         *,
         batch_size: int = 16,
-        lease_s: float = 60.0,
+        lease_s: float = 120.0,
         retry_delays_s: Sequence[float] = DEFAULT_RETRY_DELAYS_S,
         worker: str | None = None,
     ) -> None:
@@ -130,8 +134,6 @@ class EmbeddingMigrator:
         try:
             while True:
                 async with self._pool.acquire() as conn:
-                    if not await store.heartbeat(conn, migration.id, self.worker):
-                        return None
                     batch = await store.next_batch(conn, migration, after, self._batch_size)
                 if not batch:
                     break
@@ -144,6 +146,8 @@ class EmbeddingMigrator:
                 ended = await store.finish_success(conn, migration, self.worker)
         except _Abort as error:
             return await self._fail(migration, str(error))
+        except _Lost:
+            return None
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
             # The database is unreachable or refused: leave the migration RUNNING; once its
             # lease expires a supervisor (this node's or another's) takes it over.
@@ -194,6 +198,9 @@ class EmbeddingMigrator:
     ) -> tuple[tuple[float, ...], ...]:
         delays = (*self._retry_delays_s, None)
         for delay in delays:
+            async with self._pool.acquire() as conn:  # renew the lease before each attempt
+                if not await store.heartbeat(conn, migration.id, self.worker):
+                    raise _Lost
             try:
                 result = await self._embed.embed_faces(images, migration.target_calculator)
             except EmbedError as error:
