@@ -8,12 +8,12 @@ from collections.abc import Awaitable
 import grpc
 import numpy as np
 import pytest
-from embed_fakes import ServedEmbed, encode_png
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from embed_svc import catalog
 from facegrid.embedding.v1 import embedding_service_pb2 as pb
 from facegrid.errors import COMPREFACE_CODE_KEY, error_info
+from tests.embed_svc.embed_fakes import ServedEmbed, encode_png
 
 
 def _scene() -> bytes:

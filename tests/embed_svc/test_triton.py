@@ -19,10 +19,8 @@ import cv2
 import grpc
 import numpy as np
 import pytest
-from face_photos import FACE_API_COUNTS, astronaut_png, face_api_samples
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
-from triton_process import REPOSITORY, TritonProcess, missing_models
 
 from embed_svc import catalog
 from embed_svc.backends.onnx import OnnxBackend
@@ -33,6 +31,8 @@ from facegrid.embedding.v1 import embedding_service_pb2 as pb
 from facegrid.embedding.v1 import embedding_service_pb2_grpc as pb_grpc
 from facegrid.errors import error_info
 from facegrid.server import channel_options
+from tests.embed_svc.face_photos import FACE_API_COUNTS, astronaut_png, face_api_samples
+from tests.embed_svc.triton_process import REPOSITORY, TritonProcess, missing_models
 
 pytestmark = pytest.mark.integration
 
