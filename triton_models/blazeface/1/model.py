@@ -36,7 +36,7 @@ class TritonPythonModel:
             end = start + len(batch)
             tensors = [
                 pb_utils.Tensor(name, np.ascontiguousarray(value[start:end]))
-                for name, value in zip(self.outputs, results)
+                for name, value in zip(self.outputs, results, strict=True)
             ]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             start = end
