@@ -44,7 +44,7 @@ CALCULATOR_PLUGINS = [pb.FACE_PLUGIN_CALCULATOR, pb.FACE_PLUGIN_LANDMARKS, pb.FA
 def triton(short_tmp: Path, free_port: object) -> Iterator[TritonProcess]:
     missing = missing_models(REQUIRED)
     if missing:
-        pytest.skip(f"models {missing} not in {REPOSITORY}: run `make models`")
+        pytest.fail(f"models {missing} not in {REPOSITORY}: run `make models`")
     work = short_tmp / "triton-embed"
     work.mkdir(exist_ok=True)
     process = TritonProcess(work, free_port(), free_port())  # type: ignore[operator]

@@ -16,12 +16,13 @@ REPOSITORY = Path(os.environ.get("FACEGRID_MODEL_REPOSITORY") or REPO / "triton_
 
 
 def missing_models(names: list[str]) -> list[str]:
-    """The models of ``names`` that have no ``config.pbtxt`` or ONNX file yet."""
+    """The models of ``names`` that have no ``config.pbtxt`` or no weights (a file beside
+    ``1/model.py``: model.onnx, or dlib's .dat) yet."""
     return [
         name
         for name in names
         if not (REPOSITORY / name / "config.pbtxt").is_file()
-        or not (REPOSITORY / name / "1" / "model.onnx").is_file()
+        or not any(p.name != "model.py" and p.is_file() for p in (REPOSITORY / name / "1").glob("*"))
     ]
 
 
