@@ -66,7 +66,8 @@ async def rate(
     async def worker() -> None:
         nonlocal calls, faces
         while time.perf_counter() < deadline:
-            faces += await call(next(counter))
+            found = await call(next(counter))  # not `faces += await ...`: that reads first
+            faces += found
             calls += 1
 
     started = time.perf_counter()
