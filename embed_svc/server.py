@@ -12,6 +12,7 @@ import structlog
 from embed_svc import catalog
 from embed_svc.analyzer import AnalyzerSettings, FaceAnalyzer
 from embed_svc.backends import InferenceBackend, connect_backend
+from embed_svc.catalog import AttributeSpec
 from embed_svc.config import EmbedConfig
 from embed_svc.images import ImageLimits
 from embed_svc.landmarks import PREDICTOR_FILE, LandmarkPredictor, package_model_path
@@ -56,10 +57,14 @@ class EmbedServer:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-async def create_server(config: EmbedConfig, backend: InferenceBackend) -> EmbedServer:
+async def create_server(
+    config: EmbedConfig,
+    backend: InferenceBackend,
+    attribute_spec: AttributeSpec | None = catalog.ATTRIBUTES,
+) -> EmbedServer:
     """Loads the landmark model and starts serving on ``backend`` (which the server then owns
     and closes); health turns SERVING once the backend has the detector and the default
-    calculator ready."""
+    calculator ready. ``attribute_spec`` is the age/gender network (the catalog's)."""
     calculator = catalog.CALCULATORS.get(config.calculator)
     if calculator is None:
         raise ConfigError(
@@ -86,7 +91,7 @@ async def create_server(config: EmbedConfig, backend: InferenceBackend) -> Embed
             alignment=config.alignment,
             mirror_average=config.mirror_average,
         ),
-        catalog.ATTRIBUTES,
+        attribute_spec,
     )
     servicer = EmbeddingServicer(
         analyzer,
@@ -97,6 +102,7 @@ async def create_server(config: EmbedConfig, backend: InferenceBackend) -> Embed
         backend_name=backend.name,
         alignment=config.alignment,
         mirror_average=config.mirror_average,
+        attribute_spec=attribute_spec,
     )
     running = await start_server(
         host=config.host,

@@ -10,7 +10,7 @@ import structlog
 from embed_svc import catalog, render
 from embed_svc.analyzer import BadImage, FaceAnalyzer
 from embed_svc.backends.base import BackendError, BackendUnavailable, ModelUnavailable
-from embed_svc.catalog import CalculatorSpec
+from embed_svc.catalog import AttributeSpec, CalculatorSpec
 from embed_svc.readiness import ModelWatch
 from embed_svc.types import AnalyzeParams, ModelInfo
 from facegrid.embedding.v1 import embedding_service_pb2 as pb
@@ -36,6 +36,7 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         backend_name: str,
         alignment: str,
         mirror_average: bool,
+        attribute_spec: AttributeSpec | None,
     ) -> None:
         self._analyzer = analyzer
         self._watch = watch
@@ -45,6 +46,7 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         self._backend_name = backend_name
         self._alignment = alignment
         self._mirror_average = mirror_average
+        self._attributes = attribute_spec
 
     async def AnalyzeImages(
         self, request: pb.AnalyzeImagesRequest, context: grpc.aio.ServicerContext
@@ -173,7 +175,7 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
             raise _not_installed("mask", "mask")
         age = pb.FACE_PLUGIN_AGE in plugins
         gender = pb.FACE_PLUGIN_GENDER in plugins
-        attribute_spec = catalog.ATTRIBUTES
+        attribute_spec = self._attributes
         if (age or gender) and (
             attribute_spec is None
             or (self._watch.serving and attribute_spec.model not in self._watch.available)
@@ -193,7 +195,7 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
 
     def _plugin_models(self) -> dict[str, ModelInfo]:
         models = {"landmarks": catalog.LANDMARKS, "pose": catalog.POSE}
-        spec = catalog.ATTRIBUTES
+        spec = self._attributes
         if spec is not None and spec.model in self._watch.available:
             models["age"] = spec.info
             models["gender"] = spec.info
@@ -207,7 +209,7 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
             used["landmarks"] = catalog.LANDMARKS
         if params.pose:
             used["pose"] = catalog.POSE
-        spec = catalog.ATTRIBUTES
+        spec = self._attributes
         if spec is not None:
             if params.age:
                 used["age"] = spec.info

@@ -11,7 +11,7 @@ from embed_svc.config import EmbedConfig, load_config
 from embed_svc.server import create_server
 from facegrid.embedding.v1 import embedding_service_pb2_grpc
 from facegrid.server import channel_options
-from tests.embed_svc.embed_fakes import FakeBackend, ServedEmbed
+from tests.embed_svc.embed_fakes import FAKE_ATTRIBUTES, FakeBackend, ServedEmbed
 
 
 def embed_config(**overrides: str) -> EmbedConfig:
@@ -26,6 +26,21 @@ async def served_fake_module() -> AsyncIterator[ServedEmbed]:
     """embed_svc on a fake backend, on a free port, shared by a module's tests."""
     backend = FakeBackend()
     server = await create_server(embed_config(), backend)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}", options=channel_options())
+    try:
+        yield ServedEmbed(
+            server, backend, channel, embedding_service_pb2_grpc.EmbeddingServiceStub(channel)
+        )
+    finally:
+        await channel.close()
+        await server.close(0.5)
+
+
+@pytest.fixture(scope="module")
+async def served_with_attributes() -> AsyncIterator[ServedEmbed]:
+    """embed_svc on a fake backend that also has a (fake) age/gender network."""
+    backend = FakeBackend()
+    server = await create_server(embed_config(), backend, FAKE_ATTRIBUTES)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}", options=channel_options())
     try:
         yield ServedEmbed(

@@ -13,9 +13,23 @@ from PIL import Image
 
 from embed_svc import catalog, detector
 from embed_svc.backends.base import BackendUnavailable, ModelUnavailable
+from embed_svc.catalog import AttributeSpec
 from embed_svc.server import EmbedServer
-from embed_svc.types import FloatArray
+from embed_svc.types import FloatArray, ModelInfo
 from facegrid.embedding.v1 import embedding_service_pb2_grpc
+
+#: A stand-in age/gender network: the fake backend answers "30 years" and "female" for dark
+#: crops, "male" for bright ones.
+FAKE_ATTRIBUTES = AttributeSpec(
+    info=ModelInfo("fake-faceres", "tests"),
+    model="fake_faceres",
+    input="input",
+    age="age",
+    gender="gender",
+    input_size=64,
+    bgr=True,
+    scale=1.0,
+)
 
 
 @dataclass
@@ -26,7 +40,11 @@ class FakeBackend:
     up: bool = True
     """When false every call raises BackendUnavailable."""
     models: set[str] = field(
-        default_factory=lambda: {catalog.DETECTOR.model, catalog.DLIB_RESNET.model}
+        default_factory=lambda: {
+            catalog.DETECTOR.model,
+            catalog.DLIB_RESNET.model,
+            FAKE_ATTRIBUTES.model,
+        }
     )
     """Models it claims to have."""
     calls: list[tuple[str, int]] = field(default_factory=list)
@@ -45,6 +63,11 @@ class FakeBackend:
             raise ModelUnavailable(model)
         batch = next(iter(inputs.values()))
         self.calls.append((model, len(batch)))
+        if model == FAKE_ATTRIBUTES.model:
+            ages = np.zeros((len(batch), 100), dtype=np.float32)
+            ages[:, 30] = 1.0
+            genders = np.array([[0.9 if crop.mean() > 128 else 0.2] for crop in batch])
+            return {outputs[0]: ages, outputs[1]: genders.astype(np.float32)}
         if model == catalog.DETECTOR.model:
             regs, scores = zip(*(_detect_rectangles(image) for image in batch), strict=True)
             return {outputs[0]: np.stack(regs), outputs[1]: np.stack(scores)}
@@ -71,7 +94,7 @@ class FakeBackend:
     def reset(self) -> None:
         """Back to up, with the default models and no recorded calls."""
         self.up = True
-        self.models = {catalog.DETECTOR.model, catalog.DLIB_RESNET.model}
+        self.models = {catalog.DETECTOR.model, catalog.DLIB_RESNET.model, FAKE_ATTRIBUTES.model}
         self.calls.clear()
 
 

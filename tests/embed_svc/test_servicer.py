@@ -203,3 +203,37 @@ async def test_missing_model_is_unavailable(served_fake: ServedEmbed) -> None:
     code, reason, metadata, _ = await _error(_analyze(served_fake, [_scene()]))
     assert (code, reason) == (grpc.StatusCode.UNAVAILABLE, "MODEL_UNAVAILABLE")
     assert metadata["model"] == catalog.DETECTOR.model
+
+
+async def test_age_and_gender_come_from_the_attribute_network(
+    served_with_attributes: ServedEmbed,
+) -> None:
+    await _wait_health(served_with_attributes, health_pb2.HealthCheckResponse.SERVING)
+    pixels = np.full((600, 800, 3), 60, dtype=np.uint8)
+    pixels[100:300, 100:300] = 255  # a bright "face"
+    response = await _analyze(
+        served_with_attributes,
+        [encode_png(pixels)],
+        plugins=[pb.FACE_PLUGIN_AGE, pb.FACE_PLUGIN_GENDER],
+    )
+    (face,) = response.images[0].faces
+    assert (face.age.low, face.age.high, face.age.probability) == (25, 32, 1.0)
+    assert (face.gender.value, face.gender.probability) == ("male", 0.9)
+    assert not face.embedding and not face.HasField("pose")
+    assert {"age", "gender"} <= set(response.execution_time_ms)
+    assert response.models["age"].name == "fake-faceres"
+    # One call for the faces of the request.
+    assert ("fake_faceres", 1) in served_with_attributes.backend.calls
+    status = await served_with_attributes.stub.GetStatus(pb.GetStatusRequest())
+    assert status.plugins["gender"].name == "fake-faceres"
+
+
+async def test_only_age_leaves_gender_unset(served_with_attributes: ServedEmbed) -> None:
+    pixels = np.full((600, 800, 3), 60, dtype=np.uint8)
+    pixels[100:300, 100:300] = 255
+    response = await _analyze(
+        served_with_attributes, [encode_png(pixels)], plugins=[pb.FACE_PLUGIN_AGE]
+    )
+    (face,) = response.images[0].faces
+    assert face.HasField("age") and not face.HasField("gender")
+    assert "gender" not in response.execution_time_ms

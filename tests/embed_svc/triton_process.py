@@ -22,7 +22,9 @@ def missing_models(names: list[str]) -> list[str]:
         name
         for name in names
         if not (REPOSITORY / name / "config.pbtxt").is_file()
-        or not any(p.name != "model.py" and p.is_file() for p in (REPOSITORY / name / "1").glob("*"))
+        or not any(
+            p.name != "model.py" and p.is_file() for p in (REPOSITORY / name / "1").glob("*")
+        )
     ]
 
 
