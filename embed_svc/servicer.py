@@ -238,6 +238,7 @@ def _translate(exc: BadImage | BackendError) -> ServiceError:
             image_index=str(exc.index),
         )
     if isinstance(exc, BackendUnavailable):
+        log.warning("inference_unavailable", detail=str(exc))
         return ServiceError(
             grpc.StatusCode.UNAVAILABLE,
             "INFERENCE_UNAVAILABLE",
@@ -245,6 +246,7 @@ def _translate(exc: BadImage | BackendError) -> ServiceError:
             EMBEDDING_SERVICE_FAILED,
         )
     if isinstance(exc, ModelUnavailable):
+        log.warning("model_unavailable", model=exc.model)
         return ServiceError(
             grpc.StatusCode.UNAVAILABLE,
             "MODEL_UNAVAILABLE",
