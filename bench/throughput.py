@@ -30,6 +30,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+import tritonclient.grpc
 
 from embed_svc import align, catalog, detector
 from embed_svc.analyzer import AnalyzerSettings, FaceAnalyzer
@@ -206,6 +207,7 @@ async def pipeline_service(args: argparse.Namespace, photos: list[bytes]) -> dic
             print(f"embed_svc on Triton over gRPC, {concurrency} in flight: {faces_s:.1f} faces/s")
             out[concurrency] = faces_s
         await channel.close()
+        print_batching(f"127.0.0.1:{grpc_port}")
         return out
     finally:
         for process in (embed_process, triton_process):
@@ -214,6 +216,20 @@ async def pipeline_service(args: argparse.Namespace, photos: list[bytes]) -> dic
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def print_batching(triton_url: str) -> None:
+    """Triton's own count of inferences per execution: the dynamic batching achieved."""
+    client = tritonclient.grpc.InferenceServerClient(triton_url)
+    for model in (catalog.DETECTOR.model, catalog.DLIB_RESNET.model):
+        stats = client.get_inference_statistics(model, as_json=True)["model_stats"][0]
+        inferences = int(stats.get("inference_count", 0))
+        executions = int(stats.get("execution_count", 0))
+        print(
+            f"Triton {model}: {inferences} inferences in {executions} executions "
+            f"(mean batch {inferences / max(executions, 1):.2f}) over the whole run"
+        )
+    client.close()
 
 
 async def main_async(args: argparse.Namespace) -> None:
