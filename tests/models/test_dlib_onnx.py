@@ -16,12 +16,13 @@ import onnxruntime as ort  # type: ignore[import-untyped]
 import pytest
 
 from models.build import DLIB_DAT
+from models.dlib_onnx import convert
 from tests.embed_svc.face_photos import astronaut_png, face_api_samples
 
 dlib = pytest.importorskip("dlib")
 Image = pytest.importorskip("PIL.Image")
 
-MODEL = Path(DLIB_DAT).with_name("model.onnx")
+MODEL = DLIB_DAT.with_name("model.onnx")
 
 
 def _five_point_predictor() -> Path:
@@ -57,12 +58,17 @@ def chips() -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def session() -> ort.InferenceSession:
-    if not MODEL.exists():
-        pytest.skip(f"{MODEL} missing: run `python -m models.build`")
+def session(tmp_path_factory: pytest.TempPathFactory) -> ort.InferenceSession:
+    """The repository's model.onnx (`make models`), or a fresh conversion when it is missing."""
+    if not DLIB_DAT.exists():
+        pytest.skip(f"{DLIB_DAT} missing: run `python -m models.build`")
+    model = MODEL
+    if not model.exists():
+        model = tmp_path_factory.mktemp("dlib") / "model.onnx"
+        convert(DLIB_DAT, model)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    return ort.InferenceSession(str(MODEL), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
 
 
 @pytest.fixture(scope="module")
