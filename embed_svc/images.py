@@ -8,6 +8,7 @@ only the header, and the pixel count is checked before ``load``.
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -71,7 +72,7 @@ def sniff_format(data: bytes) -> str | None:
 
 
 def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
-    """Decodes ``data`` into an EXIF-oriented RGB image and its working copy.
+    """Decodes ``data`` into the working copy of the EXIF-oriented RGB image.
 
     Raises ImageError when the data is empty, too large, of another format, or corrupt.
     """
@@ -90,12 +91,14 @@ def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
             f"the image is not in a supported format ({SUPPORTED_FORMATS})",
             21,
         )
-    pixels = _load_pixels(data, fmt, limits.max_pixels)
-    work, scale = _working_copy(pixels, limits.max_detect_size)
-    return DecodedImage(pixels=pixels, work=work, work_scale=scale, format=fmt)
+    return _load(data, fmt, limits)
 
 
-def _load_pixels(data: bytes, fmt: str, max_pixels: int) -> RgbImage:
+#: EXIF orientations that swap width and height.
+_TRANSPOSING = frozenset({5, 6, 7, 8})
+
+
+def _load(data: bytes, fmt: str, limits: ImageLimits) -> DecodedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -103,31 +106,45 @@ def _load_pixels(data: bytes, fmt: str, max_pixels: int) -> RgbImage:
             width, height = image.size
             if width <= 0 or height <= 0:
                 raise ImageError("UNREADABLE_IMAGE", "the image has no pixels", 26)
-            if width * height > max_pixels:
+            if width * height > limits.max_pixels:
                 raise ImageError(
                     "IMAGE_TOO_LARGE",
-                    f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels",
+                    f"the image is {width}x{height} pixels; "
+                    f"the limit is {limits.max_pixels} pixels",
                     26,
                 )
+            if image.getexif().get(0x0112, 1) in _TRANSPOSING:
+                width, height = height, width
+            longest = max(width, height)
+            if fmt == "JPEG" and longest > limits.max_detect_size:
+                # Decode at 1/2, 1/4 or 1/8 scale in the DCT domain when that still leaves at
+                # least the working size: only the working copy is ever used.
+                factor = limits.max_detect_size / longest
+                image.draft(
+                    "RGB", (math.ceil(image.width * factor), math.ceil(image.height * factor))
+                )
             image.load()
-            oriented = ImageOps.exif_transpose(image)
-            return _to_rgb(oriented)
+            pixels = _to_rgb(ImageOps.exif_transpose(image))
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError("IMAGE_TOO_LARGE", "the image has too many pixels", 26) from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(
-            "UNREADABLE_IMAGE",
-            f"the {fmt.lower()} image is truncated or corrupt",
-            26,
+            "UNREADABLE_IMAGE", f"the {fmt.lower()} image is truncated or corrupt", 26
         ) from exc
-    except Exception as exc:
+    except Exception as exc:  # any decoder failure is a bad image, not a crash
         raise ImageError(
-            "UNREADABLE_IMAGE",
-            f"the {fmt.lower()} image is truncated or corrupt",
-            26,
+            "UNREADABLE_IMAGE", f"the {fmt.lower()} image is truncated or corrupt", 26
         ) from exc
+    work = _working_copy(pixels, limits.max_detect_size)
+    return DecodedImage(
+        work=work,
+        work_scale=width / work.shape[1],
+        width=width,
+        height=height,
+        format=fmt,
+    )
 
 
 def _to_rgb(image: Image.Image) -> RgbImage:
@@ -145,13 +162,11 @@ def _to_rgb(image: Image.Image) -> RgbImage:
     return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
 
 
-def _working_copy(pixels: RgbImage, max_side: int) -> tuple[RgbImage, float]:
+def _working_copy(pixels: RgbImage, max_side: int) -> RgbImage:
     height, width = pixels.shape[:2]
     longest = max(height, width)
     if longest <= max_side:
-        return pixels, 1.0
+        return pixels
     factor = max_side / longest
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    work = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-    # Scale per axis differs by rounding only; use the horizontal one.
-    return np.ascontiguousarray(work), width / size[0]
+    return np.ascontiguousarray(cv2.resize(pixels, size, interpolation=cv2.INTER_AREA))

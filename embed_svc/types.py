@@ -88,27 +88,19 @@ class Detection:
 
 @dataclass(frozen=True, slots=True)
 class DecodedImage:
-    """A decoded, EXIF-oriented image and the downscaled copy that detection works on."""
+    """A decoded, EXIF-oriented image as the pipeline sees it: its working copy, at most the
+    max detection size, and the size of the full image that coordinates are reported in."""
 
-    pixels: RgbImage
-    """Full-resolution RGB pixels after EXIF orientation."""
     work: RgbImage
-    """The image downscaled so its longer side is at most the max detection size (or
-    ``pixels`` itself)."""
+    """RGB pixels, downscaled so the longer side is at most the max detection size."""
     work_scale: float
     """Source pixels per work pixel (>= 1): multiply work coordinates by it."""
+    width: int
+    """Width of the oriented source image, pixels."""
+    height: int
+    """Height of the oriented source image, pixels."""
     format: str
     """Container format as Pillow names it (``JPEG``, ``PNG``, ...)."""
-
-    @property
-    def width(self) -> int:
-        """Width of the oriented source image, pixels."""
-        return int(self.pixels.shape[1])
-
-    @property
-    def height(self) -> int:
-        """Height of the oriented source image, pixels."""
-        return int(self.pixels.shape[0])
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from PIL.JpegImagePlugin import JpegImageFile
 
 from embed_svc.images import ImageError, ImageLimits, decode_image, sniff_format
 
@@ -31,19 +32,19 @@ def test_every_supported_format_decodes_to_rgb(fmt: str) -> None:
     data = _encode(_gradient(), fmt, **params)
     decoded = decode_image(data, LIMITS)
     assert decoded.format == fmt
-    assert decoded.pixels.dtype == np.uint8
-    assert decoded.pixels.shape == (48, 64, 3)
+    assert decoded.work.dtype == np.uint8
+    assert decoded.work.shape == (48, 64, 3)
     # The colours survive (GIF and ICO quantise; JPEG and WEBP are lossy).
-    assert abs(int(decoded.pixels[24, 60, 0]) - 243) < 40
+    assert abs(int(decoded.work[24, 60, 0]) - 243) < 40
 
 
 def test_grayscale_and_alpha_become_rgb() -> None:
     gray = decode_image(_encode(_gradient().convert("L"), "PNG"), LIMITS)
-    assert gray.pixels.shape == (48, 64, 3)
+    assert gray.work.shape == (48, 64, 3)
     rgba = _gradient().convert("RGBA")
     rgba.putalpha(0)  # fully transparent: composited onto white
     decoded = decode_image(_encode(rgba, "PNG"), LIMITS)
-    assert (decoded.pixels == 255).all()
+    assert (decoded.work == 255).all()
 
 
 def test_sixteen_bit_png_is_scaled_to_eight_bits() -> None:
@@ -51,7 +52,7 @@ def test_sixteen_bit_png_is_scaled_to_eight_bits() -> None:
     image = Image.fromarray(values)
     assert image.mode.startswith("I;16")
     decoded = decode_image(_encode(image, "PNG"), LIMITS)
-    assert decoded.pixels.max() == 255
+    assert decoded.work.max() == 255
 
 
 def test_exif_orientation_is_applied() -> None:
@@ -61,8 +62,8 @@ def test_exif_orientation_is_applied() -> None:
     decoded = decode_image(_encode(image, "JPEG", exif=exif.tobytes()), LIMITS)
     assert decoded.width == 48 and decoded.height == 64
     # The left column (red ~0) becomes the top row after a clockwise rotation.
-    assert decoded.pixels[0, :, 0].mean() < 40
-    assert decoded.pixels[-1, :, 0].mean() > 200
+    assert decoded.work[0, :, 0].mean() < 40
+    assert decoded.work[-1, :, 0].mean() > 200
 
 
 def test_large_images_get_a_downscaled_working_copy() -> None:
@@ -70,14 +71,40 @@ def test_large_images_get_a_downscaled_working_copy() -> None:
         max_bytes=LIMITS.max_bytes, max_pixels=LIMITS.max_pixels, max_detect_size=100
     )
     decoded = decode_image(_encode(_gradient(400, 200), "PNG"), limits)
-    assert decoded.pixels.shape == (200, 400, 3)
+    assert (decoded.width, decoded.height) == (400, 200)
     assert decoded.work.shape == (50, 100, 3)
     assert decoded.work_scale == pytest.approx(4.0)
 
 
+def test_large_jpeg_is_decoded_at_a_reduced_scale_with_its_orientation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drafted: list[tuple[int, int]] = []
+    original_draft = JpegImageFile.draft
+
+    def spy(self: JpegImageFile, mode: str | None, size: tuple[int, int] | None) -> object:
+        result = original_draft(self, mode, size)
+        drafted.append(self.size)
+        return result
+
+    monkeypatch.setattr(JpegImageFile, "draft", spy)
+    image = _gradient(4000, 3000)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    data = _encode(image, "JPEG", exif=exif.tobytes(), quality=90)
+    limits = ImageLimits(LIMITS.max_bytes, LIMITS.max_pixels, max_detect_size=900)
+    decoded = decode_image(data, limits)
+    assert drafted == [(1000, 750)]  # decoded at 1/4 scale, still above 900 px
+    assert (decoded.width, decoded.height) == (3000, 4000)
+    assert decoded.work.shape == (900, 675, 3)
+    assert decoded.work_scale == pytest.approx(3000 / 675)
+    # Red rises from left to right in the stored image: from top to bottom once rotated.
+    assert decoded.work[5, :, 0].mean() < 30 and decoded.work[-5, :, 0].mean() > 225
+
+
 def test_small_images_work_on_the_original() -> None:
     decoded = decode_image(_encode(_gradient(), "PNG"), LIMITS)
-    assert decoded.work is decoded.pixels
+    assert decoded.work.shape == (48, 64, 3)
     assert decoded.work_scale == 1.0
 
 
