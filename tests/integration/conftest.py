@@ -79,7 +79,10 @@ def mesh(short_tmp: Path, free_port: Callable[[], int]) -> Iterator[MeshHandle]:
     launcher_log = short_tmp / "launcher.log"
     with launcher_log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "launcher"], cwd=REPO, env=env, stdout=out,
+            [sys.executable, "-m", "launcher"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
             stderr=subprocess.STDOUT,
         )
     handle = MeshHandle(
@@ -108,6 +111,9 @@ def mesh(short_tmp: Path, free_port: Callable[[], int]) -> Iterator[MeshHandle]:
     yield handle
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 0, launcher_log.read_text()[-3000:]
-    still_running = [pid for pid in children if psutil.pid_exists(pid)
-                     and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    still_running = [
+        pid
+        for pid in children
+        if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    ]
     assert still_running == [], f"processes left running after Ctrl-C: {still_running}"

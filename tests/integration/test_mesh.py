@@ -32,14 +32,25 @@ COMPREFACE_PATHS = [
     ("DELETE", f"/api/v1/recognition/faces/{IMAGE_ID}", {}, "DeleteFace"),
     ("POST", "/api/v1/recognition/faces/delete", {"json": [IMAGE_ID]}, "DeleteFacesByIds"),
     ("GET", f"/api/v1/recognition/faces/{IMAGE_ID}/img", {}, "GetFaceImage"),
-    ("POST", "/api/v1/recognition/recognize", {"files": IMAGE, "query": {"limit": "1"}},
-     "RecognizeFaces"),
-    ("POST", f"/api/v1/recognition/faces/{IMAGE_ID}/verify", {"files": IMAGE},
-     "VerifyAgainstFace"),
-    ("POST", "/api/v1/recognition/embeddings/recognize", {"json": {"embeddings": [[0.1, 0.2]]}},
-     "RecognizeEmbeddings"),
-    ("POST", f"/api/v1/recognition/embeddings/faces/{IMAGE_ID}/verify",
-     {"json": {"embeddings": [[0.1, 0.2]]}}, "VerifyEmbeddingsAgainstFace"),
+    (
+        "POST",
+        "/api/v1/recognition/recognize",
+        {"files": IMAGE, "query": {"limit": "1"}},
+        "RecognizeFaces",
+    ),
+    ("POST", f"/api/v1/recognition/faces/{IMAGE_ID}/verify", {"files": IMAGE}, "VerifyAgainstFace"),
+    (
+        "POST",
+        "/api/v1/recognition/embeddings/recognize",
+        {"json": {"embeddings": [[0.1, 0.2]]}},
+        "RecognizeEmbeddings",
+    ),
+    (
+        "POST",
+        f"/api/v1/recognition/embeddings/faces/{IMAGE_ID}/verify",
+        {"json": {"embeddings": [[0.1, 0.2]]}},
+        "VerifyEmbeddingsAgainstFace",
+    ),
     ("POST", "/api/v1/recognition/subjects", {"json": {"subject": "a"}}, "CreateSubject"),
     ("GET", "/api/v1/recognition/subjects", {}, "ListSubjects"),
     ("PUT", "/api/v1/recognition/subjects/a", {"json": {"subject": "b"}}, "RenameSubject"),
@@ -47,8 +58,12 @@ COMPREFACE_PATHS = [
     ("DELETE", "/api/v1/recognition/subjects", {}, "DeleteSubjects"),
     ("POST", "/api/v1/detection/detect", {"files": IMAGE}, "DetectFaces"),
     ("POST", "/api/v1/verification/verify", {"files": TWO_IMAGES}, "VerifyImages"),
-    ("POST", "/api/v1/verification/embeddings/verify",
-     {"json": {"source": [0.1, 0.2], "targets": [[0.1, 0.2]]}}, "VerifyEmbeddings"),
+    (
+        "POST",
+        "/api/v1/verification/embeddings/verify",
+        {"json": {"source": [0.1, 0.2], "targets": [[0.1, 0.2]]}},
+        "VerifyEmbeddings",
+    ),
 ]
 
 
@@ -95,7 +110,9 @@ def test_unknown_path_is_a_clean_404(mesh: MeshHandle) -> None:
 
 def test_malformed_json_is_a_clean_400(mesh: MeshHandle) -> None:
     reply = call(
-        "POST", f"{mesh.rest}/api/v1/recognition/subjects", raw=b'{"subject": ',
+        "POST",
+        f"{mesh.rest}/api/v1/recognition/subjects",
+        raw=b'{"subject": ',
         headers={"content-type": "application/json"},
     )
     assert reply.status == 400
