@@ -7,10 +7,13 @@ without mirror averaging) it embeds the largest face of every identity photo, fo
 genuine (same identity) and impostor pairs, and prints the equal-error rate and its distance
 threshold, the true-accept rate at 1% false accepts, the similarity calibration and the
 genuine/impostor similarity distributions. Calibration of CompreFace's mapping
-``similarity = (tanh((c0 - d) * c1) + 1) / 2``: c0 is the equal-error distance; c1 makes the
-similarity rise from 0.05 at the impostors' 5th-percentile distance to 0.95 at the genuine
-pairs' 95th-percentile distance, i.e. c1 = 2 atanh(0.9) / (q5(impostor) - q95(genuine)). (The
-maximum-likelihood slope is printed too; on a set this easy it runs off to infinity.) It then counts
+``similarity = (tanh((c0 - d) * c1) + 1) / 2``: c0 is the equal-error distance; c1 is the
+maximum-likelihood slope of that logistic model of P(same | d) with c0 fixed and equal class
+weights, capped by the "quantile slope" 2 atanh(0.9) / (q5(impostor) - q95(genuine)), which
+takes the similarity from 0.05 at the impostors' 5th-percentile distance to 0.95 at the genuine
+pairs' 95th. Where the classes overlap the likelihood slope is finite and used; where they
+barely overlap (dlib on this set) it runs off to infinity, and the cap keeps the scale
+informative instead of a step. It then counts
 detected faces on the group photos against the manifest. Runs in process on onnxruntime,
 the same code path as the service.
 """
@@ -79,7 +82,7 @@ def fit_slope(scores: Scores, c0: float) -> float:
 
         return nll(scores.genuine, True) + nll(scores.impostor, False)
 
-    low, high = 0.1, 100.0
+    low, high = 0.1, 1000.0
     for _ in range(100):  # golden-section search on a unimodal loss
         a = high - (high - low) / 1.618
         b = low + (high - low) / 1.618
@@ -161,7 +164,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         if calculator.model not in ready:
             print(f"{name}: model {calculator.model} not in {args.repository}, skipped")
             continue
-        alignments = ["dlib68", "blazeface"] if calculator.crop == "chip" else ["box"]
+        alignments = ["box"] if calculator.crop == "box" else ["dlib68", "blazeface"]
         for alignment, mirror in itertools.product(alignments, (False, True)):
             analyzer = FaceAnalyzer(
                 backend,
@@ -175,8 +178,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
             scores = pair_scores(labels, vectors)
             eer, c0 = equal_error(scores)
             tar, _ = tar_at_far(scores, 0.01)
-            c1 = quantile_slope(scores)
+            c1_quantile = quantile_slope(scores)
             c1_mle = fit_slope(scores, c0)
+            c1 = min(c1_mle, c1_quantile)
             row = {
                 "calculator": name,
                 "alignment": alignment,
@@ -190,6 +194,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                 "c0": c0,
                 "c1": c1,
                 "c1_max_likelihood": c1_mle,
+                "c1_quantile": c1_quantile,
                 "genuine_similarity": percentiles(similarity(scores.genuine, c0, c1)),
                 "impostor_similarity": percentiles(similarity(scores.impostor, c0, c1)),
                 "genuine_distance": percentiles(scores.genuine),
@@ -202,7 +207,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                 f"({len(missing)} without a face), {len(scores.genuine)} genuine / "
                 f"{len(scores.impostor)} impostor pairs\n"
                 f"  EER {eer * 100:.2f}% at distance {c0:.4f};  TAR@FAR=1% {tar * 100:.2f}%;"
-                f"  calibration c0={c0:.4f} c1={c1:.3f} (max-likelihood c1 {c1_mle:.1f})\n"
+                f"  calibration c0={c0:.4f} c1={c1:.3f} (max-likelihood {c1_mle:.1f}, "
+                f"quantile {c1_quantile:.1f})\n"
                 f"  [min 5% 25% 50% 75% 95% max]\n"
                 f"  similarity genuine  {row['genuine_similarity']}\n"
                 f"  similarity impostor {row['impostor_similarity']}\n"

@@ -5,7 +5,8 @@ Two methods, both giving dlib's 150 px chip geometry:
   dlib's ResNet was trained on;
 - ``blazeface``: a similarity transform taking BlazeFace's eye centres, nose tip and mouth
   centre onto template points of that chip (PLATFORM.md), for when landmarks are skipped.
-Plus ``box_crop``, the square crop of the detector box used by the human-models networks.
+Plus ``arcface_crop`` (five landmarks onto ArcFace's 112 px template, for MobileFace) and
+``box_crop``, the square crop of the detector box (for faceres-deep).
 """
 
 from __future__ import annotations
@@ -25,6 +26,28 @@ CHIP_PADDING = 0.25
 CHIP_TEMPLATE = np.array(
     [(47.549, 46.599), (100.476, 46.599), (74.013, 76.562), (74.013, 103.023)], dtype=np.float64
 )
+
+
+#: ArcFace's five-point template for 112 px crops: image-left eye, image-right eye, nose tip,
+#: image-left and image-right mouth corners (the MobileFace input).
+ARCFACE_TEMPLATE = np.array(
+    [
+        (38.2946, 51.6963),
+        (73.5318, 51.5014),
+        (56.0252, 71.7366),
+        (41.5493, 92.3655),
+        (70.7299, 92.2041),
+    ],
+    dtype=np.float64,
+)
+#: Side of the ArcFace template's crop, pixels.
+ARCFACE_SIZE = 112
+
+
+def arcface_crop(image: RgbImage, five: Points, size: int = ARCFACE_SIZE) -> RgbImage:
+    """The crop that puts CompreFace's five landmarks on ArcFace's template, ``size`` px."""
+    template = ARCFACE_TEMPLATE * (size / ARCFACE_SIZE)
+    return warp(image, similarity_transform(five, template), size)
 
 
 def dlib_chip(image: RgbImage, shape: dlib.full_object_detection) -> RgbImage:

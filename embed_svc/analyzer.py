@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
+import dlib
 import numpy as np
 
 from embed_svc import align, attributes, detector, landmarks
@@ -129,7 +130,7 @@ class FaceAnalyzer:
             or params.pose
             or (
                 params.calculator is not None
-                and params.calculator.crop == "chip"
+                and params.calculator.crop in ("chip", "arcface")
                 and self._settings.alignment == "dlib68"
             )
         )
@@ -237,12 +238,7 @@ class FaceAnalyzer:
             watch.add("landmarks", started)
             if calculator is not None:
                 started = time.perf_counter()
-                if calculator.crop == "box":
-                    chip = align.box_crop(image.work, detection.box, calculator.input_size)
-                elif shape is not None and self._settings.alignment == "dlib68":
-                    chip = align.dlib_chip(image.work, shape)
-                else:
-                    chip = align.template_chip(image.work, detection.keypoints)
+                chip = self._cut(image, detection, shape, points, calculator)
                 prepared.chips.append(chip)
                 watch.add("align", started)
             if self._attributes is not None and (params.age or params.gender):
@@ -256,6 +252,29 @@ class FaceAnalyzer:
                 watch.add("pose", started)
             prepared.poses.append(pose)
         return prepared
+
+    def _cut(
+        self,
+        image: DecodedImage,
+        detection: Detection,
+        shape: dlib.full_object_detection | None,
+        points: Points | None,
+        calculator: CalculatorSpec,
+    ) -> RgbImage:
+        """The calculator's view of one face (work-image pixels in, crop out)."""
+        use_68 = points is not None and self._settings.alignment == "dlib68"
+        if calculator.crop == "box":
+            return align.box_crop(image.work, detection.box, calculator.input_size)
+        if calculator.crop == "arcface":
+            five = (
+                landmarks.five_from_68(points)
+                if use_68 and points is not None
+                else landmarks.five_from_blazeface(detection.keypoints)
+            )
+            return align.arcface_crop(image.work, five, calculator.input_size)
+        if use_68 and shape is not None:
+            return align.dlib_chip(image.work, shape)
+        return align.template_chip(image.work, detection.keypoints)
 
     async def _embed(
         self, chips: list[RgbImage], calculator: CalculatorSpec | None, watch: Stopwatch

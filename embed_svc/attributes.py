@@ -14,7 +14,8 @@ from embed_svc.backends.base import InferenceBackend
 from embed_svc.catalog import AttributeSpec
 from embed_svc.types import AgeEstimate, Box, FloatArray, GenderEstimate, RgbImage
 
-#: CompreFace's age ranges (low, high), years; contiguous here so every age has a range.
+#: CompreFace's age ranges (low, high), years; the years between two ranges are split at the
+#: midpoint, so every age has a range.
 AGE_RANGES: tuple[tuple[int, int], ...] = (
     (0, 2),
     (4, 6),
@@ -46,12 +47,13 @@ def age_from_distribution(distribution: FloatArray) -> AgeEstimate:
     total = float(weights.sum())
     probabilities = weights / total if total > 0 else np.full_like(weights, 1 / len(weights))
     years = float((probabilities * np.arange(len(probabilities))).sum())
-    # Each range owns the years up to the next range's start.
+    # Each range also owns the years between it and its neighbours, up to the midpoints.
     best = (AGE_RANGES[0], -1.0)
+    years_index = np.arange(len(probabilities))
     for i, (low, high) in enumerate(AGE_RANGES):
-        start = 0 if i == 0 else low
-        end = AGE_RANGES[i + 1][0] if i + 1 < len(AGE_RANGES) else len(probabilities)
-        mass = float(probabilities[start:end].sum())
+        start = (AGE_RANGES[i - 1][1] + low) / 2 if i > 0 else -np.inf
+        end = (high + AGE_RANGES[i + 1][0]) / 2 if i + 1 < len(AGE_RANGES) else np.inf
+        mass = float(probabilities[(years_index >= start) & (years_index < end)].sum())
         if mass > best[1]:
             best = ((low, high), mass)
     (low, high), mass = best

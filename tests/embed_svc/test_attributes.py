@@ -18,11 +18,15 @@ def test_age_range_holds_the_most_mass() -> None:
     assert age.years == pytest.approx(0.2 * (27 + 28 + 29 + 30) + 0.2 * 40)
 
 
-def test_ages_between_ranges_count_towards_the_lower_range() -> None:
+@pytest.mark.parametrize(
+    ("years", "expected"),
+    [(22, (15, 20)), (23, (25, 32)), (34, (25, 32)), (36, (38, 43)), (99, (60, 100))],
+)
+def test_ages_between_ranges_go_to_the_nearer_range(years: int, expected: tuple[int, int]) -> None:
     distribution = np.zeros(100, dtype=np.float32)
-    distribution[35] = 1.0  # between 25-32 and 38-43
+    distribution[years] = 1.0
     age = age_from_distribution(distribution)
-    assert (age.low, age.high, age.probability) == (25, 32, pytest.approx(1.0))
+    assert (age.low, age.high, age.probability) == (*expected, pytest.approx(1.0))
 
 
 def test_unnormalised_scores_are_normalised() -> None:

@@ -36,7 +36,7 @@ from tests.embed_svc.triton_process import REPOSITORY, TritonProcess, missing_mo
 
 pytestmark = pytest.mark.integration
 
-REQUIRED = [catalog.DETECTOR.model, catalog.DLIB_RESNET.model]
+REQUIRED = catalog.all_models()
 CALCULATOR_PLUGINS = [pb.FACE_PLUGIN_CALCULATOR, pb.FACE_PLUGIN_LANDMARKS, pb.FACE_PLUGIN_POSE]
 
 
@@ -219,6 +219,60 @@ async def test_different_people_are_below_half(served: Served) -> None:
     assert float(np.median(same_photo)) < 0.1
 
 
+async def test_age_and_gender_of_women(served: Served) -> None:
+    """Every face of the test photos is a woman's, adult, photographed at 20-50."""
+    samples = face_api_samples()
+    if samples is None:
+        pytest.skip("npm cannot fetch @vladmandic/face-api")
+    plugins = [pb.FACE_PLUGIN_AGE, pb.FACE_PLUGIN_GENDER]
+    response = await served.stub.AnalyzeImages(
+        pb.AnalyzeImagesRequest(
+            images=[astronaut_png(), *samples.values()],
+            options=pb.AnalyzeOptions(plugins=plugins),
+        )
+    )
+    faces = [face for image in response.images for face in image.faces]
+    astronaut = response.images[0].faces[0]
+    assert astronaut.gender.value == "female" and astronaut.gender.probability > 0.8
+    assert sum(face.gender.value == "female" for face in faces) >= 0.8 * len(faces)
+    for face in faces:
+        assert 15 <= face.age.low < face.age.high <= 60
+        assert 0 < face.age.probability <= 1
+    assert response.models["age"].name == "faceres-deep"
+    assert {"age", "gender"} <= set(response.execution_time_ms)
+
+
+@pytest.mark.parametrize("calculator", ["mobileface", "faceres-deep"])
+async def test_other_calculators_tell_the_astronaut_from_others(
+    served: Served, calculator: str
+) -> None:
+    samples = face_api_samples()
+    if samples is None:
+        pytest.skip("npm cannot fetch @vladmandic/face-api")
+    status = await served.stub.GetStatus(pb.GetStatusRequest())
+    (info,) = [c for c in status.calculators if c.model.name == calculator]
+    options = pb.AnalyzeOptions(plugins=[pb.FACE_PLUGIN_CALCULATOR], calculator=calculator)
+    pixels = _astronaut()
+    response = await served.stub.AnalyzeImages(
+        pb.AnalyzeImagesRequest(
+            images=[_png(pixels), _png(pixels[:, ::-1].copy()), *samples.values()],
+            options=options,
+        )
+    )
+    assert response.calculator.name == calculator
+    vectors = [[np.array(face.embedding) for face in image.faces] for image in response.images]
+    assert all(len(v) == info.embedding_size for image in vectors for v in image)
+
+    def similarity(a: np.ndarray, b: np.ndarray) -> float:
+        distance = float(np.linalg.norm(a - b))
+        return float((np.tanh((info.calibration.c0 - distance) * info.calibration.c1) + 1) / 2)
+
+    reference = vectors[0][0]
+    assert similarity(reference, vectors[1][0]) > 0.5  # mirrored
+    others = [v for image in vectors[2:] for v in image]
+    assert max(similarity(reference, other) for other in others) < 0.5
+
+
 async def test_onnxruntime_and_triton_give_the_same_numbers(
     served: Served, triton: TritonProcess
 ) -> None:
@@ -231,8 +285,9 @@ async def test_onnxruntime_and_triton_give_the_same_numbers(
         try:
             await _wait_serving(channel)
             stub = pb_grpc.EmbeddingServiceStub(channel)
+            plugins = [*CALCULATOR_PLUGINS, pb.FACE_PLUGIN_AGE, pb.FACE_PLUGIN_GENDER]
             request = pb.AnalyzeImagesRequest(
-                images=[data], options=pb.AnalyzeOptions(plugins=CALCULATOR_PLUGINS)
+                images=[data], options=pb.AnalyzeOptions(plugins=plugins)
             )
             via_onnx = (await stub.AnalyzeImages(request)).images[0].faces
             via_triton = (await served.stub.AnalyzeImages(request)).images[0].faces
@@ -252,6 +307,10 @@ async def test_onnxruntime_and_triton_give_the_same_numbers(
     assert a.box.probability == pytest.approx(b.box.probability, abs=1e-4)
     cosine = float(np.dot(a.embedding, b.embedding))
     assert cosine > 0.99999
+    assert [(p.x, p.y) for p in a.landmarks] == [(p.x, p.y) for p in b.landmarks]
+    assert (a.age.low, a.age.high, a.gender.value) == (b.age.low, b.age.high, b.gender.value)
+    assert a.age.probability == pytest.approx(b.age.probability, abs=1e-4)
+    assert a.gender.probability == pytest.approx(b.gender.probability, abs=1e-4)
 
 
 async def test_triton_outage_is_unavailable_then_recovers(
