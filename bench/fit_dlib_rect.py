@@ -92,44 +92,26 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"  10th/90th percentiles dx {spread[:, 0]}, dy {spread[:, 1]}, side {spread[:, 2]}")
     typical = np.median(np.array(keypoints), axis=0)
     print("KEYPOINTS_IN_BOX =", [tuple(round(float(v), 3) for v in p) for p in typical])
-    errors = []
+    fitted, configured = [], []
     for work, rect, detection in pairs:
-        reference = landmarks.shape_points(predictor._predictor(work, rect))
-        mapped = _predict_with(predictor, work, detection, dx, dy, side)
+        reference = landmarks.shape_points(predictor.shape_in(work, rect))
         inter_ocular = np.linalg.norm(reference[36:42].mean(0) - reference[42:48].mean(0))
-        errors.append(np.linalg.norm(mapped - reference, axis=1).mean() / inter_ocular)
-    current = [
-        np.linalg.norm(
-            predictor.predict(image, detection)
-            - landmarks.shape_points(predictor._predictor(image, rect)),
-            axis=1,
-        ).mean()
-        / np.linalg.norm(
-            landmarks.shape_points(predictor._predictor(image, rect))[36:42].mean(0)
-            - landmarks.shape_points(predictor._predictor(image, rect))[42:48].mean(0)
-        )
-        for image, rect, detection in pairs
-    ]
+        mapped = landmarks.shape_points(predictor.shape_in(work, _rect(detection, dx, dy, side)))
+        fitted.append(np.linalg.norm(mapped - reference, axis=1).mean() / inter_ocular)
+        current = predictor.predict(work, detection)
+        configured.append(np.linalg.norm(current - reference, axis=1).mean() / inter_ocular)
     print(
         f"68-point difference to dlib's own box, mean over faces, inter-ocular units: "
-        f"fitted {np.mean(errors):.4f}, as configured now {np.mean(current):.4f}"
+        f"fitted {np.mean(fitted):.4f}, as configured now {np.mean(configured):.4f}"
     )
 
 
-def _predict_with(
-    predictor: landmarks.LandmarkPredictor,
-    image: np.ndarray,
-    detection: Detection,
-    dx: float,
-    dy: float,
-    side: float,
-) -> np.ndarray:
+def _rect(detection: Detection, dx: float, dy: float, side: float) -> dlib.rectangle:
     box = detection.box
     cx = (box.x_min + box.x_max) / 2 + dx * box.width
     cy = (box.y_min + box.y_max) / 2 + dy * box.width
     half = side * box.width / 2
-    rect = dlib.rectangle(round(cx - half), round(cy - half), round(cx + half), round(cy + half))
-    return landmarks.shape_points(predictor._predictor(image, rect))
+    return dlib.rectangle(round(cx - half), round(cy - half), round(cx + half), round(cy + half))
 
 
 def main() -> None:

@@ -62,7 +62,11 @@ class LandmarkPredictor:
 
     def shape(self, image: RgbImage, detection: Detection) -> dlib.full_object_detection:
         """dlib's shape object for the face (what ``dlib.get_face_chip`` takes)."""
-        return self._predictor(image, dlib_rect(detection))
+        return self.shape_in(image, dlib_rect(detection))
+
+    def shape_in(self, image: RgbImage, rect: dlib.rectangle) -> dlib.full_object_detection:
+        """dlib's shape object for the face in a dlib box."""
+        return self._predictor(image, rect)
 
     def predict(self, image: RgbImage, detection: Detection) -> Points:
         """The 68 points of the face, shape (68, 2), in ``image`` pixels."""
