@@ -50,7 +50,7 @@ class Equivalence:
     def __str__(self) -> str:
         return (
             f"{self.model}: {self.samples} inputs vs {self.reference}: max |diff| "
-            f"{self.max_abs_diff:.2e}, min cosine {self.min_cosine:.7f}"
+            f"{self.max_abs_diff:.2e}, 1 - min cosine {1 - self.min_cosine:.1e}"
         )
 
 
@@ -62,11 +62,11 @@ def session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def cosines(a: FloatArray, b: FloatArray) -> FloatArray:
-    """Row-wise cosine of two [N, D] arrays."""
+def cosines(a: FloatArray, b: FloatArray) -> NDArray[np.float64]:
+    """Row-wise cosine of two [N, D] arrays, computed in float64."""
     a64, b64 = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
     norms = np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1)
-    return ((a64 * b64).sum(axis=1) / np.maximum(norms, 1e-30)).astype(np.float32)
+    return np.asarray((a64 * b64).sum(axis=1) / np.maximum(norms, 1e-30))
 
 
 def compare(
