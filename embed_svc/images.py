@@ -94,10 +94,6 @@ def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
     return _load(data, fmt, limits)
 
 
-#: EXIF orientations that swap width and height.
-_TRANSPOSING = frozenset({5, 6, 7, 8})
-
-
 def _load(data: bytes, fmt: str, limits: ImageLimits) -> DecodedImage:
     try:
         with warnings.catch_warnings():
@@ -113,8 +109,6 @@ def _load(data: bytes, fmt: str, limits: ImageLimits) -> DecodedImage:
                     f"the limit is {limits.max_pixels} pixels",
                     26,
                 )
-            if image.getexif().get(0x0112, 1) in _TRANSPOSING:
-                width, height = height, width
             longest = max(width, height)
             if fmt == "JPEG" and longest > limits.max_detect_size:
                 # Decode at 1/2, 1/4 or 1/8 scale in the DCT domain when that still leaves at
@@ -124,7 +118,10 @@ def _load(data: bytes, fmt: str, limits: ImageLimits) -> DecodedImage:
                     "RGB", (math.ceil(image.width * factor), math.ceil(image.height * factor))
                 )
             image.load()
+            stored = image.size
             pixels = _to_rgb(ImageOps.exif_transpose(image))
+            if (pixels.shape[1], pixels.shape[0]) != stored:  # EXIF rotated by 90 degrees
+                width, height = height, width
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
