@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -208,7 +209,6 @@ async def pipeline_service(args: argparse.Namespace, photos: list[bytes]) -> dic
             out[concurrency] = faces_s
         await channel.close()
         print_batching(f"127.0.0.1:{grpc_port}")
-        return out
     finally:
         for process in (embed_process, triton_process):
             process.terminate()
@@ -216,6 +216,8 @@ async def pipeline_service(args: argparse.Namespace, photos: list[bytes]) -> dic
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+    shutil.rmtree(work, ignore_errors=True)  # kept, with the logs, when something failed
+    return out
 
 
 def print_batching(triton_url: str) -> None:
