@@ -9,16 +9,18 @@ call and returns one response per request; a failure becomes an error inside eac
 
 import json
 import os
+from typing import Any
 
 import numpy as np
-import onnxruntime as ort
+import onnxruntime as ort  # type: ignore[import-untyped]
 import triton_python_backend_utils as pb_utils
 
 
 class TritonPythonModel:
     """One onnxruntime session per model instance."""
 
-    def initialize(self, args):
+    def initialize(self, args: dict[str, str]) -> None:
+        """Parses the model config and opens the session (once per instance)."""
         config = json.loads(args["model_config"])
         self.name = config["name"]
         self.inputs = [tensor["name"] for tensor in config["input"]]
@@ -38,12 +40,11 @@ class TritonPythonModel:
                 f"model.onnx {sorted(graph_inputs)} -> {sorted(graph_outputs)}"
             )
 
-    def execute(self, requests):
+    def execute(self, requests: list[Any]) -> list[Any]:
+        """One InferenceResponse per request, from a single session call."""
+        get = pb_utils.get_input_tensor_by_name
         try:
-            feeds = [
-                {name: pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self.inputs}
-                for r in requests
-            ]
+            feeds = [{name: get(r, name).as_numpy() for name in self.inputs} for r in requests]
             sizes = [len(feed[self.inputs[0]]) for feed in feeds]
             batch = {name: np.concatenate([feed[name] for feed in feeds]) for name in self.inputs}
             results = self.session.run(self.outputs, batch)
