@@ -42,6 +42,7 @@ WORK = REPO / "build" / "models"
 BUILD_VENV = REPO / ".venv-build"
 TRITON_MODELS = REPO / "triton_models"
 GPU_REPOSITORY = REPO / "build" / "triton_models_gpu"
+PYTHON_MODEL = Path(__file__).with_name("triton_python_model.py")
 
 #: Fingerprint (``fingerprint``) of every model's ONNX file. A converter change that alters a
 #: model must update its entry here, after the equivalence checks have passed.
@@ -223,12 +224,41 @@ def is_current(path: Path, model: str) -> bool:
     return path.is_file() and fingerprint(path) == EXPECTED[model]
 
 
+def python_model_path(model: str) -> Path:
+    """Where Triton's python backend looks for the model's code."""
+    return TRITON_MODELS / model / "1" / "model.py"
+
+
+def python_models_current() -> bool:
+    """True when every model folder holds the current copy of the shared python model."""
+    source = PYTHON_MODEL.read_bytes()
+    return all(
+        python_model_path(m).is_file() and python_model_path(m).read_bytes() == source
+        for m in MODELS
+    )
+
+
+def install_python_models() -> None:
+    """Copies the shared python model into every model folder (one source, four copies)."""
+    source = PYTHON_MODEL.read_bytes()
+    for model in MODELS:
+        target = python_model_path(model)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.is_file() or target.read_bytes() != source:
+            target.write_bytes(source)
+
+
 def outputs_current() -> bool:
     """True when every output (CPU and GPU repository) is present and as pinned."""
-    return all(
-        is_current(onnx_file(TRITON_MODELS, m), m) and is_current(onnx_file(GPU_REPOSITORY, m), m)
-        for m in MODELS
-    ) and gpu_repository.current(TRITON_MODELS, GPU_REPOSITORY, MODELS)
+    return (
+        python_models_current()
+        and all(
+            is_current(onnx_file(TRITON_MODELS, m), m)
+            and is_current(onnx_file(GPU_REPOSITORY, m), m)
+            for m in MODELS
+        )
+        and gpu_repository.current(TRITON_MODELS, GPU_REPOSITORY, MODELS)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"models: up to date ({time.monotonic() - start:.1f} s)")
         return 0
     WORK.mkdir(parents=True, exist_ok=True)
+    install_python_models()
     for model in MODELS:
         path = onnx_file(TRITON_MODELS, model)
         if not args.force and is_current(path, model):

@@ -67,3 +67,18 @@ def test_fingerprint_ignores_names_but_not_weights(repository: Path, tmp_path: P
     weights.raw_data = bytes(len(weights.raw_data))
     onnx.save(model, str(renamed))
     assert build.fingerprint(renamed) != build.EXPECTED["mobileface"]
+
+
+def test_the_shared_python_model_is_installed_and_a_changed_copy_is_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(build, "TRITON_MODELS", tmp_path)
+    assert not build.python_models_current()
+    build.install_python_models()
+    assert build.python_models_current()
+    source = build.PYTHON_MODEL.read_bytes()
+    assert all((tmp_path / m / "1" / "model.py").read_bytes() == source for m in build.MODELS)
+    (tmp_path / build.MODELS[0] / "1" / "model.py").write_text("# edited by hand\n")
+    assert not build.python_models_current()
+    build.install_python_models()
+    assert build.python_models_current()

@@ -1,10 +1,11 @@
 """Triton python-backend model: runs ``model.onnx`` beside this file with onnxruntime.
 
-The same file serves every network of the repository (``triton_models/*/1/model.py`` are
-identical; tests/models checks it). ``initialize`` parses the model config once: input and
-output names come from it, and the optional config parameter ``intra_op_threads`` (default 1)
-sets onnxruntime's thread count. ``execute`` runs all requests of a dynamic batch as one session
-call and returns one response per request; a failure becomes an error inside each response.
+The same file serves every network of the repository: ``make models`` copies it to
+``triton_models/*/1/model.py`` (tests/models checks the copies). ``initialize`` parses the
+model config once: input and output names come from it, and the optional config parameter
+``intra_op_threads`` (default 1) sets onnxruntime's thread count. ``execute`` runs all requests
+of a dynamic batch as one session call and returns one response per request; a failure becomes
+an error inside each response.
 """
 
 import json
