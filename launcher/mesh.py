@@ -203,7 +203,11 @@ def start_mesh(config: MeshConfig, base_env: dict[str, str]) -> Mesh:
         ):
             mesh._spawn(name, [python, "-m", name], env, partial(grpc_serving, f"{host}:{port}"))
         envoy = str(Path(python).parent / "envoy")
+        # Envoy's shared-memory id defaults to 0 for every instance, so a second mesh on the
+        # machine (tests beside `make run`) could not start; its own port is unique already.
+        base_id = str(config.envoy_port)
         argv = [envoy, "-c", str(_envoy_config(config)), "--log-level", "warn"]
+        argv += ["--base-id", base_id]
         mesh._spawn("envoy", argv, env, lambda: http_ok(f"http://{host}:{config.envoy_port}/ready"))
         mesh._wait_ready({child.name for child in mesh.children})
     except BaseException:
