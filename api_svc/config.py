@@ -23,6 +23,19 @@ class ApiConfig:
     """embed_svc address host:port (FACEGRID_EMBED_URL, default 127.0.0.1:50052)."""
     db_pool_max: int
     """Largest number of PostgreSQL connections (FACEGRID_API_DB_POOL_MAX, default 10)."""
+    db_timeout_s: float
+    """Deadline of one database call, seconds, pool wait included (FACEGRID_API_DB_TIMEOUT_S, 5)."""
+    embed_timeout_s: float
+    """Deadline of one embed_svc call, seconds (FACEGRID_API_EMBED_TIMEOUT_S, default 30)."""
+    api_key_cache_s: float
+    """How long an API key lookup (found or not) is reused, seconds; a rotated or deleted key
+    stops working within this time (FACEGRID_API_KEY_CACHE_S, default 5; 0 disables)."""
+    max_file_bytes: int
+    """Largest image in a request, bytes after base64 decoding (FACEGRID_API_MAX_FILE_BYTES,
+    default 5 MiB, CompreFace's 5 MB)."""
+    max_request_bytes: int
+    """Largest request body, bytes (FACEGRID_API_MAX_REQUEST_BYTES, default 10 MiB, CompreFace's
+    10 MB; Envoy enforces the same limit at the edge)."""
     shutdown_grace_s: float
     """Seconds calls in flight may take to finish on SIGTERM (FACEGRID_SHUTDOWN_GRACE_S, 5)."""
     log_format: LogFormat
@@ -37,6 +50,13 @@ def load_config(env: Mapping[str, str]) -> ApiConfig:
         database_url=get_str(env, "FACEGRID_DATABASE_URL"),
         embed_url=get_str(env, "FACEGRID_EMBED_URL", "127.0.0.1:50052"),
         db_pool_max=get_int(env, "FACEGRID_API_DB_POOL_MAX", 10, minimum=1),
+        db_timeout_s=get_float(env, "FACEGRID_API_DB_TIMEOUT_S", 5.0),
+        embed_timeout_s=get_float(env, "FACEGRID_API_EMBED_TIMEOUT_S", 30.0),
+        api_key_cache_s=get_float(env, "FACEGRID_API_KEY_CACHE_S", 5.0),
+        max_file_bytes=get_int(env, "FACEGRID_API_MAX_FILE_BYTES", 5 * 1024 * 1024, minimum=1),
+        max_request_bytes=get_int(
+            env, "FACEGRID_API_MAX_REQUEST_BYTES", 10 * 1024 * 1024, minimum=1
+        ),
         shutdown_grace_s=get_float(env, "FACEGRID_SHUTDOWN_GRACE_S", 5.0),
         log_format=get_log_format(env),
     )

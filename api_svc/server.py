@@ -2,38 +2,61 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 import asyncpg
 import grpc
 import structlog
 
+from api_svc.auth import Authenticator
 from api_svc.config import ApiConfig
+from api_svc.db import PgKeyStore, PgRequestCounter, create_pool
+from api_svc.detection import FaceDetection
+from api_svc.embed_client import GrpcEmbedClient
+from api_svc.image_body import BodyLimits
 from api_svc.servicer import RecognitionServicer
+from api_svc.similarity import Calculators
+from api_svc.stats import RequestStats
+from api_svc.verification import Verification
 from facegrid.recognition.v1 import recognition_service_pb2_grpc
-from facegrid.request_id import RequestIdClientInterceptor
-from facegrid.server import (
-    RunningServer,
-    channel_options,
-    start_server,
-    stop_server,
-    wait_for_signal,
-)
+from facegrid.server import RunningServer, start_server, stop_server, wait_for_signal
 
 log = structlog.get_logger()
 
 SERVICE_NAME = "facegrid.recognition.v1.RecognitionService"
 
 
-async def create_server(config: ApiConfig) -> tuple[RunningServer, asyncpg.Pool, grpc.aio.Channel]:
+@dataclass(frozen=True, slots=True)
+class ApiServer:
+    """A running api_svc node and what it holds open."""
+
+    running: RunningServer
+    pool: asyncpg.Pool
+    embed_channel: grpc.aio.Channel
+    stats: RequestStats
+
+    async def stop(self, grace_s: float) -> None:
+        """Stops serving, lets calls and counts in flight finish, closes connections."""
+        await stop_server(self.running, grace_s)
+        await self.stats.drain()
+        await self.embed_channel.close()
+        await self.pool.close()
+
+
+async def create_server(config: ApiConfig) -> ApiServer:
     """Connects to PostgreSQL and embed_svc, then starts serving (health SERVING)."""
-    pool = await asyncpg.create_pool(config.database_url, min_size=1, max_size=config.db_pool_max)
-    embed_channel = grpc.aio.insecure_channel(
-        config.embed_url,
-        options=channel_options(),
-        interceptors=[RequestIdClientInterceptor()],
+    pool = await create_pool(config.database_url, config.db_pool_max)
+    embed_channel = GrpcEmbedClient.channel(config.embed_url)
+    embed = GrpcEmbedClient(embed_channel, config.embed_timeout_s)
+    limits = BodyLimits(config.max_file_bytes, config.max_request_bytes)
+    stats = RequestStats(PgRequestCounter(pool, config.db_timeout_s))
+    servicer = RecognitionServicer(
+        authenticator=Authenticator(PgKeyStore(pool, config.db_timeout_s), config.api_key_cache_s),
+        stats=stats,
+        detection=FaceDetection(embed, limits),
+        verification=Verification(embed, Calculators(embed), limits),
     )
-    servicer = RecognitionServicer()
     running = await start_server(
         host=config.host,
         port=config.port,
@@ -43,15 +66,13 @@ async def create_server(config: ApiConfig) -> tuple[RunningServer, asyncpg.Pool,
         service_names=[SERVICE_NAME],
     )
     await running.set_serving(True)
-    return running, pool, embed_channel
+    return ApiServer(running, pool, embed_channel, stats)
 
 
 async def serve(config: ApiConfig) -> None:
     """Runs until SIGINT/SIGTERM, then drains and closes every connection."""
-    running, pool, embed_channel = await create_server(config)
+    server = await create_server(config)
     try:
         await wait_for_signal()
     finally:
-        await stop_server(running, config.shutdown_grace_s)
-        await embed_channel.close()
-        await pool.close()
+        await server.stop(config.shutdown_grace_s)

@@ -1,0 +1,196 @@
+"""API key authentication: the ``x-api-key`` metadata -> the service (face collection) it opens.
+
+The key is a UUID; the database finds its service by ``sha256(key bytes)`` (a unique index on
+``services.api_key_sha256``) and the match is confirmed in constant time. Answers, as
+CompreFace's SecurityValidationFilter gives them:
+
+| case | gRPC code | CompreFace code / HTTP |
+|---|---|---|
+| no ``x-api-key`` | UNAUTHENTICATED | 20 / 400 ``Missing header: x-api-key`` |
+| not a UUID | UNAUTHENTICATED | 26 / 400 ``Service API key should be UUID`` |
+| no service has it | UNAUTHENTICATED | 10 / 404 ``<TYPE> service with API Key <key> not found`` |
+| a service of another type | PERMISSION_DENIED | 10 / 404, the message naming both types |
+
+Lookups, found or not, are kept for ``cache_s`` seconds, so a rotated or deleted key stops
+working within that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+import grpc
+
+from facegrid.errors import ServiceError
+
+API_KEY_HEADER = "x-api-key"
+#: CompreFace's code for an unknown service ("model not found").
+MODEL_NOT_FOUND = 10
+#: CompreFace's code for a missing header.
+MISSING_HEADER = 20
+#: Entries kept at most; the cache is emptied when it reaches this size.
+_CACHE_MAX_ENTRIES = 10_000
+
+
+class ServiceType(Enum):
+    """Service types as ``services.type`` stores them."""
+
+    RECOGNITION = "RECOGNITION"
+    DETECTION = "DETECTION"
+    VERIFICATION = "VERIFICATION"
+
+
+#: The REST path prefix each type may call (for messages).
+_PREFIX = {
+    ServiceType.RECOGNITION: "/api/v1/recognition",
+    ServiceType.DETECTION: "/api/v1/detection",
+    ServiceType.VERIFICATION: "/api/v1/verification",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """The service an API key opens."""
+
+    id: uuid.UUID
+    """``services.id``."""
+    type: ServiceType
+    """Its type, which decides the paths it may call."""
+    calculator: str | None
+    """Its calculator (embedding model); None means embed_svc's default."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A ``services`` row found by a key digest."""
+
+    service: Service
+    api_key: uuid.UUID
+    """The stored key, to confirm the match in constant time."""
+
+
+class KeyStore(Protocol):
+    """Where services are looked up by key digest."""
+
+    async def find(self, digest: bytes) -> KeyRecord | None:
+        """The service whose ``api_key_sha256`` is ``digest``, if any."""
+        ...
+
+
+def _missing_header() -> ServiceError:
+    return ServiceError(
+        grpc.StatusCode.UNAUTHENTICATED,
+        "MISSING_API_KEY",
+        f"Missing header: {API_KEY_HEADER}",
+        MISSING_HEADER,
+        http_status=400,
+    )
+
+
+def _malformed_key() -> ServiceError:
+    return ServiceError(
+        grpc.StatusCode.UNAUTHENTICATED,
+        "MALFORMED_API_KEY",
+        "Service API key should be UUID",
+        26,
+        http_status=400,
+    )
+
+
+def _unknown_key(key: str, wanted: ServiceType) -> ServiceError:
+    return ServiceError(
+        grpc.StatusCode.UNAUTHENTICATED,
+        "UNKNOWN_API_KEY",
+        f"{wanted.value} service with API Key {key} not found",
+        MODEL_NOT_FOUND,
+        http_status=404,
+    )
+
+
+def _wrong_type(key: str, found: ServiceType, wanted: ServiceType) -> ServiceError:
+    return ServiceError(
+        grpc.StatusCode.PERMISSION_DENIED,
+        "WRONG_SERVICE_TYPE",
+        f"{wanted.value} service with API Key {key} not found: the key belongs to a"
+        f" {found.value} service, and {_PREFIX[wanted]} needs a {wanted.value} service key",
+        MODEL_NOT_FOUND,
+        {"service_type": found.value, "required_type": wanted.value},
+        http_status=404,
+    )
+
+
+def parse_key(text: str) -> uuid.UUID | None:
+    """The key as a UUID; None unless ``text`` is a UUID in its 36-character form."""
+    text = text.strip()
+    if len(text) != 36:
+        return None
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+def key_digest(key: uuid.UUID) -> bytes:
+    """``services.api_key_sha256`` of a key: SHA-256 of its 16 bytes."""
+    return hashlib.sha256(key.bytes).digest()
+
+
+class Authenticator:
+    """Turns call metadata into the calling service, with a short-lived cache."""
+
+    def __init__(
+        self,
+        store: KeyStore,
+        cache_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._cache_s = cache_s
+        self._clock = clock
+        self._cache: dict[bytes, tuple[float, KeyRecord | None]] = {}
+
+    async def authenticate(
+        self, metadata: Iterable[tuple[str, str | bytes]] | None, wanted: ServiceType
+    ) -> Service:
+        """The service of the call's API key, which must be of type ``wanted``.
+
+        Raises ServiceError (missing, malformed, unknown key, or a key of another type).
+        """
+        header = _header(metadata)
+        if header is None or not header.strip():
+            raise _missing_header()
+        key = parse_key(header)
+        if key is None:
+            raise _malformed_key()
+        record = await self._lookup(key_digest(key))
+        if record is None or not hmac.compare_digest(record.api_key.bytes, key.bytes):
+            raise _unknown_key(str(key), wanted)
+        if record.service.type is not wanted:
+            raise _wrong_type(str(key), record.service.type, wanted)
+        return record.service
+
+    async def _lookup(self, digest: bytes) -> KeyRecord | None:
+        now = self._clock()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        record = await self._store.find(digest)
+        if self._cache_s > 0:
+            if len(self._cache) >= _CACHE_MAX_ENTRIES:
+                self._cache.clear()
+            self._cache[digest] = (now + self._cache_s, record)
+        return record
+
+
+def _header(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
+    for key, value in metadata or ():
+        if key == API_KEY_HEADER:
+            return value if isinstance(value, str) else value.decode("latin-1")
+    return None

@@ -1,0 +1,69 @@
+"""api_svc's PostgreSQL access: API key lookup and request statistics.
+
+One bounded asyncpg pool per process; each statement is prepared once per connection by
+asyncpg's statement cache (``fetchrow``/``fetchval`` with a constant query text), and every call
+has a deadline that includes the wait for a free connection.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import grpc
+import structlog
+
+from api_svc.auth import KeyRecord, Service, ServiceType
+from facegrid.errors import ServiceError
+
+log = structlog.get_logger()
+
+_FIND_SERVICE = "SELECT id, type, calculator, api_key FROM services WHERE api_key_sha256 = $1"
+_COUNT_REQUEST = "SELECT fg_count_requests($1)"
+
+
+async def create_pool(url: str, max_size: int) -> asyncpg.Pool:
+    """A pool of at most ``max_size`` connections (one opened at once)."""
+    return await asyncpg.create_pool(url, min_size=1, max_size=max_size)
+
+
+def _database_unavailable(exc: BaseException) -> ServiceError:
+    log.warning("database_unavailable", error=type(exc).__name__)
+    return ServiceError(
+        grpc.StatusCode.UNAVAILABLE,
+        "DATABASE_UNAVAILABLE",
+        "the service database is unavailable; try again",
+    )
+
+
+class PgKeyStore:
+    """KeyStore over ``services``."""
+
+    def __init__(self, pool: asyncpg.Pool, timeout_s: float) -> None:
+        self._pool = pool
+        self._timeout_s = timeout_s
+
+    async def find(self, digest: bytes) -> KeyRecord | None:
+        """The service whose key has SHA-256 ``digest``, if any."""
+        try:
+            async with self._pool.acquire(timeout=self._timeout_s) as conn:
+                row = await conn.fetchrow(_FIND_SERVICE, digest, timeout=self._timeout_s)
+        except (TimeoutError, asyncpg.PostgresError, OSError) as exc:
+            raise _database_unavailable(exc) from None
+        if row is None:
+            return None
+        service = Service(row["id"], ServiceType(row["type"]), row["calculator"])
+        return KeyRecord(service, row["api_key"])
+
+
+class PgRequestCounter:
+    """Adds requests to ``service_stats`` through ``fg_count_requests``."""
+
+    def __init__(self, pool: asyncpg.Pool, timeout_s: float) -> None:
+        self._pool = pool
+        self._timeout_s = timeout_s
+
+    async def add(self, service_id: uuid.UUID) -> None:
+        """Counts one request of ``service_id`` today (UTC)."""
+        async with self._pool.acquire(timeout=self._timeout_s) as conn:
+            await conn.fetchval(_COUNT_REQUEST, service_id, timeout=self._timeout_s)

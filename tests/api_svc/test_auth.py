@@ -1,0 +1,114 @@
+"""API key authentication: CompreFace's answers for missing, malformed, unknown and wrong-type
+keys, and the short-lived lookup cache."""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+import pytest
+
+from api_svc.auth import Authenticator, ServiceType, key_digest, parse_key
+from facegrid.errors import ServiceError
+from tests.api_svc.fakes import FakeKeyStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def meta(key: str) -> tuple[tuple[str, str], ...]:
+    return (("x-request-id", "r1"), ("x-api-key", key))
+
+
+async def refused(auth: Authenticator, metadata, wanted=ServiceType.DETECTION) -> ServiceError:
+    with pytest.raises(ServiceError) as raised:
+        await auth.authenticate(metadata, wanted)
+    return raised.value
+
+
+async def test_a_key_of_the_right_type_opens_its_service() -> None:
+    store = FakeKeyStore()
+    key = store.add(ServiceType.DETECTION, calculator="mobileface")
+    service = await Authenticator(store, 5).authenticate(meta(str(key)), ServiceType.DETECTION)
+    assert service == store.records[key_digest(key)].service
+    assert service.calculator == "mobileface"
+
+
+@pytest.mark.parametrize("metadata", [(), None, (("x-api-key", "  "),)])
+async def test_a_missing_key_is_code_20(metadata) -> None:
+    error = await refused(Authenticator(FakeKeyStore(), 5), metadata)
+    assert (error.compreface_code, error.http_status) == (20, 400)
+    assert error.message == "Missing header: x-api-key"
+    assert error.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize("text", ["nope", "12345678-1234-1234-1234-12345678901", "z" * 36])
+async def test_a_key_that_is_no_uuid_is_code_26(text: str) -> None:
+    store = FakeKeyStore()
+    error = await refused(Authenticator(store, 5), meta(text))
+    assert (error.compreface_code, error.http_status) == (26, 400)
+    assert error.message == "Service API key should be UUID"
+    assert store.lookups == 0
+
+
+async def test_an_unknown_key_is_code_10_not_found() -> None:
+    key = uuid.uuid4()
+    error = await refused(Authenticator(FakeKeyStore(), 5), meta(str(key)))
+    assert (error.compreface_code, error.http_status) == (10, 404)
+    assert error.message == f"DETECTION service with API Key {key} not found"
+
+
+async def test_a_key_of_another_type_is_refused_naming_both_types() -> None:
+    store = FakeKeyStore()
+    key = store.add(ServiceType.RECOGNITION)
+    error = await refused(Authenticator(store, 5), meta(str(key)), ServiceType.VERIFICATION)
+    assert (error.compreface_code, error.http_status) == (10, 404)
+    assert error.code == grpc.StatusCode.PERMISSION_DENIED
+    assert "belongs to a RECOGNITION service" in error.message
+    assert "/api/v1/verification needs a VERIFICATION service key" in error.message
+
+
+async def test_a_digest_match_with_another_stored_key_is_refused() -> None:
+    store = FakeKeyStore()
+    key = store.add(ServiceType.DETECTION)
+    other = uuid.uuid4()
+    store.records[key_digest(other)] = store.records[key_digest(key)]
+    error = await refused(Authenticator(store, 5), meta(str(other)))
+    assert error.compreface_code == 10
+
+
+async def test_lookups_are_cached_for_the_ttl_then_a_rotated_key_stops_working() -> None:
+    store = FakeKeyStore()
+    key = store.add(ServiceType.DETECTION)
+    clock = Clock()
+    auth = Authenticator(store, 5, clock)
+    for _ in range(3):
+        await auth.authenticate(meta(str(key)), ServiceType.DETECTION)
+    assert store.lookups == 1
+    store.records.clear()  # the key was rotated
+    clock.now += 4.9
+    await auth.authenticate(meta(str(key)), ServiceType.DETECTION)
+    clock.now += 0.2
+    error = await refused(auth, meta(str(key)))
+    assert error.compreface_code == 10
+    assert store.lookups == 2
+
+
+async def test_a_zero_ttl_looks_up_every_time() -> None:
+    store = FakeKeyStore()
+    key = store.add(ServiceType.DETECTION)
+    auth = Authenticator(store, 0)
+    for _ in range(3):
+        await auth.authenticate(meta(str(key)), ServiceType.DETECTION)
+    assert store.lookups == 3
+
+
+def test_parse_key_accepts_upper_case_and_surrounding_blanks() -> None:
+    key = uuid.uuid4()
+    assert parse_key(f" {str(key).upper()} ") == key
+    assert parse_key(key.hex) is None
