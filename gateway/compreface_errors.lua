@@ -69,6 +69,11 @@ function envoy_on_response(handle)
     wanted = wanted or json_string_field(text, "http_status")
   end
   if message == nil then message = json_escape(text:gsub("%s+$", "")) end
+  if status == 413 and code == nil then
+    -- Envoy's own body-limit answer (the transcoder's max_request_body_size)
+    message = "Request body too large: the limit is 10 MB per request"
+    code = "26"
+  end
   if code == nil or not code:match("^%d+$") then
     if status == 400 then code = "26" else code = "0" end
   end

@@ -1,0 +1,76 @@
+"""The PostgreSQL stores against the real schema: key lookup by digest and request counts."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+
+from admin_svc.demo import ensure_demo
+from api_svc.auth import Authenticator, ServiceType, key_digest
+from api_svc.db import PgKeyStore, PgRequestCounter
+from api_svc.stats import RequestStats
+from facegrid.errors import ServiceError
+
+
+async def demo_keys(pool: asyncpg.Pool) -> dict[str, tuple[uuid.UUID, uuid.UUID]]:
+    """(service id, API key) by service type."""
+    async with pool.acquire() as conn:
+        setup = await ensure_demo(conn)
+        assert setup is not None
+        rows = await conn.fetch("SELECT id, type, api_key FROM services")
+    return {r["type"]: (r["id"], r["api_key"]) for r in rows}
+
+
+async def test_a_key_finds_its_service_by_digest(pool: asyncpg.Pool) -> None:
+    keys = await demo_keys(pool)
+    store = PgKeyStore(pool, timeout_s=5)
+    service_id, key = keys["VERIFICATION"]
+    record = await store.find(key_digest(key))
+    assert record is not None
+    assert (record.service.id, record.service.type, record.api_key) == (
+        service_id,
+        ServiceType.VERIFICATION,
+        key,
+    )
+    assert record.service.calculator is None
+    assert await store.find(key_digest(uuid.uuid4())) is None
+
+
+async def test_a_rotated_key_stops_working_when_the_cache_is_off(pool: asyncpg.Pool) -> None:
+    keys = await demo_keys(pool)
+    service_id, key = keys["DETECTION"]
+    auth = Authenticator(PgKeyStore(pool, timeout_s=5), cache_s=0)
+    metadata = (("x-api-key", str(key)),)
+    assert (await auth.authenticate(metadata, ServiceType.DETECTION)).id == service_id
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE services SET api_key = $1 WHERE id = $2", uuid.uuid4(), service_id
+        )
+    with pytest.raises(ServiceError) as raised:
+        await auth.authenticate(metadata, ServiceType.DETECTION)
+    assert raised.value.compreface_code == 10
+
+
+async def test_requests_are_counted_per_service_and_day(pool: asyncpg.Pool) -> None:
+    keys = await demo_keys(pool)
+    service_id, _ = keys["DETECTION"]
+    stats = RequestStats(PgRequestCounter(pool, timeout_s=5))
+    for _ in range(3):
+        stats.record(service_id)
+    await stats.drain()
+    async with pool.acquire() as conn:
+        count = await conn.fetchval(
+            "SELECT request_count FROM service_stats WHERE service_id = $1", service_id
+        )
+    assert count == 3
+
+
+async def test_counting_a_deleted_service_is_dropped_quietly(pool: asyncpg.Pool) -> None:
+    counter = PgRequestCounter(pool, timeout_s=5)
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await counter.add(uuid.uuid4())
+    stats = RequestStats(counter)
+    stats.record(uuid.uuid4())
+    await stats.drain()  # logged, not raised
