@@ -21,6 +21,7 @@ import structlog
 
 from gateway.render import GatewayPorts, render
 from launcher.config import MeshConfig
+from launcher.ports import port_problems
 from launcher.postgres import EmbeddedPostgres, start_embedded_postgres
 from launcher.readiness import grpc_serving, http_ok
 from launcher.triton import triton_command
@@ -174,6 +175,9 @@ def _envoy_config(config: MeshConfig) -> Path:
 
 def start_mesh(config: MeshConfig, base_env: dict[str, str]) -> Mesh:
     """Starts every process and returns once all are ready; stops them all on failure."""
+    problems = port_problems(config)
+    if problems:
+        raise StartError("; ".join(problems))
     config.data_dir.mkdir(parents=True, exist_ok=True)
     mesh = Mesh(config)
     try:
