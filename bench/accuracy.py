@@ -217,6 +217,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
             )
     report["verification"] = rows
     report["groups"] = await count_groups(args, manifest, backend, predictor, executor)
+    report["one_person_photos"] = await count_single_photos(files, backend, predictor, executor)
     await backend.close()
     executor.shutdown()
     return report
@@ -247,6 +248,41 @@ async def count_groups(
             counts.append(len(results[0].faces))
         rows.append({"file": entry["file"], "expected": entry["faces"], "detected": counts})
         print(f"  {entry['file']}: expected {entry['faces']}, detected {counts}")
+    return rows
+
+
+async def count_single_photos(
+    files: list[tuple[str, Path]],
+    backend: OnnxBackend,
+    predictor: LandmarkPredictor,
+    executor: ThreadPoolExecutor,
+) -> list[dict[str, object]]:
+    """Faces found in the one-person photos at several thresholds: photos without a face, photos
+    with more than one (each extra one is a false detection unless the photo shows a bystander:
+    look at the files printed), and the scores of the extra detections."""
+    analyzer = FaceAnalyzer(
+        backend, predictor, executor, AnalyzerSettings(LIMITS, "dlib68", True), None
+    )
+    params = AnalyzeParams(0.3, 0, False, None, False, False, False, False)
+    scores: dict[str, list[float]] = {}
+    for _, path in files:
+        results, _ = await analyzer.analyze([path.read_bytes()], params)
+        scores[str(path)] = sorted((face.score for face in results[0].faces), reverse=True)
+    print(f"\n{len(files)} one-person photos: faces found at each det_prob_threshold")
+    rows = []
+    for threshold in (0.5, 0.6, 0.7, 0.8):
+        found = {path: [s for s in got if s >= threshold] for path, got in scores.items()}
+        none = sorted(path for path, kept in found.items() if not kept)
+        several = {path: kept[1:] for path, kept in found.items() if len(kept) > 1}
+        rows.append({"threshold": threshold, "no_face": none, "extra": several})
+        extras = "; ".join(
+            f"{Path(p).parent.name}/{Path(p).name} {', '.join(f'{s:.3f}' for s in extra)}"
+            for p, extra in several.items()
+        )
+        print(
+            f"  {threshold}: {len(none)} without a face, {len(several)} with more than one"
+            + (f" (extra scores: {extras})" if extras else "")
+        )
     return rows
 
 
