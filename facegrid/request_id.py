@@ -3,11 +3,13 @@
 Envoy sets ``x-request-id`` on every request it forwards; the server interceptor binds it (or a
 fresh one) with the RPC method into structlog's contextvars for the duration of the call, and
 the client interceptor copies it onto outgoing calls so that one id follows a request through
-api_svc, embed_svc and admin_svc.
+api_svc, embed_svc and admin_svc. Every call but health checks ends with one ``rpc_finished``
+log event (status code, milliseconds), so a request can be followed across the services' logs.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,6 +18,11 @@ import grpc
 import structlog
 
 REQUEST_ID_KEY = "x-request-id"
+
+#: Calls not logged one by one (Envoy checks health every few seconds).
+QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+log = structlog.get_logger()
 
 
 def current_request_id() -> str | None:
@@ -47,14 +54,29 @@ class RequestIdServerInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         request_id = _metadata_value(handler_call_details.invocation_metadata, REQUEST_ID_KEY)
         inner: Any = handler.unary_unary
+        quiet = method.startswith(QUIET_PREFIXES)
 
         async def behaviour(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             structlog.contextvars.bind_contextvars(
                 request_id=request_id or uuid.uuid4().hex, rpc=method
             )
+            started = time.perf_counter()
+            failed = False
             try:
                 return await inner(request, context)
+            except BaseException:
+                failed = True
+                raise
             finally:
+                if not quiet:
+                    code = context.code() or (
+                        grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
+                    )
+                    log.info(
+                        "rpc_finished",
+                        code=getattr(code, "name", str(code)),
+                        ms=round((time.perf_counter() - started) * 1000, 1),
+                    )
                 structlog.contextvars.unbind_contextvars("request_id", "rpc")
 
         return grpc.unary_unary_rpc_method_handler(

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import re
 import time
+import uuid
 
 import asyncpg
 import grpc
@@ -273,3 +275,33 @@ def test_successful_requests_are_counted_per_service(mesh, keys, photos) -> None
             break
         time.sleep(0.1)
     assert asyncio.run(count()) == before + 1
+
+
+def _finished(mesh: MeshHandle, service: str) -> list[dict]:
+    lines = (mesh.data_dir / "logs" / f"{service}.log").read_text().splitlines()
+    events = [json.loads(line) for line in lines if line.startswith("{")]
+    return [e for e in events if e.get("event") == "rpc_finished"]
+
+
+def test_one_request_id_follows_a_request_through_envoy_api_svc_and_embed_svc(
+    mesh, keys, photos
+) -> None:
+    sent = f"trace-{uuid.uuid4().hex}"
+    reply = call(
+        "POST",
+        mesh.rest + DETECT,
+        headers={"x-api-key": keys["DETECTION"], "x-request-id": sent},
+        files={"file": ("a.png", photos["astronaut"], "image/png")},
+    )
+    assert reply.status == 200, reply.body
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        api = [e for e in _finished(mesh, "api_svc") if e["request_id"] == sent]
+        embed = [e for e in _finished(mesh, "embed_svc") if e["request_id"] == sent]
+        if api and embed:
+            break
+        time.sleep(0.2)
+    assert [(e["rpc"], e["code"]) for e in api] == [
+        ("/facegrid.recognition.v1.RecognitionService/DetectFaces", "OK")
+    ]
+    assert "/facegrid.embedding.v1.EmbeddingService/AnalyzeImages" in [e["rpc"] for e in embed]
