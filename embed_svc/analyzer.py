@@ -21,6 +21,7 @@ import numpy as np
 from embed_svc import align, attributes, detector, landmarks
 from embed_svc.backends.base import InferenceBackend
 from embed_svc.catalog import DETECTOR, AttributeSpec, CalculatorSpec
+from embed_svc.confirm import FaceConfirmer
 from embed_svc.images import ImageError, ImageLimits, decode_image
 from embed_svc.landmarks import LandmarkPredictor
 from embed_svc.pose import estimate_pose
@@ -63,6 +64,9 @@ class AnalyzerSettings:
     """``dlib68`` or ``blazeface`` (chip alignment of chip-based calculators)."""
     mirror_average: bool
     """Average each embedding with that of the mirrored chip."""
+    confirm_below: float = 0.7
+    """Detections scoring under this must be confirmed by dlib's HOG detector (embed_svc/
+    confirm.py); 0 keeps every detection above the request's threshold."""
 
 
 @dataclass(slots=True)
@@ -104,6 +108,7 @@ class FaceAnalyzer:
         self._executor = executor
         self._settings = settings
         self._attributes = attribute_spec
+        self._confirmer = FaceConfirmer() if settings.confirm_below > 0 else None
 
     async def _cpu(self, function: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
@@ -122,6 +127,7 @@ class FaceAnalyzer:
             per_image = await self._whole_image_faces(decoded, params)
         else:
             per_image = await self._detect(decoded, params.det_prob_threshold)
+            per_image = await self._confirm(decoded, per_image)
             per_image = [_largest(found, params.limit) for found in per_image]
         watch.add("detector", started)
 
@@ -200,6 +206,22 @@ class FaceAnalyzer:
             )
             for i, (_, fit) in enumerate(boxed)
         ]
+
+    async def _confirm(
+        self, images: list[DecodedImage], per_image: list[list[Detection]]
+    ) -> list[list[Detection]]:
+        """Drops low-scoring detections that dlib's HOG detector does not confirm."""
+        confirmer, below = self._confirmer, self._settings.confirm_below
+        if confirmer is None or not any(d.score < below for found in per_image for d in found):
+            return per_image
+        return list(
+            await asyncio.gather(
+                *(
+                    self._cpu(partial(confirmer.keep, image.work, found, below))
+                    for image, found in zip(images, per_image, strict=True)
+                )
+            )
+        )
 
     async def _whole_image_faces(
         self, images: list[DecodedImage], params: AnalyzeParams

@@ -50,6 +50,10 @@ class EmbedConfig:
     det_prob_threshold: float
     """Detector confidence used when a request sets none, 0..1
     (FACEGRID_DET_PROB_THRESHOLD, default 0.5)."""
+    confirm_below: float
+    """Detections scoring under this are kept only when dlib's HOG detector confirms a face
+    there (embed_svc/confirm.py), 0..1; 0 turns the check off (FACEGRID_CONFIRM_BELOW,
+    default 0.7)."""
     max_images_per_request: int
     """Most images in one request (FACEGRID_MAX_IMAGES_PER_REQUEST, default 32)."""
     cpu_workers: int
@@ -75,6 +79,9 @@ def load_config(env: Mapping[str, str]) -> EmbedConfig:
     threshold = get_float(env, "FACEGRID_DET_PROB_THRESHOLD", 0.5)
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"FACEGRID_DET_PROB_THRESHOLD must be in 0..1, got {threshold}")
+    confirm_below = get_float(env, "FACEGRID_CONFIRM_BELOW", 0.7)
+    if not 0.0 <= confirm_below <= 1.0:
+        raise ConfigError(f"FACEGRID_CONFIRM_BELOW must be in 0..1, got {confirm_below}")
     timeout_s = get_float(env, "FACEGRID_TRITON_TIMEOUT_S", 10.0)
     if timeout_s <= 0:
         raise ConfigError(f"FACEGRID_TRITON_TIMEOUT_S must be > 0, got {timeout_s}")
@@ -92,6 +99,7 @@ def load_config(env: Mapping[str, str]) -> EmbedConfig:
         max_image_pixels=get_int(env, "FACEGRID_MAX_IMAGE_PIXELS", 40_000_000, minimum=1),
         max_detect_size=get_int(env, "FACEGRID_MAX_DETECT_SIZE", 1920, minimum=64),
         det_prob_threshold=threshold,
+        confirm_below=confirm_below,
         max_images_per_request=get_int(env, "FACEGRID_MAX_IMAGES_PER_REQUEST", 32, minimum=1),
         cpu_workers=get_int(env, "FACEGRID_EMBED_CPU_WORKERS", 2, minimum=1),
         onnx_threads=get_int(env, "FACEGRID_ONNX_THREADS", 1, minimum=1),

@@ -90,6 +90,7 @@ async def create_server(
             ),
             alignment=config.alignment,
             mirror_average=config.mirror_average,
+            confirm_below=config.confirm_below,
         ),
         attribute_spec,
     )

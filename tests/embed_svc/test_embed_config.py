@@ -20,7 +20,7 @@ def test_defaults() -> None:
     assert config.calculator == "dlib-resnet-v1"
     assert config.alignment == "dlib68" and config.mirror_average is True
     assert config.max_image_bytes == 5 * 1024 * 1024
-    assert config.det_prob_threshold == 0.5
+    assert config.det_prob_threshold == 0.5 and config.confirm_below == 0.7
 
 
 def test_values_are_read() -> None:
@@ -33,12 +33,14 @@ def test_values_are_read() -> None:
             "FACEGRID_MIRROR_AVERAGE": "false",
             "FACEGRID_MAX_IMAGE_PIXELS": "1000",
             "FACEGRID_MAX_DETECT_SIZE": "640",
+            "FACEGRID_CONFIRM_BELOW": "0",
         }
     )
     assert config.port == 6000 and config.backend == "onnxruntime"
     assert config.triton_timeout_s == 2.5
     assert config.alignment == "blazeface" and config.mirror_average is False
     assert config.max_image_pixels == 1000 and config.max_detect_size == 640
+    assert config.confirm_below == 0.0
 
 
 @pytest.mark.parametrize(
@@ -47,6 +49,7 @@ def test_values_are_read() -> None:
         ("FACEGRID_EMBED_BACKEND", "tensorrt", "FACEGRID_EMBED_BACKEND must be one of"),
         ("FACEGRID_ALIGNMENT", "mtcnn", "FACEGRID_ALIGNMENT must be one of"),
         ("FACEGRID_DET_PROB_THRESHOLD", "1.5", "in 0..1"),
+        ("FACEGRID_CONFIRM_BELOW", "-0.1", "FACEGRID_CONFIRM_BELOW must be in 0..1"),
         ("FACEGRID_TRITON_TIMEOUT_S", "0", "must be > 0"),
         ("FACEGRID_MAX_IMAGE_BYTES", "0", "must be >= 1"),
         ("FACEGRID_EMBED_PORT", "abc", "must be an integer"),
