@@ -20,16 +20,7 @@ import numpy.typing as npt
 
 from api_svc.embed_client import EmbedClient
 from facegrid.errors import ServiceError
-
-
-@dataclass(frozen=True, slots=True)
-class Calibration:
-    """Distance-to-similarity mapping of one calculator."""
-
-    c0: float
-    """Distance at which similarity is 0.5."""
-    c1: float
-    """Steepness, per unit of distance."""
+from facegrid.similarity import Calibration
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +50,7 @@ def similarities(
 ) -> list[float]:
     """Similarity of ``source`` to each row of ``targets``, rounded to 5 decimals."""
     distances = np.linalg.norm(normalised(targets) - normalised(source)[0], axis=1)
-    values = (np.tanh((calibration.c0 - distances) * calibration.c1) + 1.0) / 2.0
-    return [round5(float(v)) for v in values]
+    return [round5(float(v)) for v in calibration.similarities(distances)]
 
 
 def _unavailable(name: str) -> ServiceError:

@@ -39,6 +39,7 @@ from embed_svc.catalog import CalculatorSpec
 from embed_svc.images import ImageLimits
 from embed_svc.landmarks import PREDICTOR_FILE, LandmarkPredictor, package_model_path
 from embed_svc.types import AnalyzeParams
+from facegrid.similarity import Calibration
 
 LIMITS = ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000, max_detect_size=1920)
 
@@ -97,11 +98,6 @@ def quantile_slope(scores: Scores) -> float:
     """c1 taking similarity from 0.05 at q5(impostor) to 0.95 at q95(genuine)."""
     gap = float(np.quantile(scores.impostor, 0.05) - np.quantile(scores.genuine, 0.95))
     return 2.0 * math.atanh(0.9) / gap if gap > 0 else math.inf
-
-
-def similarity(distance: np.ndarray, c0: float, c1: float) -> np.ndarray:
-    """CompreFace's mapping."""
-    return (np.tanh((c0 - distance) * c1) + 1.0) / 2.0
 
 
 def percentiles(values: np.ndarray) -> str:
@@ -181,6 +177,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
             c1_quantile = quantile_slope(scores)
             c1_mle = fit_slope(scores, c0)
             c1 = min(c1_mle, c1_quantile)
+            scale = Calibration(c0, c1)
             row = {
                 "calculator": name,
                 "alignment": alignment,
@@ -195,8 +192,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                 "c1": c1,
                 "c1_max_likelihood": c1_mle,
                 "c1_quantile": c1_quantile,
-                "genuine_similarity": percentiles(similarity(scores.genuine, c0, c1)),
-                "impostor_similarity": percentiles(similarity(scores.impostor, c0, c1)),
+                "genuine_similarity": percentiles(scale.similarities(scores.genuine)),
+                "impostor_similarity": percentiles(scale.similarities(scores.impostor)),
                 "genuine_distance": percentiles(scores.genuine),
                 "impostor_distance": percentiles(scores.impostor),
                 "seconds": round(time.perf_counter() - started, 1),

@@ -12,21 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embed_svc.types import FloatArray, ModelInfo, RgbImage
-
-
-@dataclass(frozen=True, slots=True)
-class Calibration:
-    """CompreFace's distance-to-similarity mapping: (tanh((c0 - d) * c1) + 1) / 2, with d the
-    Euclidean distance between L2-normalised embeddings. Measured by bench/accuracy.py."""
-
-    c0: float
-    """Distance at which similarity is 0.5 (the equal-error threshold)."""
-    c1: float
-    """Steepness, per unit of distance."""
-
-    def similarity(self, distance: float) -> float:
-        """Similarity 0..1 of two faces at ``distance``."""
-        return float((np.tanh((self.c0 - distance) * self.c1) + 1.0) / 2.0)
+from facegrid.similarity import Calibration
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from api_svc.detection import FaceDetection
 from api_svc.embed_client import embed_unavailable
 from api_svc.image_body import BodyLimits
 from api_svc.servicer import RecognitionServicer
-from api_svc.similarity import Calculators, Calibration, round5, similarities
+from api_svc.similarity import Calculators, round5, similarities
 from api_svc.stats import RequestStats
 from api_svc.verification import Verification
 from facegrid.embedding.v1 import embedding_service_pb2 as embed_pb
@@ -25,6 +25,7 @@ from facegrid.errors import error_info
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
 from facegrid.server import start_server, stop_server
+from facegrid.similarity import Calibration
 from tests.api_svc.fakes import FakeCounter, FakeEmbed, FakeKeyStore, face
 from tests.rest_client import multipart
 

@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from api_svc.similarity import Calculators, Calibration, round5, similarities
+from api_svc.similarity import Calculators, round5, similarities
 from facegrid.errors import ServiceError
+from facegrid.similarity import Calibration
 from tests.api_svc.fakes import DLIB, FakeEmbed
 
 

@@ -31,6 +31,7 @@ from facegrid.embedding.v1 import embedding_service_pb2 as pb
 from facegrid.embedding.v1 import embedding_service_pb2_grpc as pb_grpc
 from facegrid.errors import error_info
 from facegrid.server import channel_options
+from facegrid.similarity import Calibration
 from tests.embed_svc.face_photos import FACE_API_COUNTS, astronaut_png, face_api_samples
 from tests.embed_svc.triton_process import REPOSITORY, TritonProcess, missing_models
 
@@ -62,7 +63,7 @@ class Served:
 
     def similarity(self, a: np.ndarray, b: np.ndarray) -> float:
         distance = float(np.linalg.norm(a - b))
-        return float((np.tanh((self.calibration.c0 - distance) * self.calibration.c1) + 1) / 2)
+        return Calibration(self.calibration.c0, self.calibration.c1).similarity(distance)
 
 
 async def _wait_serving(channel: grpc.aio.Channel, timeout_s: float = 60.0) -> None:
@@ -265,7 +266,7 @@ async def test_other_calculators_tell_the_astronaut_from_others(
 
     def similarity(a: np.ndarray, b: np.ndarray) -> float:
         distance = float(np.linalg.norm(a - b))
-        return float((np.tanh((info.calibration.c0 - distance) * info.calibration.c1) + 1) / 2)
+        return Calibration(info.calibration.c0, info.calibration.c1).similarity(distance)
 
     reference = vectors[0][0]
     assert similarity(reference, vectors[1][0]) > 0.5  # mirrored
