@@ -27,7 +27,8 @@ async def create_pool(url: str, max_size: int) -> asyncpg.Pool:
     return await asyncpg.create_pool(url, min_size=1, max_size=max_size)
 
 
-def _database_unavailable(exc: BaseException) -> ServiceError:
+def database_unavailable(exc: BaseException) -> ServiceError:
+    """The error of a request the database could not serve (logged with the exception type)."""
     log.warning("database_unavailable", error=type(exc).__name__)
     return ServiceError(
         grpc.StatusCode.UNAVAILABLE,
@@ -49,7 +50,7 @@ class PgKeyStore:
             async with self._pool.acquire(timeout=self._timeout_s) as conn:
                 row = await conn.fetchrow(_FIND_SERVICE, digest, timeout=self._timeout_s)
         except (TimeoutError, asyncpg.PostgresError, OSError) as exc:
-            raise _database_unavailable(exc) from None
+            raise database_unavailable(exc) from None
         if row is None:
             return None
         service = Service(row["id"], ServiceType(row["type"]), row["calculator"])

@@ -21,9 +21,10 @@ def no_face(field: str) -> ServiceError:
 
 def too_many_faces(field: str) -> ServiceError:
     """``field``'s image holds more than the one face the call needs."""
+    where = "given image" if field == "file" else field.replace("_", " ")
     return invalid_argument(
         "TOO_MANY_FACES",
-        f"More than one face in the {field.replace('_', ' ')}",
+        f"More than one face in the {where}",
         TOO_MANY_FACES,
         field=field,
     )

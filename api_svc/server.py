@@ -14,10 +14,14 @@ from api_svc.config import ApiConfig
 from api_svc.db import PgKeyStore, PgRequestCounter, create_pool
 from api_svc.detection import FaceDetection
 from api_svc.embed_client import GrpcEmbedClient
+from api_svc.face_store import PgFaceStore
+from api_svc.face_verification import FaceVerification
+from api_svc.faces import Faces
 from api_svc.image_body import BodyLimits
 from api_svc.servicer import RecognitionServicer
 from api_svc.similarity import Calculators
 from api_svc.stats import RequestStats
+from api_svc.subjects import Subjects
 from api_svc.verification import Verification
 from facegrid.recognition.v1 import recognition_service_pb2_grpc
 from facegrid.server import RunningServer, start_server, stop_server, wait_for_signal
@@ -51,11 +55,16 @@ async def create_server(config: ApiConfig) -> ApiServer:
     embed = GrpcEmbedClient(embed_channel, config.embed_timeout_s)
     limits = BodyLimits(config.max_file_bytes, config.max_request_bytes)
     stats = RequestStats(PgRequestCounter(pool, config.db_timeout_s))
+    calculators = Calculators(embed)
+    store = PgFaceStore(pool, config.db_timeout_s)
     servicer = RecognitionServicer(
         authenticator=Authenticator(PgKeyStore(pool, config.db_timeout_s), config.api_key_cache_s),
         stats=stats,
         detection=FaceDetection(embed, limits),
-        verification=Verification(embed, Calculators(embed), limits),
+        verification=Verification(embed, calculators, limits),
+        subjects=Subjects(store),
+        faces=Faces(store, embed, limits),
+        face_verification=FaceVerification(store, embed, calculators, limits),
     )
     running = await start_server(
         host=config.host,

@@ -13,12 +13,17 @@ from typing import Any, TypeVar
 
 import grpc
 import structlog
+from google.api import httpbody_pb2
+from google.protobuf import struct_pb2
 
 from api_svc.auth import Authenticator, Service, ServiceType
 from api_svc.detection import FaceDetection
+from api_svc.face_verification import FaceVerification
+from api_svc.faces import Faces
 from api_svc.stats import RequestStats
+from api_svc.subjects import Subjects
 from api_svc.verification import Verification
-from facegrid.errors import ServiceError, abort, unimplemented
+from facegrid.errors import ServiceError, abort, set_http_status, unimplemented
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc
 
@@ -27,8 +32,11 @@ log = structlog.get_logger()
 Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]
 Response = TypeVar("Response")
 
-#: Where the pending capability is tracked.
-_RECOGNITION_ISSUE = "arrives with the recognition capability"
+#: Why the remaining RPCs are pending.
+_RECOGNITION_ISSUE = (
+    "recognition searches the collection's FAISS index, kept current from NOTIFY;"
+    " it arrives with the index capability"
+)
 
 
 def _pending(method: str) -> Handler:
@@ -55,17 +63,24 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
         stats: RequestStats,
         detection: FaceDetection,
         verification: Verification,
+        subjects: Subjects,
+        faces: Faces,
+        face_verification: FaceVerification,
     ) -> None:
         self._authenticator = authenticator
         self._stats = stats
         self._detection = detection
         self._verification = verification
+        self._subjects = subjects
+        self._faces = faces
+        self._face_verification = face_verification
 
     async def _serve(
         self,
         context: grpc.aio.ServicerContext,
         wanted: ServiceType,
         work: Callable[[Service], Awaitable[Response]],
+        http_status: int | None = None,
     ) -> Response:
         try:
             service = await self._authenticator.authenticate(context.invocation_metadata(), wanted)
@@ -76,7 +91,17 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
             log.exception("request_failed")
             await abort(context, _internal())
         self._stats.record(service.id)
+        if http_status is not None:
+            await set_http_status(context, http_status)
         return response
+
+    async def _recognition(
+        self,
+        context: grpc.aio.ServicerContext,
+        work: Callable[[Service], Awaitable[Response]],
+        http_status: int | None = None,
+    ) -> Response:
+        return await self._serve(context, ServiceType.RECOGNITION, work, http_status)
 
     async def DetectFaces(
         self, request: pb.DetectFacesRequest, context: grpc.aio.ServicerContext
@@ -106,6 +131,116 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
             context,
             ServiceType.VERIFICATION,
             lambda service: self._verification.verify_embeddings(request, service.calculator),
+        )
+
+    async def CreateSubject(
+        self, request: pb.CreateSubjectRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateSubjectResponse:
+        """POST /api/v1/recognition/subjects (201)."""
+        return await self._recognition(
+            context, lambda service: self._subjects.create(service.id, request), 201
+        )
+
+    async def ListSubjects(
+        self, request: pb.ListSubjectsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListSubjectsResponse:
+        """GET /api/v1/recognition/subjects."""
+        return await self._recognition(context, lambda service: self._subjects.list(service.id))
+
+    async def RenameSubject(
+        self, request: pb.RenameSubjectRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RenameSubjectResponse:
+        """PUT /api/v1/recognition/subjects/{subject}."""
+        return await self._recognition(
+            context, lambda service: self._subjects.rename(service.id, request)
+        )
+
+    async def DeleteSubject(
+        self, request: pb.DeleteSubjectRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteSubjectResponse:
+        """DELETE /api/v1/recognition/subjects/{subject}."""
+        return await self._recognition(
+            context, lambda service: self._subjects.delete(service.id, request)
+        )
+
+    async def DeleteSubjects(
+        self, request: pb.DeleteSubjectsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteSubjectsResponse:
+        """DELETE /api/v1/recognition/subjects."""
+        return await self._recognition(
+            context, lambda service: self._subjects.delete_all(service.id)
+        )
+
+    async def AddFace(
+        self, request: pb.AddFaceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AddFaceResponse:
+        """POST /api/v1/recognition/faces (201)."""
+        return await self._recognition(
+            context,
+            lambda service: self._faces.add(service.id, service.calculator, request),
+            201,
+        )
+
+    async def ListFaces(
+        self, request: pb.ListFacesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListFacesResponse:
+        """GET /api/v1/recognition/faces."""
+        return await self._recognition(
+            context, lambda service: self._faces.list(service.id, request)
+        )
+
+    async def DeleteFaces(
+        self, request: pb.DeleteFacesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteFacesResponse:
+        """DELETE /api/v1/recognition/faces."""
+        return await self._recognition(
+            context, lambda service: self._faces.delete_all(service.id, request)
+        )
+
+    async def DeleteFace(
+        self, request: pb.DeleteFaceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteFaceResponse:
+        """DELETE /api/v1/recognition/faces/{image_id}."""
+        return await self._recognition(
+            context, lambda service: self._faces.delete(service.id, request)
+        )
+
+    async def DeleteFacesByIds(
+        self, request: pb.DeleteFacesByIdsRequest, context: grpc.aio.ServicerContext
+    ) -> struct_pb2.ListValue:
+        """POST /api/v1/recognition/faces/delete."""
+        return await self._recognition(
+            context, lambda service: self._faces.delete_by_ids(service.id, request)
+        )
+
+    async def GetFaceImage(
+        self, request: pb.GetFaceImageRequest, context: grpc.aio.ServicerContext
+    ) -> httpbody_pb2.HttpBody:
+        """GET /api/v1/recognition/faces/{image_id}/img."""
+        return await self._recognition(
+            context, lambda service: self._faces.image(service.id, request)
+        )
+
+    async def VerifyAgainstFace(
+        self, request: pb.VerifyAgainstFaceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.VerifyAgainstFaceResponse:
+        """POST /api/v1/recognition/faces/{image_id}/verify."""
+        return await self._recognition(
+            context,
+            lambda service: self._face_verification.verify_image(
+                service.id, service.calculator, request
+            ),
+        )
+
+    async def VerifyEmbeddingsAgainstFace(
+        self, request: pb.VerifyEmbeddingsAgainstFaceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.VerifyEmbeddingsAgainstFaceResponse:
+        """POST /api/v1/recognition/embeddings/faces/{image_id}/verify."""
+        return await self._recognition(
+            context,
+            lambda service: self._face_verification.verify_embeddings(
+                service.id, service.calculator, request
+            ),
         )
 
 

@@ -8,53 +8,17 @@ Matches are sorted by similarity, most similar first, as CompreFace sorts them.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-
-from google.protobuf import struct_pb2
-
 from api_svc.embed_client import EmbedClient
+from api_svc.embedding_input import checked_vector, checked_vectors, wrong_count
 from api_svc.face_errors import no_face, too_many_faces
 from api_svc.face_plugins import analyze_options, check_limit, parse_face_plugins
 from api_svc.image_body import BodyLimits, read_images
 from api_svc.render import fill_face, plugins_versions
 from api_svc.similarity import Calculators, similarities
-from facegrid.errors import ServiceError, invalid_argument
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 
 SOURCE_FIELD = "source_image"
 TARGET_FIELD = "target_image"
-#: CompreFace's code for a wrong number of embeddings.
-WRONG_EMBEDDING_COUNT = 37
-
-
-def _wrong_count(message: str, field: str) -> ServiceError:
-    return invalid_argument("WRONG_EMBEDDING_COUNT", message, WRONG_EMBEDDING_COUNT, field=field)
-
-
-def _checked_vector(values: Sequence[object], size: int, field: str) -> list[float]:
-    """``values`` as floats: ``size`` finite numbers, not all zero; else ServiceError (26)."""
-    if len(values) != size:
-        raise invalid_argument(
-            "WRONG_EMBEDDING_SIZE",
-            f"{field} has {len(values)} values; the calculator's embeddings have {size}",
-            field=field,
-        )
-    if not all(isinstance(v, float | int) and math.isfinite(v) for v in values):
-        raise invalid_argument(
-            "INVALID_EMBEDDING", f"{field} must hold finite numbers only", field=field
-        )
-    vector = [float(v) for v in values]  # type: ignore[arg-type]
-    if not any(vector):
-        raise invalid_argument("INVALID_EMBEDDING", f"{field} is all zeros", field=field)
-    return vector
-
-
-def _list_values(value: struct_pb2.ListValue) -> list[object]:
-    return [
-        item.number_value if item.WhichOneof("kind") == "number_value" else None
-        for item in value.values
-    ]
 
 
 class Verification:
@@ -114,18 +78,15 @@ class Verification:
     ) -> pb.VerifyEmbeddingsResponse:
         """Compares the source embedding with each target embedding."""
         if not request.source:
-            raise _wrong_count("a source embedding was expected, but none was provided", "source")
+            raise wrong_count("a source embedding was expected, but none was provided", "source")
         if not request.targets:
-            raise _wrong_count(
+            raise wrong_count(
                 "at least 1 target embedding was expected, but 0 were provided", "targets"
             )
         model = await self._calculators.get(calculator)
         size = model.embedding_size
-        source = _checked_vector(list(request.source), size, "source")
-        targets = [
-            _checked_vector(_list_values(t), size, f"targets[{i}]")
-            for i, t in enumerate(request.targets)
-        ]
+        source = checked_vector(list(request.source), size, "source")
+        targets = checked_vectors(request.targets, size, "targets")
         scores = similarities(source, targets, model.calibration)
         ranked = sorted(zip(targets, scores, strict=True), key=lambda p: -p[1])
         return pb.VerifyEmbeddingsResponse(

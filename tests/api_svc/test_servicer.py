@@ -8,17 +8,22 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import grpc
 import pytest
 from google.protobuf import json_format, struct_pb2
 
 from api_svc.auth import Authenticator, ServiceType
 from api_svc.detection import FaceDetection
-from api_svc.embed_client import embed_unavailable
+from api_svc.embed_client import EmbedClient, embed_unavailable
+from api_svc.face_store import PgFaceStore
+from api_svc.face_verification import FaceVerification
+from api_svc.faces import Faces
 from api_svc.image_body import BodyLimits
 from api_svc.servicer import RecognitionServicer
 from api_svc.similarity import Calculators, round5, similarities
 from api_svc.stats import RequestStats
+from api_svc.subjects import Subjects
 from api_svc.verification import Verification
 from facegrid.embedding.v1 import embedding_service_pb2 as embed_pb
 from facegrid.errors import error_info
@@ -43,8 +48,25 @@ class Api:
     keys: dict[ServiceType, str]
 
 
+def build_servicer(
+    authenticator: Authenticator, stats: RequestStats, embed: EmbedClient, pool: asyncpg.Pool
+) -> RecognitionServicer:
+    """The servicer as server.py wires it, over ``pool`` and a fake embed_svc."""
+    calculators = Calculators(embed)
+    store = PgFaceStore(pool, timeout_s=5)
+    return RecognitionServicer(
+        authenticator=authenticator,
+        stats=stats,
+        detection=FaceDetection(embed, LIMITS),
+        verification=Verification(embed, calculators, LIMITS),
+        subjects=Subjects(store),
+        faces=Faces(store, embed, LIMITS),
+        face_verification=FaceVerification(store, embed, calculators, LIMITS),
+    )
+
+
 @pytest.fixture
-async def api(free_port: Callable[[], int]) -> AsyncIterator[Api]:
+async def api(free_port: Callable[[], int], pool: asyncpg.Pool) -> AsyncIterator[Api]:
     store = FakeKeyStore()
     keys = {t: str(store.add(t)) for t in ServiceType}
     embed = FakeEmbed(
@@ -58,12 +80,7 @@ async def api(free_port: Callable[[], int]) -> AsyncIterator[Api]:
         }
     )
     counter = FakeCounter()
-    servicer = RecognitionServicer(
-        authenticator=Authenticator(store, 5),
-        stats=RequestStats(counter),
-        detection=FaceDetection(embed, LIMITS),
-        verification=Verification(embed, Calculators(embed), LIMITS),
-    )
+    servicer = build_servicer(Authenticator(store, 5), RequestStats(counter), embed, pool)
     running = await start_server(
         host="127.0.0.1",
         port=free_port(),
@@ -239,8 +256,12 @@ async def test_a_counting_failure_does_not_fail_the_request(api: Api) -> None:
 
 
 async def test_unimplemented_rpcs_still_say_so(api: Api) -> None:
-    code, info = await failure(api.stub.ListSubjects(pb.ListSubjectsRequest()))
-    assert (code, info["reason"]) == (grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED")
+    for call in (
+        api.stub.RecognizeFaces(pb.RecognizeFacesRequest()),
+        api.stub.RecognizeEmbeddings(pb.RecognizeEmbeddingsRequest()),
+    ):
+        code, info = await failure(call)
+        assert (code, info["reason"]) == (grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED")
 
 
 async def test_verify_images_ranks_target_faces_by_similarity(api: Api) -> None:
