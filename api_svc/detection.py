@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from api_svc.embed_client import EmbedClient
 from api_svc.face_errors import no_face
-from api_svc.face_plugins import analyze_options, parse_face_plugins
+from api_svc.face_plugins import analyze_options, parse_face_plugins, threshold_of
 from api_svc.image_body import BodyLimits, read_images
 from api_svc.render import fill_face, plugins_versions
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
@@ -29,9 +29,7 @@ class FaceDetection:
         options = analyze_options(
             names,
             limit=request.limit,
-            det_prob_threshold=(
-                request.det_prob_threshold if request.HasField("det_prob_threshold") else None
-            ),
+            det_prob_threshold=threshold_of(request),
             calculator=calculator,
             embeddings=wants_embedding,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from facegrid.embedding.v1 import embedding_service_pb2 as embed_pb
 from facegrid.errors import invalid_argument
 
@@ -49,6 +51,19 @@ def check_limit(limit: int) -> int:
             "INVALID_LIMIT", "Limit should be equal or greater than 0", field="limit"
         )
     return limit
+
+
+class HasThreshold(Protocol):
+    """A request with CompreFace's optional ``det_prob_threshold``."""
+
+    @property
+    def det_prob_threshold(self) -> float: ...
+    def HasField(self, field_name: str) -> bool: ...
+
+
+def threshold_of(request: HasThreshold) -> float | None:
+    """The request's ``det_prob_threshold``; None when absent (the detector's default)."""
+    return request.det_prob_threshold if request.HasField("det_prob_threshold") else None
 
 
 def analyze_options(

@@ -17,7 +17,12 @@ import numpy as np
 from api_svc.embed_client import EmbedClient
 from api_svc.embedding_input import checked_vectors, wrong_count
 from api_svc.face_errors import no_face
-from api_svc.face_plugins import analyze_options, check_limit, parse_face_plugins
+from api_svc.face_plugins import (
+    analyze_options,
+    check_limit,
+    parse_face_plugins,
+    threshold_of,
+)
 from api_svc.face_store import PgFaceStore, StoredEmbedding
 from api_svc.faces import FILE_FIELD, face_not_found, parse_image_id
 from api_svc.image_body import BodyLimits, read_images
@@ -78,9 +83,7 @@ class FaceVerification:
         options = analyze_options(
             names,
             limit=check_limit(request.limit),
-            det_prob_threshold=(
-                request.det_prob_threshold if request.HasField("det_prob_threshold") else None
-            ),
+            det_prob_threshold=threshold_of(request),
             calculator=calculator,
             embeddings=True,
         )

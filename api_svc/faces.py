@@ -18,7 +18,7 @@ from google.protobuf import struct_pb2
 
 from api_svc.embed_client import EmbedClient
 from api_svc.face_errors import no_face, too_many_faces
-from api_svc.face_plugins import analyze_options
+from api_svc.face_plugins import analyze_options, threshold_of
 from api_svc.face_store import FaceRef, NewExample, PgFaceStore
 from api_svc.image_body import BodyLimits, read_images
 from api_svc.image_type import content_type_of
@@ -78,9 +78,7 @@ class Faces:
         options = analyze_options(
             frozenset(),
             limit=_FACES_TO_TELL,
-            det_prob_threshold=(
-                request.det_prob_threshold if request.HasField("det_prob_threshold") else None
-            ),
+            det_prob_threshold=threshold_of(request),
             calculator=calculator,
             embeddings=True,
         )

@@ -11,7 +11,12 @@ from __future__ import annotations
 from api_svc.embed_client import EmbedClient
 from api_svc.embedding_input import checked_vector, checked_vectors, wrong_count
 from api_svc.face_errors import no_face, too_many_faces
-from api_svc.face_plugins import analyze_options, check_limit, parse_face_plugins
+from api_svc.face_plugins import (
+    analyze_options,
+    check_limit,
+    parse_face_plugins,
+    threshold_of,
+)
 from api_svc.image_body import BodyLimits, read_images
 from api_svc.render import fill_face, plugins_versions
 from api_svc.similarity import Calculators, similarities
@@ -40,9 +45,7 @@ class Verification:
         options = analyze_options(
             names,
             limit=0,
-            det_prob_threshold=(
-                request.det_prob_threshold if request.HasField("det_prob_threshold") else None
-            ),
+            det_prob_threshold=threshold_of(request),
             calculator=calculator,
             embeddings=True,
         )

@@ -17,13 +17,22 @@ from google.protobuf import struct_pb2
 from api_svc.auth import Authenticator
 from api_svc.db import PgKeyStore
 from api_svc.embed_client import embed_unavailable
+from api_svc.face_store import PgFaceStore
 from api_svc.stats import RequestStats
+from facegrid.errors import ServiceError
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
-from facegrid.server import start_server, stop_server
 from tests.api_svc.fakes import DLIB, FakeCounter, FakeEmbed, face
 from tests.api_svc.test_db import demo_keys
-from tests.api_svc.test_servicer import EMPTY, GROUP, as_json, build_servicer, failure, image
+from tests.api_svc.test_servicer import (
+    EMPTY,
+    GROUP,
+    as_json,
+    build_servicer,
+    failure,
+    image,
+    serving,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n astronaut"
 OTHER = b"\xff\xd8\xff other person"
@@ -55,24 +64,16 @@ async def api(free_port: Callable[[], int], pool: asyncpg.Pool) -> AsyncIterator
     servicer = build_servicer(
         Authenticator(PgKeyStore(pool, 5), 0), RequestStats(FakeCounter()), embed, pool
     )
-    running = await start_server(
-        host="127.0.0.1",
-        port=free_port(),
-        register=lambda server: pb_grpc.add_RecognitionServiceServicer_to_server(servicer, server),
-        service_names=["facegrid.recognition.v1.RecognitionService"],
-    )
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
     service_id, key = keys["RECOGNITION"]
-    yield Store(
-        pb_grpc.RecognitionServiceStub(channel),
-        embed,
-        pool,
-        service_id,
-        (("x-api-key", str(key)),),
-        (("x-api-key", str(keys["DETECTION"][1])),),
-    )
-    await channel.close()
-    await stop_server(running, 0)
+    async with serving(servicer, free_port()) as stub:
+        yield Store(
+            stub,
+            embed,
+            pool,
+            service_id,
+            (("x-api-key", str(key)),),
+            (("x-api-key", str(keys["DETECTION"][1])),),
+        )
 
 
 async def add(api: Store, subject: str, data: bytes = PNG) -> str:
@@ -356,3 +357,14 @@ async def test_writes_are_refused_while_a_migration_blocks_the_collection(api: S
     assert api.embed.calls == []  # refused before embed_svc was asked
     assert await subjects(api) == ["Ann"]
     assert [str(r["id"]) for r in await rows(api, "SELECT id FROM face_examples")] == [image_id]
+
+
+async def test_an_unreachable_database_is_unavailable_not_internal(db_url: str) -> None:
+    closed = await asyncpg.create_pool(db_url, min_size=1, max_size=1)
+    await closed.close()
+    with pytest.raises(ServiceError) as raised:
+        await PgFaceStore(closed, timeout_s=1).list_subjects(uuid.uuid4())
+    assert (raised.value.code, raised.value.reason) == (
+        grpc.StatusCode.UNAVAILABLE,
+        "DATABASE_UNAVAILABLE",
+    )

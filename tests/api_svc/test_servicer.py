@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,25 @@ def build_servicer(
     )
 
 
+@asynccontextmanager
+async def serving(
+    servicer: RecognitionServicer, port: int
+) -> AsyncIterator[pb_grpc.RecognitionServiceStub]:
+    """``servicer`` on a real gRPC server on ``port``, and a stub calling it."""
+    running = await start_server(
+        host="127.0.0.1",
+        port=port,
+        register=lambda server: pb_grpc.add_RecognitionServiceServicer_to_server(servicer, server),
+        service_names=["facegrid.recognition.v1.RecognitionService"],
+    )
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    try:
+        yield pb_grpc.RecognitionServiceStub(channel)
+    finally:
+        await channel.close()
+        await stop_server(running, 0)
+
+
 @pytest.fixture
 async def api(free_port: Callable[[], int], pool: asyncpg.Pool) -> AsyncIterator[Api]:
     store = FakeKeyStore()
@@ -81,16 +101,8 @@ async def api(free_port: Callable[[], int], pool: asyncpg.Pool) -> AsyncIterator
     )
     counter = FakeCounter()
     servicer = build_servicer(Authenticator(store, 5), RequestStats(counter), embed, pool)
-    running = await start_server(
-        host="127.0.0.1",
-        port=free_port(),
-        register=lambda server: pb_grpc.add_RecognitionServiceServicer_to_server(servicer, server),
-        service_names=["facegrid.recognition.v1.RecognitionService"],
-    )
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-    yield Api(pb_grpc.RecognitionServiceStub(channel), embed, counter, keys)
-    await channel.close()
-    await stop_server(running, 0)
+    async with serving(servicer, free_port()) as stub:
+        yield Api(stub, embed, counter, keys)
 
 
 def key(api: Api, service_type: ServiceType) -> tuple[tuple[str, str]]:
