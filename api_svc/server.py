@@ -13,11 +13,15 @@ from api_svc.auth import Authenticator
 from api_svc.config import ApiConfig
 from api_svc.db import PgKeyStore, PgRequestCounter, create_pool
 from api_svc.detection import FaceDetection
-from api_svc.embed_client import GrpcEmbedClient
+from api_svc.embed_client import EmbedClient, GrpcEmbedClient
 from api_svc.face_store import PgFaceStore
 from api_svc.face_verification import FaceVerification
 from api_svc.faces import Faces
 from api_svc.image_body import BodyLimits
+from api_svc.index_registry import IndexRegistry
+from api_svc.index_source import PgIndexSource
+from api_svc.index_sync import IndexSync
+from api_svc.recognition import Recognition
 from api_svc.servicer import RecognitionServicer
 from api_svc.similarity import Calculators
 from api_svc.stats import RequestStats
@@ -39,24 +43,32 @@ class ApiServer:
     pool: asyncpg.Pool
     embed_channel: grpc.aio.Channel
     stats: RequestStats
+    indexes: IndexRegistry
+    sync: IndexSync
 
     async def stop(self, grace_s: float) -> None:
         """Stops serving, lets calls and counts in flight finish, closes connections."""
         await stop_server(self.running, grace_s)
+        await self.sync.stop()
         await self.stats.drain()
         await self.embed_channel.close()
         await self.pool.close()
 
 
-async def create_server(config: ApiConfig) -> ApiServer:
-    """Connects to PostgreSQL and embed_svc, then starts serving (health SERVING)."""
+async def create_server(config: ApiConfig, embed: EmbedClient | None = None) -> ApiServer:
+    """Connects to PostgreSQL and embed_svc (``embed`` replaces the gRPC client in tests),
+    starts LISTENing for collection changes, then serves (health SERVING)."""
     pool = await create_pool(config.database_url, config.db_pool_max)
     embed_channel = GrpcEmbedClient.channel(config.embed_url)
-    embed = GrpcEmbedClient(embed_channel, config.embed_timeout_s)
+    if embed is None:
+        embed = GrpcEmbedClient(embed_channel, config.embed_timeout_s)
     limits = BodyLimits(config.max_file_bytes, config.max_request_bytes)
     stats = RequestStats(PgRequestCounter(pool, config.db_timeout_s))
     calculators = Calculators(embed)
     store = PgFaceStore(pool, config.db_timeout_s)
+    indexes = IndexRegistry(PgIndexSource(pool, config.db_timeout_s), calculators)
+    sync = IndexSync(config.database_url, indexes)
+    await sync.start(config.db_timeout_s)
     servicer = RecognitionServicer(
         authenticator=Authenticator(PgKeyStore(pool, config.db_timeout_s), config.api_key_cache_s),
         stats=stats,
@@ -65,6 +77,7 @@ async def create_server(config: ApiConfig) -> ApiServer:
         subjects=Subjects(store),
         faces=Faces(store, embed, limits),
         face_verification=FaceVerification(store, embed, calculators, limits),
+        recognition=Recognition(indexes, embed, calculators, limits),
     )
     running = await start_server(
         host=config.host,
@@ -75,7 +88,7 @@ async def create_server(config: ApiConfig) -> ApiServer:
         service_names=[SERVICE_NAME],
     )
     await running.set_serving(True)
-    return ApiServer(running, pool, embed_channel, stats)
+    return ApiServer(running, pool, embed_channel, stats, indexes, sync)
 
 
 async def serve(config: ApiConfig) -> None:

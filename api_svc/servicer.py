@@ -2,8 +2,8 @@
 
 Implemented RPCs authenticate the ``x-api-key`` metadata against the service type their path
 needs, do their work, and count the request in the service's statistics once it succeeded.
-Every RPC whose capability has not landed yet answers UNIMPLEMENTED with a message naming it;
-nothing fakes a result.
+An RPC whose capability has not landed yet would answer UNIMPLEMENTED with a message naming
+it; nothing fakes a result.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from api_svc.auth import Authenticator, Service, ServiceType
 from api_svc.detection import FaceDetection
 from api_svc.face_verification import FaceVerification
 from api_svc.faces import Faces
+from api_svc.recognition import Recognition
 from api_svc.stats import RequestStats
 from api_svc.subjects import Subjects
 from api_svc.verification import Verification
@@ -32,16 +33,10 @@ log = structlog.get_logger()
 Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]
 Response = TypeVar("Response")
 
-#: Why the remaining RPCs are pending.
-_RECOGNITION_ISSUE = (
-    "recognition searches the collection's FAISS index, kept current from NOTIFY;"
-    " it arrives with the index capability"
-)
-
 
 def _pending(method: str) -> Handler:
     async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await abort(context, unimplemented(method, _RECOGNITION_ISSUE))
+        await abort(context, unimplemented(method, "not in this build"))
 
     handler.__name__ = method
     return handler
@@ -66,6 +61,7 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
         subjects: Subjects,
         faces: Faces,
         face_verification: FaceVerification,
+        recognition: Recognition,
     ) -> None:
         self._authenticator = authenticator
         self._stats = stats
@@ -74,6 +70,7 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
         self._subjects = subjects
         self._faces = faces
         self._face_verification = face_verification
+        self._recognizer = recognition
 
     async def _serve(
         self,
@@ -239,6 +236,28 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
         return await self._recognition(
             context,
             lambda service: self._face_verification.verify_embeddings(
+                service.id, service.calculator, request
+            ),
+        )
+
+    async def RecognizeFaces(
+        self, request: pb.RecognizeFacesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecognizeFacesResponse:
+        """POST /api/v1/recognition/recognize."""
+        return await self._recognition(
+            context,
+            lambda service: self._recognizer.recognize_faces(
+                service.id, service.calculator, request
+            ),
+        )
+
+    async def RecognizeEmbeddings(
+        self, request: pb.RecognizeEmbeddingsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecognizeEmbeddingsResponse:
+        """POST /api/v1/recognition/embeddings/recognize."""
+        return await self._recognition(
+            context,
+            lambda service: self._recognizer.recognize_embeddings(
                 service.id, service.calculator, request
             ),
         )

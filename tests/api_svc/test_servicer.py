@@ -21,6 +21,9 @@ from api_svc.face_store import PgFaceStore
 from api_svc.face_verification import FaceVerification
 from api_svc.faces import Faces
 from api_svc.image_body import BodyLimits
+from api_svc.index_registry import IndexRegistry
+from api_svc.index_source import PgIndexSource
+from api_svc.recognition import Recognition
 from api_svc.servicer import RecognitionServicer
 from api_svc.similarity import Calculators, round5, similarities
 from api_svc.stats import RequestStats
@@ -63,6 +66,9 @@ def build_servicer(
         subjects=Subjects(store),
         faces=Faces(store, embed, LIMITS),
         face_verification=FaceVerification(store, embed, calculators, LIMITS),
+        recognition=Recognition(
+            IndexRegistry(PgIndexSource(pool, 5), calculators), embed, calculators, LIMITS
+        ),
     )
 
 
@@ -267,13 +273,18 @@ async def test_a_counting_failure_does_not_fail_the_request(api: Api) -> None:
     assert len(reply.result) == 1
 
 
-async def test_unimplemented_rpcs_still_say_so(api: Api) -> None:
+async def test_recognition_rpcs_authenticate_first(api: Api) -> None:
     for call in (
-        api.stub.RecognizeFaces(pb.RecognizeFacesRequest()),
+        api.stub.RecognizeFaces(pb.RecognizeFacesRequest(image=image(ONE))),
         api.stub.RecognizeEmbeddings(pb.RecognizeEmbeddingsRequest()),
+        api.stub.RecognizeEmbeddings(
+            pb.RecognizeEmbeddingsRequest(), metadata=key(api, ServiceType.DETECTION)
+        ),
     ):
         code, info = await failure(call)
-        assert (code, info["reason"]) == (grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED")
+        assert code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+        assert info["compreface_code"] in ("20", "10")
+    assert api.embed.calls == []
 
 
 async def test_verify_images_ranks_target_faces_by_similarity(api: Api) -> None:

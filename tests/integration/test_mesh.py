@@ -67,12 +67,9 @@ COMPREFACE_PATHS = [
 ]
 
 
-#: RPCs still answering 501: recognition needs the FAISS index (kept current from NOTIFY).
-PENDING = {"RecognizeFaces", "RecognizeEmbeddings"}
-#: RPCs api_svc serves (tests/integration/test_api_svc.py, test_recognition_store.py).
-IMPLEMENTED = {p[3] for p in COMPREFACE_PATHS} - PENDING
-PENDING_PATHS = [p for p in COMPREFACE_PATHS if p[3] not in IMPLEMENTED]
-IMPLEMENTED_PATHS = [p for p in COMPREFACE_PATHS if p[3] in IMPLEMENTED]
+#: Every RPC is served (tests/integration/test_api_svc.py, test_recognition_store.py,
+#: test_recognition.py): none answers 501 any more.
+IMPLEMENTED_PATHS = COMPREFACE_PATHS
 
 
 def test_the_contract_has_exactly_these_paths() -> None:
@@ -93,20 +90,6 @@ def test_triton_and_envoy_are_ready(mesh: MeshHandle) -> None:
     assert http_ok(f"{mesh.triton_http}/v2/health/ready")
     assert http_ok(f"{mesh.rest}/healthz")
     assert http_ok(f"{mesh.rest}/ready")
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "kwargs", "rpc"), PENDING_PATHS, ids=[p[3] for p in PENDING_PATHS]
-)
-def test_pending_compreface_path_reaches_its_rpc(
-    mesh: MeshHandle, method: str, path: str, kwargs: dict, rpc: str
-) -> None:
-    reply = call(method, mesh.rest + path, headers={"x-api-key": IMAGE_ID}, **kwargs)
-    body = reply.json()
-    assert reply.headers["content-type"] == "application/json"
-    assert set(body) == {"message", "code"}, body
-    assert reply.status == 501, body
-    assert f"RecognitionService.{rpc} is not implemented yet" in body["message"]
 
 
 @pytest.mark.parametrize(
@@ -145,11 +128,13 @@ def test_grpc_clients_reach_recognition_through_envoy(mesh: MeshHandle) -> None:
         stub = recognition_service_pb2_grpc.RecognitionServiceStub(channel)
         with pytest.raises(grpc.RpcError) as raised:
             stub.RecognizeEmbeddings(
-                recognition_service_pb2.RecognizeEmbeddingsRequest(), timeout=10
+                recognition_service_pb2.RecognizeEmbeddingsRequest(),
+                metadata=(("x-api-key", IMAGE_ID),),
+                timeout=10,
             )
-    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
     info = error_info(raised.value)
-    assert info is not None and info.reason == "NOT_IMPLEMENTED"
+    assert info is not None and info.metadata["compreface_code"] == "10"
 
 
 def test_embed_service_is_internal(mesh: MeshHandle) -> None:

@@ -1,0 +1,127 @@
+"""The LISTEN connection that keeps the indexes current.
+
+One dedicated asyncpg connection LISTENs on ``facegrid_changes``; notifications are queued in
+arrival order (commit order) and handed one at a time to the IndexRegistry. When the
+connection drops (server restart, terminated backend, network) it is reopened with exponential
+backoff; notifications sent meanwhile are lost, so every loaded collection is rebuilt after each
+(re)connect. A keepalive query notices a connection that died silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Final
+
+import asyncpg
+import structlog
+
+from api_svc.index_registry import IndexRegistry
+from api_svc.notifications import CHANNEL, Notification, parse
+
+log = structlog.get_logger()
+
+_RESYNC: Final = "resync"
+
+
+class IndexSync:
+    """Feeds the registry from PostgreSQL notifications until ``stop``."""
+
+    def __init__(
+        self,
+        url: str,
+        registry: IndexRegistry,
+        *,
+        keepalive_s: float = 5.0,
+        backoff_s: tuple[float, float] = (0.1, 5.0),
+    ) -> None:
+        self._url = url
+        self._registry = registry
+        self._keepalive_s = keepalive_s
+        self._backoff_s = backoff_s
+        self._queue: asyncio.Queue[Notification | str] = asyncio.Queue()
+        self._conn: asyncpg.Connection | None = None
+        self._listening = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.connects = 0
+        """Times the LISTEN connection was opened (1 + reconnects)."""
+
+    @property
+    def listener_pid(self) -> int | None:
+        """The server process id of the listening connection, while connected."""
+        conn = self._conn
+        return None if conn is None or conn.is_closed() else conn.get_server_pid()
+
+    async def start(self, timeout_s: float) -> None:
+        """Starts listening; waits up to ``timeout_s`` for the first LISTEN (then goes on)."""
+        self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._work())]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), timeout_s)
+
+    async def stop(self) -> None:
+        """Stops listening and closes the connection."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._registry.close()
+
+    async def wait_listening(self) -> None:
+        """Returns once the LISTEN connection is open."""
+        await self._listening.wait()
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            self._queue.put_nowait(parse(payload))
+        except (ValueError, KeyError, TypeError):
+            log.warning("index_notification_malformed", payload=payload[:200])
+
+    async def _work(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                if isinstance(item, Notification):
+                    await self._registry.handle(item)
+                else:
+                    self._registry.rebuild_all(item)
+            except Exception:
+                log.exception("index_notification_failed")
+
+    async def _listen(self) -> None:
+        delay = self._backoff_s[0]
+        while True:
+            try:
+                conn = await asyncpg.connect(self._url, timeout=10)
+            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+                log.warning(
+                    "index_listener_connect_failed", error=type(exc).__name__, retry_s=delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff_s[1])
+                continue
+            try:
+                await self._serve(conn)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("index_listener_lost", error=type(exc).__name__)
+            finally:
+                self._listening.clear()
+                self._conn = None
+                conn.terminate()
+            delay = self._backoff_s[0]
+            await asyncio.sleep(delay)
+
+    async def _serve(self, conn: asyncpg.Connection) -> None:
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _c: lost.set())
+        await conn.add_listener(CHANNEL, self._on_notify)
+        self._conn = conn
+        self.connects += 1
+        # Notifications sent while not listening are lost: every loaded collection is rebuilt.
+        self._queue.put_nowait(_RESYNC if self.connects == 1 else "reconnect")
+        log.info("index_listener_connected", connects=self.connects)
+        self._listening.set()
+        while not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), self._keepalive_s)
+            if not lost.is_set():
+                await conn.execute("SELECT 1", timeout=self._keepalive_s)
+        raise ConnectionResetError("listening connection closed")

@@ -1,0 +1,209 @@
+"""Two api_svc nodes in process over one real PostgreSQL (the migrated schema) and a fake
+embed_svc: a face enrolled or deleted through node A is found or gone through node B once its
+notification arrives; a gap in seq and a dropped LISTEN connection rebuild the index from the
+database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+import grpc
+import pytest
+
+from api_svc.config import load_config
+from api_svc.server import ApiServer, create_server
+from facegrid.recognition.v1 import recognition_service_pb2 as pb
+from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
+from tests.api_svc.fakes import FakeEmbed, face
+from tests.api_svc.test_db import demo_keys
+from tests.api_svc.test_servicer import image
+
+ASTRONAUT = b"\x89PNG\r\n\x1a\n astronaut"
+MIRROR = b"\x89PNG\r\n\x1a\n mirror"
+OTHER = b"\xff\xd8\xff other person"
+
+
+@dataclass
+class Node:
+    server: ApiServer
+    stub: pb_grpc.RecognitionServiceStub
+
+
+@dataclass
+class Cluster:
+    a: Node
+    b: Node
+    service_id: uuid.UUID
+    metadata: tuple[tuple[str, str]]
+    pool: asyncpg.Pool
+
+
+@pytest.fixture
+async def cluster(db_url: str, pool: asyncpg.Pool) -> AsyncIterator[Cluster]:
+    keys = await demo_keys(pool)
+    embed = FakeEmbed(
+        faces={
+            ASTRONAUT: [face(10, 50, [1.0, 0.0, 0.0])],
+            MIRROR: [face(10, 50, [0.99, 0.05, 0.0])],
+            OTHER: [face(10, 50, [0.0, 0.0, 1.0])],
+        }
+    )
+    env = {
+        "FACEGRID_DATABASE_URL": db_url,
+        "FACEGRID_API_PORT": "0",
+        "FACEGRID_API_DB_POOL_MAX": "3",
+    }
+    nodes = []
+    channels = []
+    for _ in range(2):
+        server = await create_server(load_config(env), embed=embed)
+        await asyncio.wait_for(server.sync.wait_listening(), 10)
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.running.port}")
+        channels.append(channel)
+        nodes.append(Node(server, pb_grpc.RecognitionServiceStub(channel)))
+    service_id, key = keys["RECOGNITION"]
+    yield Cluster(nodes[0], nodes[1], service_id, (("x-api-key", str(key)),), pool)
+    for channel in channels:
+        await channel.close()
+    for node in nodes:
+        await node.server.stop(0)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 10
+) -> None:
+    """Polls ``check`` until it holds; fails after ``timeout_s``."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def subjects_on(node: Node, cluster: Cluster, data: bytes = MIRROR) -> list[str]:
+    reply = await node.stub.RecognizeFaces(
+        pb.RecognizeFacesRequest(image=image(data), prediction_count=5),
+        metadata=cluster.metadata,
+    )
+    return [s.subject for s in reply.result[0].subjects]
+
+
+async def database_ids(cluster: Cluster) -> set[uuid.UUID]:
+    rows = await cluster.pool.fetch(
+        "SELECT id FROM face_examples WHERE service_id = $1", cluster.service_id
+    )
+    return {r["id"] for r in rows}
+
+
+async def enrol(node: Node, cluster: Cluster, subject: str, data: bytes = ASTRONAUT) -> str:
+    reply = await node.stub.AddFace(
+        pb.AddFaceRequest(image=image(data), subject=subject), metadata=cluster.metadata
+    )
+    return reply.image_id
+
+
+async def insert_silently(cluster: Cluster, subject: str) -> uuid.UUID:
+    """Writes an example with the triggers off: no notification, no seq bump."""
+    async with cluster.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        subject_id = await conn.fetchval(
+            "INSERT INTO subjects (service_id, name) VALUES ($1, $2) RETURNING id",
+            cluster.service_id,
+            subject,
+        )
+        return await conn.fetchval(
+            "INSERT INTO face_examples (service_id, subject_id, embedding, embedding_dim,"
+            " calculator, calculator_version) VALUES ($1, $2, $3, 3, 'dlib-resnet-v1', '0.3.0')"
+            " RETURNING id",
+            cluster.service_id,
+            subject_id,
+            bytes.fromhex("0000803f0000000000000000"),
+        )
+
+
+async def test_a_face_enrolled_on_one_node_is_recognised_on_the_other(cluster: Cluster) -> None:
+    assert await subjects_on(cluster.b, cluster) == []  # B loads the empty collection first
+    image_id = await enrol(cluster.a, cluster, "Eileen")
+
+    async def b_knows() -> bool:
+        return await subjects_on(cluster.b, cluster) == ["Eileen"]
+
+    await eventually(b_knows, "node B to see the enrolment")
+    reply = await cluster.b.stub.RecognizeFaces(
+        pb.RecognizeFacesRequest(image=image(MIRROR)), metadata=cluster.metadata
+    )
+    [found] = reply.result
+    assert found.subjects[0].similarity > 0.5
+    await cluster.a.stub.DeleteFace(
+        pb.DeleteFaceRequest(image_id=image_id), metadata=cluster.metadata
+    )
+
+    async def b_forgot() -> bool:
+        return await subjects_on(cluster.b, cluster) == []
+
+    await eventually(b_forgot, "node B to see the deletion")
+    assert cluster.b.server.indexes.rebuilds == 1  # applied in place, never rebuilt
+
+
+async def test_a_gap_in_seq_rebuilds_the_collection(cluster: Cluster) -> None:
+    await enrol(cluster.a, cluster, "Eileen")
+    registry = cluster.b.server.indexes
+
+    async def b_loaded() -> bool:
+        return await subjects_on(cluster.b, cluster) == ["Eileen"]
+
+    await eventually(b_loaded, "node B to load the collection")
+    hidden = await insert_silently(cluster, "Hidden")
+    seq = registry.seq(cluster.service_id)
+    assert seq is not None
+    payload = {
+        "v": 1,
+        "collection": str(cluster.service_id),
+        "seq": seq + 2,
+        "op": "subject_insert",
+        "count": 1,
+        "ids": [str(uuid.uuid4())],
+    }
+    await cluster.pool.execute("SELECT pg_notify('facegrid_changes', $1)", json.dumps(payload))
+
+    async def rebuilt() -> bool:
+        index = registry.loaded().get(cluster.service_id)
+        return index is not None and hidden in index.image_ids()
+
+    await eventually(rebuilt, "the gap to trigger a rebuild")
+    assert registry.loaded()[cluster.service_id].image_ids() == await database_ids(cluster)
+    assert registry.rebuilds == 2
+
+
+async def test_a_dropped_listener_reconnects_and_rebuilds(cluster: Cluster) -> None:
+    await enrol(cluster.a, cluster, "Eileen")
+    sync, registry = cluster.b.server.sync, cluster.b.server.indexes
+
+    async def b_loaded() -> bool:
+        return await subjects_on(cluster.b, cluster) == ["Eileen"]
+
+    await eventually(b_loaded, "node B to load the collection")
+    hidden = await insert_silently(cluster, "Hidden")
+    pid = sync.listener_pid
+    assert pid is not None
+    assert await cluster.pool.fetchval("SELECT pg_terminate_backend($1)", pid)
+
+    async def rebuilt() -> bool:
+        index = registry.loaded().get(cluster.service_id)
+        return sync.connects >= 2 and index is not None and hidden in index.image_ids()
+
+    await eventually(rebuilt, "the listener to reconnect and rebuild")
+    assert sync.listener_pid not in (None, pid)
+    assert registry.loaded()[cluster.service_id].image_ids() == await database_ids(cluster)
+    # Changes after the reconnect arrive again.
+    await enrol(cluster.a, cluster, "Later", OTHER)
+
+    async def later_seen() -> bool:
+        return (await subjects_on(cluster.b, cluster, OTHER))[:1] == ["Later"]
+
+    await eventually(later_seen, "a notification on the new connection")
