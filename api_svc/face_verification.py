@@ -16,17 +16,10 @@ import numpy as np
 
 from api_svc.embed_client import EmbedClient
 from api_svc.embedding_input import checked_vectors, wrong_count
-from api_svc.face_errors import no_face
-from api_svc.face_plugins import (
-    analyze_options,
-    check_limit,
-    parse_face_plugins,
-    threshold_of,
-)
+from api_svc.face_analysis import analyse_image
 from api_svc.face_store import PgFaceStore, StoredEmbedding
 from api_svc.faces import FILE_FIELD, face_not_found, parse_image_id
 from api_svc.image_body import BodyLimits, read_images
-from api_svc.render import fill_face, plugins_versions
 from api_svc.similarity import Calculators, similarities
 from facegrid.errors import ServiceError
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
@@ -79,32 +72,18 @@ class FaceVerification:
         """Scores every face of ``request.image`` against example ``request.image_id``."""
         stored = await self._example(service_id, request.image_id)
         [image] = read_images(request.image, (FILE_FIELD,), self._limits)
-        names = parse_face_plugins(request.face_plugins)
-        options = analyze_options(
-            names,
-            limit=check_limit(request.limit),
-            det_prob_threshold=threshold_of(request),
-            calculator=calculator,
-            embeddings=True,
-        )
-        analysis = await self._embed.analyze({FILE_FIELD: image}, options)
-        faces = list(analysis.images[0].faces)
-        if not faces:
-            raise no_face(FILE_FIELD)
+        analysed = await analyse_image(self._embed, image, request, calculator, embeddings=True)
+        analysis, faces = analysed.analysis, analysed.faces
         if analysis.calculator.name != stored.calculator:
             raise calculator_mismatch(request.image_id, stored.calculator, analysis.calculator.name)
         model = await self._calculators.get(analysis.calculator.name)
         scores = similarities(
             _vector(stored), [list(f.embedding) for f in faces], model.calibration
         )
-        wants_embedding = "calculator" in names
-        timings = dict(analysis.execution_time_ms) if request.status else None
         response = pb.VerifyAgainstFaceResponse()
         for face, score in sorted(zip(faces, scores, strict=True), key=lambda p: -p[1]):
-            result = response.result.add(subject=stored.subject, similarity=score)
-            fill_face(result, face, embedding=wants_embedding, timings=timings)
-        if request.status:
-            response.plugins_versions.update(plugins_versions(analysis.models))
+            analysed.fill(response.result.add(subject=stored.subject, similarity=score), face)
+        analysed.add_versions(response.plugins_versions)
         return response
 
     async def verify_embeddings(

@@ -19,12 +19,10 @@ import structlog
 
 from api_svc.embed_client import EmbedClient
 from api_svc.embedding_input import checked_vectors, wrong_count
-from api_svc.face_errors import no_face
+from api_svc.face_analysis import FILE_FIELD, analyse_image
 from api_svc.face_index import FaceIndex, Hit
-from api_svc.face_plugins import analyze_options, check_limit, parse_face_plugins, threshold_of
 from api_svc.image_body import BodyLimits, read_images
 from api_svc.index_registry import IndexRegistry
-from api_svc.render import fill_face, plugins_versions
 from api_svc.similarity import Calculators, round5
 from facegrid.errors import invalid_argument
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
@@ -32,7 +30,6 @@ from facegrid.similarity import Calibration
 
 log = structlog.get_logger()
 
-FILE_FIELD = "file"
 #: CompreFace's code for a prediction_count below 1.
 BAD_PREDICTION_COUNT = 12
 
@@ -148,38 +145,24 @@ class Recognition:
     ) -> pb.RecognizeFacesResponse:
         """Every face of ``request.image`` and its most similar examples; no face is code 28."""
         [image] = read_images(request.image, (FILE_FIELD,), self._limits)
-        names = parse_face_plugins(request.face_plugins)
         count = prediction_count(request)
         threshold = similarity_threshold(request)
-        options = analyze_options(
-            names,
-            limit=check_limit(request.limit),
-            det_prob_threshold=threshold_of(request),
-            calculator=calculator,
-            embeddings=True,
+        whole_image = request.HasField("detect_faces") and not request.detect_faces
+        analysed = await analyse_image(
+            self._embed, image, request, calculator, embeddings=True, whole_image=whole_image
         )
-        if request.HasField("detect_faces") and not request.detect_faces:
-            options.whole_image_is_face = True
-        analysis = await self._embed.analyze({FILE_FIELD: image}, options)
-        faces = list(analysis.images[0].faces)
-        if not faces:
-            raise no_face(FILE_FIELD)
         ranked = await self._ranked(
             service_id,
-            analysis.calculator.name,
-            [list(f.embedding) for f in faces],
+            analysed.analysis.calculator.name,
+            [list(f.embedding) for f in analysed.faces],
             count,
             threshold,
             request.rank_by_subject,
         )
-        wants_embedding = "calculator" in names
-        timings = dict(analysis.execution_time_ms) if request.status else None
         response = pb.RecognizeFacesResponse()
-        for face, subjects in zip(faces, ranked, strict=True):
-            result = response.result.add(subjects=subjects)
-            fill_face(result, face, embedding=wants_embedding, timings=timings)
-        if request.status:
-            response.plugins_versions.update(plugins_versions(analysis.models))
+        for face, subjects in zip(analysed.faces, ranked, strict=True):
+            analysed.fill(response.result.add(subjects=subjects), face)
+        analysed.add_versions(response.plugins_versions)
         return response
 
     async def recognize_embeddings(

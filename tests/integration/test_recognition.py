@@ -11,8 +11,13 @@ import pytest
 
 from tests.integration.conftest import MeshHandle
 from tests.integration.test_api_svc import GROUP, error, keys, photos
-from tests.integration.test_recognition_store import empty_collection, enrol, rest
-from tests.rest_client import Reply, call
+from tests.integration.test_recognition_store import (
+    detected_embedding,
+    empty_collection,
+    enrol,
+    rest,
+)
+from tests.rest_client import Reply
 
 pytestmark = pytest.mark.integration
 
@@ -79,13 +84,7 @@ def test_an_empty_collection_and_a_photo_without_a_face(mesh, keys, photos) -> N
 
 def test_recognize_embeddings(mesh, keys, photos) -> None:
     assert enrol(mesh, keys, "Eileen", photos["astronaut"]).status == 201
-    embedding = call(
-        "POST",
-        mesh.rest + "/api/v1/detection/detect",
-        headers={"x-api-key": keys["DETECTION"]},
-        files={"file": ("f.png", photos["flipped"], "image/png")},
-        query={"face_plugins": "calculator"},
-    ).json()["result"][0]["embedding"]
+    embedding = detected_embedding(mesh, keys, photos["flipped"])
     path = "/api/v1/recognition/embeddings/recognize"
     body = until(
         lambda: rest(mesh, keys, "POST", path, json={"embeddings": [embedding]}),

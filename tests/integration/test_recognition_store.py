@@ -39,6 +39,17 @@ def enrol(mesh: MeshHandle, keys: dict[str, str], subject: str, data: bytes) -> 
     )
 
 
+def detected_embedding(mesh: MeshHandle, keys: dict[str, str], data: bytes) -> list[float]:
+    """The embedding of the first face of ``data``, from the detection endpoint."""
+    return call(
+        "POST",
+        mesh.rest + "/api/v1/detection/detect",
+        headers={"x-api-key": keys["DETECTION"]},
+        files={"file": ("f.png", data, "image/png")},
+        query={"face_plugins": "calculator"},
+    ).json()["result"][0]["embedding"]
+
+
 def sql(mesh: MeshHandle, query: str, *args: object) -> list[asyncpg.Record]:
     async def run() -> list[asyncpg.Record]:
         conn = await asyncpg.connect(f"postgresql://postgres:@/postgres?host={mesh.data_dir}/pg")
@@ -113,13 +124,7 @@ def test_json_base64_enrolment_and_embedding_verification(mesh, keys, photos) ->
     )
     assert reply.status == 201, reply.body
     image_id = reply.json()["image_id"]
-    detected = call(
-        "POST",
-        mesh.rest + "/api/v1/detection/detect",
-        headers={"x-api-key": keys["DETECTION"]},
-        files={"file": ("f.png", photos["flipped"], "image/png")},
-        query={"face_plugins": "calculator"},
-    ).json()["result"][0]["embedding"]
+    detected = detected_embedding(mesh, keys, photos["flipped"])
     verified = rest(
         mesh,
         keys,
