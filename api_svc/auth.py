@@ -12,7 +12,8 @@ CompreFace's SecurityValidationFilter gives them:
 | a service of another type | PERMISSION_DENIED | 10 / 404, the message naming both types |
 
 Lookups, found or not, are kept for ``cache_s`` seconds, so a rotated or deleted key stops
-working within that time.
+working within that time at the latest; ``forget_all`` (called on the schema's service
+notifications) drops them at once.
 """
 
 from __future__ import annotations
@@ -155,6 +156,13 @@ class Authenticator:
         self._cache_s = cache_s
         self._clock = clock
         self._cache: dict[bytes, tuple[float, KeyRecord | None]] = {}
+        self._generation = 0
+
+    def forget_all(self) -> None:
+        """Drops every cached lookup (a service was created, changed or deleted); lookups in
+        flight meanwhile are not cached."""
+        self._cache.clear()
+        self._generation += 1
 
     async def authenticate(
         self, metadata: Iterable[tuple[str, str | bytes]] | None, wanted: ServiceType
@@ -181,8 +189,9 @@ class Authenticator:
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1]
+        generation = self._generation
         record = await self._store.find(digest)
-        if self._cache_s > 0:
+        if self._cache_s > 0 and generation == self._generation:
             if len(self._cache) >= _CACHE_MAX_ENTRIES:
                 self._cache.clear()
             self._cache[digest] = (now + self._cache_s, record)

@@ -4,13 +4,15 @@ One dedicated asyncpg connection LISTENs on ``facegrid_changes``; notifications 
 arrival order (commit order) and handed one at a time to the IndexRegistry. When the
 connection drops (server restart, terminated backend, network) it is reopened with exponential
 backoff; notifications sent meanwhile are lost, so every loaded collection is rebuilt after each
-(re)connect. A keepalive query notices a connection that died silently.
+(re)connect. A keepalive query notices a connection that died silently. Service notifications
+(and reconnects) also call ``on_service_change``: api_svc drops its cached API key lookups.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Final
 
 import asyncpg
@@ -22,6 +24,10 @@ from api_svc.notifications import CHANNEL, Notification, parse
 log = structlog.get_logger()
 
 _RESYNC: Final = "resync"
+#: Operations that change services (their keys, types, calculators).
+SERVICE_OPS: Final = frozenset(
+    {"collection_create", "collection_update", "collection_delete", "truncate"}
+)
 
 
 class IndexSync:
@@ -32,11 +38,13 @@ class IndexSync:
         url: str,
         registry: IndexRegistry,
         *,
+        on_service_change: Callable[[], None] = lambda: None,
         keepalive_s: float = 5.0,
         backoff_s: tuple[float, float] = (0.1, 5.0),
     ) -> None:
         self._url = url
         self._registry = registry
+        self._on_service_change = on_service_change
         self._keepalive_s = keepalive_s
         self._backoff_s = backoff_s
         self._queue: asyncio.Queue[Notification | str] = asyncio.Queue()
@@ -80,8 +88,11 @@ class IndexSync:
             item = await self._queue.get()
             try:
                 if isinstance(item, Notification):
+                    if item.op in SERVICE_OPS:
+                        self._on_service_change()
                     await self._registry.handle(item)
                 else:
+                    self._on_service_change()
                     self._registry.rebuild_all(item)
             except Exception:
                 log.exception("index_notification_failed")

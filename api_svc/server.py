@@ -66,11 +66,12 @@ async def create_server(config: ApiConfig, embed: EmbedClient | None = None) -> 
     stats = RequestStats(PgRequestCounter(pool, config.db_timeout_s))
     calculators = Calculators(embed)
     store = PgFaceStore(pool, config.db_timeout_s)
+    authenticator = Authenticator(PgKeyStore(pool, config.db_timeout_s), config.api_key_cache_s)
     indexes = IndexRegistry(PgIndexSource(pool, config.db_timeout_s), calculators)
-    sync = IndexSync(config.database_url, indexes)
+    sync = IndexSync(config.database_url, indexes, on_service_change=authenticator.forget_all)
     await sync.start(config.db_timeout_s)
     servicer = RecognitionServicer(
-        authenticator=Authenticator(PgKeyStore(pool, config.db_timeout_s), config.api_key_cache_s),
+        authenticator=authenticator,
         stats=stats,
         detection=FaceDetection(embed, limits),
         verification=Verification(embed, calculators, limits),

@@ -57,6 +57,8 @@ async def cluster(db_url: str, pool: asyncpg.Pool) -> AsyncIterator[Cluster]:
         "FACEGRID_DATABASE_URL": db_url,
         "FACEGRID_API_PORT": "0",
         "FACEGRID_API_DB_POOL_MAX": "3",
+        # Cached key lookups outlive every test: only the NOTIFY of a key change can drop them.
+        "FACEGRID_API_KEY_CACHE_S": "3600",
     }
     nodes = []
     channels = []
@@ -207,3 +209,22 @@ async def test_a_dropped_listener_reconnects_and_rebuilds(cluster: Cluster) -> N
         return (await subjects_on(cluster.b, cluster, OTHER))[:1] == ["Later"]
 
     await eventually(later_seen, "a notification on the new connection")
+
+
+async def test_a_rotated_key_stops_working_on_every_node(cluster: Cluster) -> None:
+    assert await subjects_on(cluster.b, cluster) == []  # B caches the key
+    new_key = uuid.uuid4()
+    await cluster.pool.execute(
+        "UPDATE services SET api_key = $2 WHERE id = $1", cluster.service_id, new_key
+    )
+
+    async def old_key_refused() -> bool:
+        try:
+            await subjects_on(cluster.b, cluster)
+        except grpc.aio.AioRpcError as error:
+            return error.code() == grpc.StatusCode.UNAUTHENTICATED
+        return False
+
+    await eventually(old_key_refused, "node B to drop the rotated key")
+    cluster.metadata = (("x-api-key", str(new_key)),)
+    assert await subjects_on(cluster.b, cluster) == []
