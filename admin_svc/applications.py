@@ -24,7 +24,7 @@ from admin_svc.permissions import (
     is_global_admin,
 )
 from admin_svc.store import applications, users
-from admin_svc.store.applications import ApplicationRow
+from admin_svc.store.applications import ApplicationRow, MemberRow
 from facegrid.admin.v1 import admin_service_pb2 as pb
 
 log = structlog.get_logger()
@@ -162,12 +162,9 @@ async def update_member_role(
     new_role = _app_role(request.role, "role")
     user_id = _member_id(request.user_id, principal)
     async with deps.pool.acquire() as conn, conn.transaction():
-        application, actor_role = await require_app(
-            conn, principal, request.application_id, AppAction.VIEW
+        application, actor_role, target = await _member_of_app(
+            conn, principal, request.application_id, user_id
         )
-        target = await applications.get_member(conn, application.id, user_id)
-        if target is None:
-            raise not_found("member", user_id)
         if not can_change_member_role(
             actor_role, target.role, new_role, user_id == principal.user.id
         ):
@@ -186,17 +183,26 @@ async def remove_member(
     """Removes a member (or the caller leaves)."""
     user_id = _member_id(request.user_id, principal)
     async with deps.pool.acquire() as conn, conn.transaction():
-        application, actor_role = await require_app(
-            conn, principal, request.application_id, AppAction.VIEW
+        application, actor_role, target = await _member_of_app(
+            conn, principal, request.application_id, user_id
         )
-        target = await applications.get_member(conn, application.id, user_id)
-        if target is None:
-            raise not_found("member", user_id)
         if not can_remove_member(actor_role, target.role, user_id == principal.user.id):
             raise insufficient_role("removing this member")
         await applications.remove_member(conn, application.id, user_id)
     log.info("member_removed", application_id=str(application.id), user_id=str(user_id))
     return pb.RemoveMemberResponse()
+
+
+async def _member_of_app(
+    conn: asyncpg.Connection, principal: Principal, application_id: str, user_id: uuid.UUID
+) -> tuple[ApplicationRow, Role, MemberRow]:
+    """The application (the caller must see it), the caller's role in it, and the membership
+    of ``user_id`` (NOT_FOUND when that user is not a member)."""
+    application, actor_role = await require_app(conn, principal, application_id, AppAction.VIEW)
+    target = await applications.get_member(conn, application.id, user_id)
+    if target is None:
+        raise not_found("member", user_id)
+    return application, actor_role, target
 
 
 def _member_id(value: str, principal: Principal) -> uuid.UUID:

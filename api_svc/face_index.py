@@ -18,6 +18,8 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from facegrid.similarity import normalised
+
 
 @dataclass(frozen=True, slots=True)
 class Example:
@@ -47,9 +49,7 @@ class Hit:
 
 def unit_rows(vectors: npt.ArrayLike, dim: int) -> npt.NDArray[np.float32]:
     """``vectors`` as a C-contiguous float32 matrix of unit rows (zero rows stay zero)."""
-    array = np.asarray(vectors, dtype=np.float32).reshape(-1, dim)
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    unit = np.divide(array, norms, out=np.zeros_like(array), where=norms > 0)
+    unit = normalised(np.asarray(vectors, dtype=np.float32).reshape(-1, dim))
     return np.ascontiguousarray(unit, dtype=np.float32)
 
 

@@ -22,10 +22,10 @@ from api_svc.face_plugins import analyze_options, threshold_of
 from api_svc.face_store import FaceRef, NewExample, PgFaceStore
 from api_svc.image_body import BodyLimits, read_images
 from api_svc.image_type import content_type_of
-from api_svc.similarity import normalised
 from api_svc.subjects import check_name, subject_not_found
 from facegrid.errors import ServiceError, invalid_argument
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
+from facegrid.similarity import normalised
 
 FILE_FIELD = "file"
 #: CompreFace's code for an unknown face example ("embedding not found").

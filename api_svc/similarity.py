@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from api_svc.embed_client import EmbedClient
 from facegrid.errors import ServiceError
-from facegrid.similarity import Calibration
+from facegrid.similarity import Calibration, normalised
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +36,6 @@ class CalculatorModel:
 def round5(value: float) -> float:
     """``value`` rounded to 5 decimals, halves up (CompreFace's BigDecimal HALF_UP)."""
     return math.floor(value * 100_000 + 0.5) / 100_000
-
-
-def normalised(vectors: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """Rows scaled to unit length (float64); a zero row stays zero."""
-    array = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    return np.divide(array, norms, out=np.zeros_like(array), where=norms > 0)
 
 
 def similarities(

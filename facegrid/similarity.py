@@ -14,6 +14,13 @@ import numpy as np
 import numpy.typing as npt
 
 
+def normalised(vectors: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Rows scaled to unit length (float64); a zero row stays zero."""
+    array = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return np.divide(array, norms, out=np.zeros_like(array), where=norms > 0)
+
+
 @dataclass(frozen=True, slots=True)
 class Calibration:
     """Distance-to-similarity mapping of one calculator."""

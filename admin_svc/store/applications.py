@@ -169,9 +169,7 @@ async def add_member(
         user_id,
         role.value,
     )
-    member = await get_member(conn, application_id, user_id)
-    assert member is not None
-    return member
+    return await _written_member(conn, application_id, user_id)
 
 
 async def set_member_role(
@@ -184,6 +182,13 @@ async def set_member_role(
         user_id,
         role.value,
     )
+    return await _written_member(conn, application_id, user_id)
+
+
+async def _written_member(
+    conn: asyncpg.Connection, application_id: uuid.UUID, user_id: uuid.UUID
+) -> MemberRow:
+    """The membership a statement of this transaction has just written."""
     member = await get_member(conn, application_id, user_id)
     assert member is not None
     return member

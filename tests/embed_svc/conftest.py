@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import grpc
 import pytest
 
+from embed_svc import catalog
+from embed_svc.catalog import AttributeSpec
 from embed_svc.config import EmbedConfig, load_config
 from embed_svc.server import create_server
 from facegrid.embedding.v1 import embedding_service_pb2_grpc
@@ -26,11 +29,13 @@ def embed_config(**overrides: str) -> EmbedConfig:
     return load_config(env)
 
 
-@pytest.fixture(scope="module")
-async def served_fake_module() -> AsyncIterator[ServedEmbed]:
-    """embed_svc on a fake backend, on a free port, shared by a module's tests."""
+@asynccontextmanager
+async def _served(
+    attributes: AttributeSpec | None = catalog.ATTRIBUTES,
+) -> AsyncIterator[ServedEmbed]:
+    """embed_svc on a fresh fake backend, on a free port, with a client."""
     backend = FakeBackend()
-    server = await create_server(embed_config(), backend)
+    server = await create_server(embed_config(), backend, attributes)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}", options=channel_options())
     try:
         yield ServedEmbed(
@@ -39,21 +44,20 @@ async def served_fake_module() -> AsyncIterator[ServedEmbed]:
     finally:
         await channel.close()
         await server.close(0.5)
+
+
+@pytest.fixture(scope="module")
+async def served_fake_module() -> AsyncIterator[ServedEmbed]:
+    """embed_svc on a fake backend, on a free port, shared by a module's tests."""
+    async with _served() as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 async def served_with_attributes() -> AsyncIterator[ServedEmbed]:
     """embed_svc on a fake backend that also has a (fake) age/gender network."""
-    backend = FakeBackend()
-    server = await create_server(embed_config(), backend, FAKE_ATTRIBUTES)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}", options=channel_options())
-    try:
-        yield ServedEmbed(
-            server, backend, channel, embedding_service_pb2_grpc.EmbeddingServiceStub(channel)
-        )
-    finally:
-        await channel.close()
-        await server.close(0.5)
+    async with _served(FAKE_ATTRIBUTES) as served:
+        yield served
 
 
 @pytest.fixture
