@@ -37,9 +37,12 @@ local function json_string_field(text, key)
   return nil
 end
 
--- Marks requests that reached this filter; replies of the health-check filters before it
--- (/healthz, /ready) never do and keep their own shape.
+-- Marks the REST requests that reached this filter. Replies of the health-check filters before
+-- it (/healthz, /ready) never do and keep their own shape; gRPC calls pass through untouched
+-- (an HTTP status such as 201 must not become the HTTP/2 status of a gRPC response).
 function envoy_on_request(handle)
+  local ctype = handle:headers():get("content-type") or ""
+  if ctype:find("application/grpc", 1, true) == 1 then return end
   handle:streamInfo():dynamicMetadata():set("facegrid.rest", "seen", "1")
 end
 

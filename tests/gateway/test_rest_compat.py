@@ -197,3 +197,17 @@ async def test_envoy_own_errors_are_compreface_shaped(edge: str) -> None:
     )
     assert malformed.status == 400
     assert malformed.json()["code"] == 26
+
+
+async def test_grpc_clients_get_grpc_answers_from_rpcs_that_set_an_http_status(edge: str) -> None:
+    """The 201 meant for REST must not become the HTTP/2 status of a gRPC response."""
+    target = edge.removeprefix("http://")
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = pb_grpc.RecognitionServiceStub(channel)
+        reply = await stub.AddFace(
+            pb.AddFaceRequest(subject="Ann", image={"content_type": "image/jpeg", "data": b"x"})
+        )
+        assert (reply.image_id, reply.subject) == ("image/jpeg", "Ann:1:False")
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await stub.DeleteSubjects(pb.DeleteSubjectsRequest())
+        assert failed.value.code() == grpc.StatusCode.FAILED_PRECONDITION
