@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 #: ErrorInfo domain of every Facegrid error.
 ERROR_DOMAIN = "facegrid.dev"
@@ -46,18 +47,13 @@ class ServiceError(Exception):
         return f"{self.reason}: {self.message}"
 
 
+@dataclass(frozen=True, slots=True)
 class _Status(grpc.Status):
-    """A concrete ``grpc.Status`` (the class itself is abstract)."""
+    """grpc_status's status with the REST-edge keys added to its trailing metadata."""
 
-    def __init__(
-        self,
-        code: grpc.StatusCode,
-        details: str,
-        trailing_metadata: tuple[tuple[str, str | bytes], ...],
-    ) -> None:
-        self.code = code
-        self.details = details
-        self.trailing_metadata = trailing_metadata
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
 
 
 def to_status(error: ServiceError) -> grpc.Status:
@@ -70,17 +66,15 @@ def to_status(error: ServiceError) -> grpc.Status:
         info.metadata["http_status"] = str(error.http_status)
     detail = any_pb2.Any()
     detail.Pack(info)
-    rpc_status = status_pb2.Status(
-        code=error.code.value[0], message=error.message, details=[detail]
+    status = rpc_status.to_status(
+        status_pb2.Status(code=error.code.value[0], message=error.message, details=[detail])
     )
-    metadata: list[tuple[str, str | bytes]] = [
-        ("grpc-status-details-bin", rpc_status.SerializeToString())
-    ]
+    edge: list[tuple[str, str | bytes]] = []
     if error.compreface_code is not None:
-        metadata.append((COMPREFACE_CODE_KEY, str(error.compreface_code)))
+        edge.append((COMPREFACE_CODE_KEY, str(error.compreface_code)))
     if error.http_status is not None:
-        metadata.append((HTTP_STATUS_KEY, str(error.http_status)))
-    return _Status(error.code, error.message, tuple(metadata))
+        edge.append((HTTP_STATUS_KEY, str(error.http_status)))
+    return _Status(status.code, status.details, (*status.trailing_metadata, *edge))
 
 
 async def set_http_status(context: grpc.aio.ServicerContext[Any, Any], status: int) -> None:
@@ -114,15 +108,16 @@ def invalid_argument(
     )
 
 
-def error_info(error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
-    """Extracts the ErrorInfo detail of a failed call, if the server sent one."""
-    trailing: Any = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
-    for key, value in trailing or ():
-        if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            rpc_status = status_pb2.Status.FromString(value)
-            for detail in rpc_status.details:
-                if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                    info = error_details_pb2.ErrorInfo()
-                    detail.Unpack(info)
-                    return info
+def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
+    """Extracts the ErrorInfo detail of a failed call, if the server sent one (and its status
+    details agree with the call's code and message)."""
+    try:
+        status = rpc_status.from_call(error)
+    except (ValueError, AttributeError):
+        return None
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info
     return None

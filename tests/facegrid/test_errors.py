@@ -7,6 +7,7 @@ from facegrid.errors import (
     COMPREFACE_CODE_KEY,
     HTTP_STATUS_KEY,
     ServiceError,
+    error_info,
     invalid_argument,
     to_status,
     unimplemented,
@@ -49,3 +50,37 @@ def test_unimplemented_names_the_method() -> None:
     _, info = _details(status)
     assert info.reason == "NOT_IMPLEMENTED"
     assert COMPREFACE_CODE_KEY not in dict(status.trailing_metadata)
+
+
+class _FailedCall(grpc.RpcError):
+    """A failed call as a client sees it: code, details and trailing metadata."""
+
+    def __init__(self, status: grpc.Status, code: grpc.StatusCode | None = None) -> None:
+        self._status = status
+        self._code = code or status.code
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._status.details
+
+    def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        return self._status.trailing_metadata
+
+
+def test_error_info_reads_back_what_to_status_sent() -> None:
+    status = to_status(invalid_argument("NO_FACE_DETECTED", "no face found", 28, field="file"))
+    info = error_info(_FailedCall(status))
+    assert info is not None
+    assert (info.reason, info.domain, dict(info.metadata)) == (
+        "NO_FACE_DETECTED",
+        "facegrid.dev",
+        {"field": "file", "compreface_code": "28"},
+    )
+
+
+def test_error_info_ignores_details_that_contradict_the_call() -> None:
+    status = to_status(invalid_argument("NO_FACE_DETECTED", "no face found", 28))
+    assert error_info(_FailedCall(status, grpc.StatusCode.INTERNAL)) is None
+    assert error_info(grpc.RpcError()) is None
