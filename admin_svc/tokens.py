@@ -1,24 +1,25 @@
-"""Access tokens: compact JWS (JWT) signed with HMAC-SHA256, with a bounded lifetime.
+"""Access tokens: JWTs signed with HMAC-SHA256 (PyJWT), with a bounded lifetime.
 
 Claims: ``sub`` (user id), ``sid`` (session id: revoking the session revokes the token),
-``iat`` and ``exp`` (Unix seconds), ``typ`` = ``access``. Only ``alg: HS256`` is accepted; the
-signature is checked in constant time before anything in the payload is trusted.
+``iat`` and ``exp`` (Unix seconds), ``typ`` = ``access``. Only ``alg: HS256`` is accepted;
+PyJWT checks the signature before anything in the payload is trusted. Expiry is checked here,
+against the caller's clock (``now``), so that every node and test decides it the same way.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-_HEADER = {"alg": "HS256", "typ": "JWT"}
+import jwt
+
+_ALGORITHM = "HS256"
+_CLAIMS = ["sub", "sid", "iat", "exp", "typ"]
 #: Clock skew tolerated between admin_svc nodes, seconds.
 LEEWAY_S = 5
+#: Longest token accepted, characters (ours are about 250).
+MAX_TOKEN_CHARS = 4096
 
 TokenProblem = Literal["malformed", "bad_signature", "expired"]
 
@@ -45,14 +46,6 @@ class AccessClaims:
     """Unix seconds; the token is refused from then on."""
 
 
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class TokenSigner:
     """Issues and verifies access tokens with one secret."""
 
@@ -62,11 +55,6 @@ class TokenSigner:
         self._secret = secret
         self.ttl_s = ttl_s
         """Lifetime of issued tokens, seconds."""
-        self._header = _b64encode(json.dumps(_HEADER, separators=(",", ":")).encode())
-
-    def _sign(self, signing_input: str) -> str:
-        mac = hmac.new(self._secret, signing_input.encode(), hashlib.sha256)
-        return _b64encode(mac.digest())
 
     def issue(self, user_id: uuid.UUID, session_id: uuid.UUID, now: float) -> tuple[str, int]:
         """Returns a token for the session and its expiry (Unix seconds)."""
@@ -79,32 +67,35 @@ class TokenSigner:
             "exp": expires,
             "typ": "access",
         }
-        payload = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
-        signing_input = f"{self._header}.{payload}"
-        return f"{signing_input}.{self._sign(signing_input)}", expires
+        return jwt.encode(claims, self._secret, algorithm=_ALGORITHM), expires
 
     def verify(self, token: str, now: float) -> AccessClaims:
         """Checks signature, type and expiry; raises TokenError."""
-        parts = token.split(".")
-        if len(parts) != 3 or len(token) > 4096:
+        if len(token) > MAX_TOKEN_CHARS:
             raise TokenError("malformed")
-        header, payload, signature = parts
-        if not hmac.compare_digest(self._sign(f"{header}.{payload}"), signature):
-            raise TokenError("bad_signature")
         try:
-            if json.loads(_b64decode(header)) != _HEADER:
-                raise TokenError("malformed")
-            claims = json.loads(_b64decode(payload))
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[_ALGORITHM],
+                options={"require": _CLAIMS, "verify_exp": False, "verify_iat": False},
+            )
+        except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError) as exc:
+            # A token signed with another key or algorithm (or none) is a forgery.
+            raise TokenError("bad_signature") from exc
+        except jwt.InvalidTokenError as exc:
+            raise TokenError("malformed") from exc
+        try:
             result = AccessClaims(
                 user_id=uuid.UUID(claims["sub"]),
                 session_id=uuid.UUID(claims["sid"]),
                 issued_at=int(claims["iat"]),
                 expires_at=int(claims["exp"]),
             )
-            if claims.get("typ") != "access":
-                raise TokenError("malformed")
-        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        except (ValueError, TypeError, AttributeError) as exc:
             raise TokenError("malformed") from exc
+        if claims["typ"] != "access":
+            raise TokenError("malformed")
         if now >= result.expires_at + LEEWAY_S:
             raise TokenError("expired")
         return result

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import uuid
 
+import jwt
 import pytest
 
 from admin_svc import keys, validation
@@ -62,6 +63,27 @@ def test_tampered_or_foreign_tokens_are_refused() -> None:
         assert info.value.problem == problem
     with pytest.raises(ValueError):
         TokenSigner(b"short", 60)
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # HS512, 32 bytes
+def test_signed_tokens_of_another_shape_are_refused() -> None:
+    signer = TokenSigner(SECRET, ttl_s=60)
+    claims = {"sub": str(USER), "sid": str(SESSION), "iat": 1, "exp": 2_000_000, "typ": "access"}
+    for changed, problem in (
+        ({"typ": "refresh"}, "malformed"),
+        ({"sid": None}, "malformed"),
+        ({"sub": "not-a-uuid"}, "malformed"),
+        ({"exp": "soon"}, "malformed"),
+    ):
+        token = jwt.encode({**claims, **changed}, SECRET, algorithm="HS256")
+        with pytest.raises(TokenError) as info:
+            signer.verify(token, now=1_000_000)
+        assert info.value.problem == problem, changed
+    other_algorithm = jwt.encode(claims, SECRET, algorithm="HS512")
+    with pytest.raises(TokenError) as info:
+        signer.verify(other_algorithm, now=1_000_000)
+    assert info.value.problem == "bad_signature"
+    assert signer.verify(jwt.encode(claims, SECRET), now=1_000_000).user_id == USER
 
 
 def test_api_keys_are_128_random_bits_in_uuid_form() -> None:
