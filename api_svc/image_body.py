@@ -9,8 +9,9 @@ Envoy hands the raw body and its full Content-Type to the RPC; this module reads
   content type, as gRPC clients may send): the body is the one image.
 
 Errors (CompreFace code 26 unless said): a body over the request limit, a file over the file limit,
-a missing part, bad base64, malformed multipart or JSON, and a file name whose extension is not
-an image format CompreFace accepts (code 21).
+a missing or repeated part, bad base64, malformed multipart (python-multipart parses it; a body
+without its closing delimiter is truncated and refused) or JSON, and a file name whose extension
+is not an image format CompreFace accepts (code 21).
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.message import Message
 from pathlib import PurePosixPath
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from facegrid.errors import ServiceError, invalid_argument
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 #: File name extensions CompreFace accepts.
 ALLOWED_EXTENSIONS = frozenset({"jpeg", "jpg", "ico", "png", "bmp", "gif", "tif", "tiff", "webp"})
@@ -50,12 +56,6 @@ class BodyLimits:
     """Largest image, bytes (after base64 decoding)."""
     max_request_bytes: int
     """Largest body, bytes."""
-
-
-def _header_params(name: str, value: str) -> Message:
-    message = Message()
-    message[name] = value
-    return message
 
 
 def _too_large(what: str, size: int, limit: int, reason: str) -> ServiceError:
@@ -84,31 +84,89 @@ def _check_extension(field: str, filename: str | None) -> None:
         )
 
 
+class _FormParts:
+    """Collects the parts named ``fields`` of one multipart body from python-multipart's
+    callbacks (other parts are skipped unread)."""
+
+    def __init__(self, fields: Sequence[str]) -> None:
+        self._fields = frozenset(fields)
+        self.found: dict[str, bytes] = {}
+        self.ended = False
+        self._header_name = bytearray()
+        self._header_value = bytearray()
+        self._headers: dict[bytes, bytes] = {}
+        self._name: str | None = None
+        self._data = bytearray()
+
+    def callbacks(self) -> MultipartCallbacks:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": lambda data, start, end: self._header_name.extend(data[start:end]),
+            "on_header_value": lambda data, start, end: self._header_value.extend(data[start:end]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+            "on_end": self._end,
+        }
+
+    def _part_begin(self) -> None:
+        self._headers.clear()
+        self._name = None
+        self._data = bytearray()
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name.extend(data[start:end])
+
+    def _header_value_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_value.extend(data[start:end])
+
+    def _header_end(self) -> None:
+        self._headers[bytes(self._header_name).strip().lower()] = bytes(self._header_value)
+        self._header_name.clear()
+        self._header_value.clear()
+
+    def _headers_finished(self) -> None:
+        _, params = parse_options_header(self._headers.get(b"content-disposition"))
+        name = params.get(b"name", b"").decode("latin-1")
+        if name not in self._fields:
+            return
+        if name in self.found:
+            raise invalid_argument(
+                "DUPLICATE_PART", f"the multipart body has two {name} parts; send one", field=name
+            )
+        filename = params.get(b"filename")
+        _check_extension(name, filename.decode("latin-1") if filename is not None else None)
+        self._name = name
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._name is not None:
+            self._data.extend(data[start:end])
+
+    def _part_end(self) -> None:
+        if self._name is not None:
+            self.found[self._name] = bytes(self._data)
+            self._name = None
+
+    def _end(self) -> None:
+        self.ended = True
+
+
 def _multipart(data: bytes, content_type: str, fields: Sequence[str]) -> dict[str, bytes]:
-    boundary = _header_params("content-type", content_type).get_param("boundary")
-    if not isinstance(boundary, str) or not boundary:
+    boundary = parse_options_header(content_type)[1].get(b"boundary")
+    if not boundary:
         raise invalid_argument("MALFORMED_MULTIPART", "multipart body without a boundary")
-    delimiter = b"\r\n--" + boundary.encode("latin-1")
-    chunks = (b"\r\n" + data).split(delimiter)
-    found: dict[str, bytes] = {}
-    for chunk in chunks[1:]:
-        if chunk.startswith(b"--"):
-            break
-        head, sep, content = chunk.partition(b"\r\n\r\n")
-        if not sep:
-            raise invalid_argument("MALFORMED_MULTIPART", "a multipart part has no headers")
-        disposition = ""
-        for line in head.decode("latin-1").split("\r\n"):
-            key, _, value = line.partition(":")
-            if key.strip().lower() == "content-disposition":
-                disposition = value.strip()
-        params = _header_params("content-disposition", disposition)
-        name = params.get_param("name", header="content-disposition")
-        if isinstance(name, str) and name in fields and name not in found:
-            filename = params.get_param("filename", header="content-disposition")
-            _check_extension(name, filename if isinstance(filename, str) else None)
-            found[name] = content
-    return found
+    parts = _FormParts(fields)
+    try:
+        MultipartParser(boundary, parts.callbacks()).write(data)
+    except FormParserError:
+        raise invalid_argument("MALFORMED_MULTIPART", "the multipart body is malformed") from None
+    if not parts.ended:
+        raise invalid_argument(
+            "MALFORMED_MULTIPART",
+            "the multipart body is truncated: it has no closing boundary delimiter",
+        )
+    return parts.found
 
 
 def _base64(field: str, value: object) -> bytes:

@@ -57,6 +57,31 @@ def test_multipart_without_boundary_is_refused() -> None:
     assert fails(Body("multipart/form-data", b"--x\r\n")).reason == "MALFORMED_MULTIPART"
 
 
+@pytest.mark.parametrize("dropped", [4, 10, 40, 45])
+def test_a_truncated_multipart_body_is_refused(dropped: int) -> None:
+    # The closing delimiter (CRLF, --, 32-character boundary, --, CRLF) is 40 bytes: without
+    # all of it, the last part cannot be known to be whole.
+    body = form(file=PNG)
+    error = fails(Body(body.content_type, body.data[:-dropped]))
+    assert (error.compreface_code, error.reason) == (26, "MALFORMED_MULTIPART")
+    assert "truncated" in error.message
+
+
+def test_a_multipart_body_that_is_not_one_is_refused() -> None:
+    body = form(file=PNG)
+    error = fails(Body(body.content_type, b"garbage" + body.data))
+    assert (error.compreface_code, error.reason) == (26, "MALFORMED_MULTIPART")
+
+
+def test_two_parts_of_one_name_are_refused() -> None:
+    one, ctype = multipart({"file": ("a.png", PNG, "image/png")})
+    boundary = ctype.split("boundary=")[1].encode()
+    first_part = one[: one.rindex(b"--" + boundary + b"--")]
+    error = fails(Body(ctype, first_part + one))
+    assert (error.compreface_code, error.reason) == (26, "DUPLICATE_PART")
+    assert error.message == "the multipart body has two file parts; send one"
+
+
 def test_json_base64_with_and_without_data_url_prefix() -> None:
     encoded = base64.b64encode(PNG).decode()
     document = {"source_image": encoded, "target_image": f"data:image/png;base64,{encoded}"}
