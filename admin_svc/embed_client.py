@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import grpc
+import structlog
 
 from facegrid.embedding.v1 import embedding_service_pb2, embedding_service_pb2_grpc
 from facegrid.request_id import RequestIdClientInterceptor
 from facegrid.server import channel_options
+
+log = structlog.get_logger()
 
 EmbedProblem = Literal["rejected", "unavailable", "failed"]
 
@@ -72,16 +75,19 @@ class EmbedClient(Protocol):
 
 
 def _translate(error: grpc.aio.AioRpcError) -> EmbedError:
+    """The call's failure as an EmbedError; embed_svc's own text goes to the log only, never
+    into a message that could reach a client or the database."""
     code = error.code()
+    log.warning("embed_svc_call_failed", grpc_code=code.name, details=(error.details() or "")[:200])
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return EmbedError("rejected", f"embed_svc rejected the input: {error.details()}")
+        return EmbedError("rejected", f"embed_svc rejected the input ({code.name})")
     if code in (
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.DEADLINE_EXCEEDED,
         grpc.StatusCode.RESOURCE_EXHAUSTED,
     ):
         return EmbedError("unavailable", f"embed_svc unavailable ({code.name})")
-    return EmbedError("failed", f"embed_svc failed ({code.name}): {error.details()}")
+    return EmbedError("failed", f"embed_svc failed ({code.name})")
 
 
 class GrpcEmbedClient:

@@ -28,17 +28,27 @@ from collections.abc import Sequence
 import asyncpg
 import numpy as np
 import structlog
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from admin_svc.embed_client import Calculator, EmbedClient, EmbedError
 from admin_svc.errors import failed_precondition, invalid, unavailable, writes_blocked
 from admin_svc.store import embedding_migrations as store
 from admin_svc.store.embedding_migrations import MigrationRow
 from admin_svc.store.services import ServiceRow
+from facegrid.backoff import jittered_backoff
 
 log = structlog.get_logger()
 
-#: Pauses between attempts when embed_svc is unavailable, seconds.
-DEFAULT_RETRY_DELAYS_S = (1.0, 5.0, 15.0)
+#: Attempts after the first when embed_svc is unavailable.
+DEFAULT_RETRIES = 3
+#: First pause and longest pause between those attempts, seconds (jittered, doubling).
+DEFAULT_RETRY_WAIT_S = (2.0, 15.0)
+#: What a migration records when embed_svc ends it (never embed_svc's own text).
+_EMBED_FAILURES = {
+    "unavailable": "embed_svc stayed unavailable; start the migration again later",
+    "failed": "embed_svc failed to compute embeddings",
+    "rejected": "embed_svc rejected the request",
+}
 
 
 class _Abort(Exception):
@@ -82,14 +92,16 @@ class EmbeddingMigrator:
         *,
         batch_size: int = 16,
         lease_s: float = 120.0,
-        retry_delays_s: Sequence[float] = DEFAULT_RETRY_DELAYS_S,
+        retries: int = DEFAULT_RETRIES,
+        retry_wait_s: tuple[float, float] = DEFAULT_RETRY_WAIT_S,
         worker: str | None = None,
     ) -> None:
         self._pool = pool
         self._embed = embed
         self._batch_size = batch_size
         self._lease_s = lease_s
-        self._retry_delays_s = tuple(retry_delays_s)
+        self._retries = retries
+        self._retry_wait_s = retry_wait_s
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         """This node's worker id, recorded on the migrations it runs."""
         self._tasks: dict[uuid.UUID, asyncio.Task[MigrationRow | None]] = {}
@@ -103,8 +115,11 @@ class EmbeddingMigrator:
             )
         try:
             calculators = await self._embed.list_calculators()
-        except EmbedError as error:
-            raise unavailable("EMBEDDING_SERVICE_UNAVAILABLE", str(error)) from None
+        except EmbedError:
+            raise unavailable(
+                "EMBEDDING_SERVICE_UNAVAILABLE",
+                "embed_svc cannot list its calculators now; try again",
+            ) from None
         target = pick_calculator(calculators, calculator_name.strip())
         async with self._pool.acquire() as conn, conn.transaction():
             migration = await store.begin(
@@ -182,7 +197,7 @@ class EmbeddingMigrator:
             if error.problem != "rejected" or len(batch) == 1:
                 if error.problem == "rejected":
                     return [(batch[0].id, None, None)]
-                raise _Abort(str(error)) from None
+                raise _Abort(_EMBED_FAILURES[error.problem]) from None
             items: list[tuple[uuid.UUID, bytes | None, int | None]] = []
             for example in batch:
                 items.extend(await self._embed_batch([example], migration))
@@ -196,30 +211,39 @@ class EmbeddingMigrator:
     async def _embed_with_retries(
         self, images: list[bytes], migration: MigrationRow
     ) -> tuple[tuple[float, ...], ...]:
-        delays = (*self._retry_delays_s, None)
-        for delay in delays:
-            async with self._pool.acquire() as conn:  # renew the lease before each attempt
-                if not await store.heartbeat(conn, migration.id, self.worker):
-                    raise _Lost
-            try:
+        """Embeddings of ``images``, retrying while embed_svc is unavailable; the lease is
+        renewed before each attempt."""
+        first_s, cap_s = self._retry_wait_s
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(
+                lambda e: isinstance(e, EmbedError) and e.problem == "unavailable"
+            ),
+            stop=stop_after_attempt(self._retries + 1),
+            wait=jittered_backoff(first_s, cap_s),
+            before_sleep=lambda state: log.warning(
+                "embed_svc_unavailable_retrying",
+                migration_id=str(migration.id),
+                attempt=state.attempt_number,
+                delay_s=round(state.upcoming_sleep, 3),
+            ),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                async with self._pool.acquire() as conn:
+                    if not await store.heartbeat(conn, migration.id, self.worker):
+                        raise _Lost
                 result = await self._embed.embed_faces(images, migration.target_calculator)
-            except EmbedError as error:
-                if error.problem != "unavailable" or delay is None:
-                    raise
-                log.warning("embed_svc_unavailable_retrying", delay_s=delay)
-                await asyncio.sleep(delay)
-                continue
-            if result.calculator != migration.target_calculator:
-                raise _Abort(
-                    f"embed_svc answered with calculator {result.calculator!r}, "
-                    f"not {migration.target_calculator!r}"
-                )
-            if len(result.vectors) != len(images):
-                raise _Abort(
-                    f"embed_svc returned {len(result.vectors)} embeddings for {len(images)} images"
-                )
-            return result.vectors
-        raise AssertionError("unreachable")  # pragma: no cover
+        if result.calculator != migration.target_calculator:
+            raise _Abort(
+                f"embed_svc answered with calculator {result.calculator!r}, "
+                f"not {migration.target_calculator!r}"
+            )
+        if len(result.vectors) != len(images):
+            raise _Abort(
+                f"embed_svc returned {len(result.vectors)} embeddings for {len(images)} images"
+            )
+        return result.vectors
 
     async def resume_stale(self) -> list[uuid.UUID]:
         """Takes over migrations whose lease expired and runs them here; returns their ids."""
@@ -236,7 +260,9 @@ class EmbeddingMigrator:
         while True:
             try:
                 await self.resume_stale()
-            except (asyncpg.PostgresError, OSError):
+            except Exception:
+                # Whatever failed (a refused query, a closed connection, a bug), the next round
+                # tries again: a supervisor that ends leaves stale migrations RUNNING for good.
                 log.exception("embedding_migration_supervisor_error")
             await asyncio.sleep(interval_s if interval_s is not None else self._lease_s / 2)
 

@@ -116,6 +116,8 @@ class FakeEmbed:
     """Images answered with a 'rejected' error."""
     unavailable: bool = False
     """Every call fails with 'unavailable'."""
+    failure: EmbedError | None = None
+    """Raised by every embed_faces call when set."""
     calls: list[tuple[int, str]] = field(default_factory=list)
     """(number of images, calculator) per embed_faces call."""
     entered: asyncio.Event = field(default_factory=asyncio.Event)
@@ -133,6 +135,8 @@ class FakeEmbed:
             await self.gate.wait()
         if self.unavailable:
             raise EmbedError("unavailable", "embed_svc unavailable (UNAVAILABLE)")
+        if self.failure is not None:
+            raise self.failure
         if any(image in self.reject for image in images):
             raise EmbedError("rejected", "embed_svc rejected the input: bad image")
         spec = next(c for c in self.calculators if c.name == calculator)

@@ -39,6 +39,8 @@ class FakeEmbeddingService(embedding_service_pb2_grpc.EmbeddingServiceServicer):
         self.requests.append(request)
         if b"bad" in request.images:
             await abort(context, invalid_argument("IMAGE_UNREADABLE", "image 1 is unreadable"))
+        if b"crash" in request.images:
+            raise RuntimeError("/srv/embed_svc/secret.py line 12")
         return epb.EmbedFacesResponse(
             embeddings=[epb.Embedding(values=[0.6, 0.8]) for _ in request.images],
             calculator=epb.ModelVersion(name=request.calculator or "calc-a", version="v1"),
@@ -81,6 +83,10 @@ async def test_calculators_and_embeddings_map_from_the_contract(
         with pytest.raises(EmbedError) as info:
             await client.embed_faces([b"good", b"bad"], "calc-a")
         assert info.value.problem == "rejected"
+        with pytest.raises(EmbedError) as info:
+            await client.embed_faces([b"crash"], "calc-a")
+        assert info.value.problem == "failed"
+        assert "secret" not in str(info.value)
     finally:
         await channel.close()
 

@@ -13,6 +13,7 @@ import grpc
 import numpy as np
 import pytest
 
+from admin_svc.embed_client import EmbedError
 from admin_svc.embedding_migration import EmbeddingMigrator, embedding_bytes, pick_calculator
 from admin_svc.store import embedding_migrations as migration_store
 from admin_svc.store import services as service_store
@@ -228,7 +229,7 @@ async def test_embed_svc_going_away_fails_the_migration_and_changes_nothing(
     pool: asyncpg.Pool,
 ) -> None:
     embed = FakeEmbed(gate=asyncio.Event())
-    migrator = EmbeddingMigrator(pool, embed, retry_delays_s=(0.0, 0.0), worker="w1")
+    migrator = EmbeddingMigrator(pool, embed, retries=2, retry_wait_s=(0.0, 0.0), worker="w1")
     async with pool.acquire() as conn:
         sid = await make_service(conn)
         await _seed(conn, sid)
@@ -248,6 +249,50 @@ async def test_embed_svc_going_away_fails_the_migration_and_changes_nothing(
         assert (service.writes_blocked, service.calculator) == (False, None)
         assert await conn.fetchval("SELECT count(*) FROM embedding_migration_items") == 0
     assert len(embed.calls) == 3  # the first try and two retries
+
+
+async def test_a_failed_migration_records_no_text_of_embed_svc(pool: asyncpg.Pool) -> None:
+    embed = FakeEmbed(failure=EmbedError("failed", "embed_svc failed (INTERNAL): /srv/secret.py"))
+    migrator = EmbeddingMigrator(pool, embed, worker="w1")
+    async with pool.acquire() as conn:
+        sid = await make_service(conn)
+        await _seed(conn, sid)
+        migration = await migrator.start(await _service_row(conn, sid), "calc-b")
+    await migrator.wait_idle()
+    async with pool.acquire() as conn:
+        ended = await migration_store.get(conn, sid, migration.id)
+    assert ended is not None and ended.status == "FAILED"
+    assert ended.error_message == "embed_svc failed to compute embeddings"
+
+
+class _BrokenPool:
+    """A pool whose connections are gone: every acquire raises asyncpg's InterfaceError."""
+
+    def __init__(self, calls_wanted: int) -> None:
+        self.calls = 0
+        self.enough = asyncio.Event()
+        self._wanted = calls_wanted
+
+    def acquire(self) -> Any:
+        self.calls += 1
+        if self.calls >= self._wanted:
+            self.enough.set()
+        raise asyncpg.InterfaceError("cannot perform operation: connection is closed")
+
+
+async def test_the_supervisor_outlives_an_interface_error() -> None:
+    broken = _BrokenPool(calls_wanted=3)
+    migrator = EmbeddingMigrator(broken, FakeEmbed(), worker="w1")  # type: ignore[arg-type]
+    supervisor = asyncio.create_task(migrator.supervise(interval_s=0))
+    enough = asyncio.create_task(broken.enough.wait())
+    await asyncio.wait({supervisor, enough}, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        assert not supervisor.done(), f"the supervisor ended: {supervisor.exception()!r}"
+        assert broken.calls >= 3
+    finally:
+        supervisor.cancel()
+        enough.cancel()
+        await asyncio.gather(supervisor, enough, return_exceptions=True)
 
 
 async def test_a_dead_workers_migration_is_taken_over_and_finished_once(
