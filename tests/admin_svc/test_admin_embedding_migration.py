@@ -282,7 +282,7 @@ class _BrokenPool:
 
 async def test_the_supervisor_outlives_an_interface_error() -> None:
     broken = _BrokenPool(calls_wanted=3)
-    migrator = EmbeddingMigrator(broken, FakeEmbed(), worker="w1")  # type: ignore[arg-type]
+    migrator = EmbeddingMigrator(broken, FakeEmbed(), worker="w1")
     supervisor = asyncio.create_task(migrator.supervise(interval_s=0))
     enough = asyncio.create_task(broken.enough.wait())
     await asyncio.wait({supervisor, enough}, return_when=asyncio.FIRST_COMPLETED)

@@ -65,7 +65,7 @@ class _FailedCall(grpc.RpcError):
     def details(self) -> str:
         return self._status.details
 
-    def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+    def trailing_metadata(self):
         return self._status.trailing_metadata
 
 
