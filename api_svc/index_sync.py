@@ -3,23 +3,28 @@
 One dedicated asyncpg connection LISTENs on ``facegrid_changes``; notifications are queued in
 arrival order (commit order) and handed one at a time to the IndexRegistry. When the
 connection drops (server restart, terminated backend, network) it is reopened with exponential
-backoff; notifications sent meanwhile are lost, so every loaded collection is rebuilt after each
-(re)connect. A keepalive query notices a connection that died silently. Service notifications
-(and reconnects) also call ``on_service_change``: api_svc drops its cached API key lookups.
+backoff and jitter (tenacity), which starts again from the shortest delay only after a connection
+that stayed up for ``stable_s``; notifications sent meanwhile are lost, so every loaded collection
+is rebuilt after each (re)connect. A keepalive query notices a connection that died silently.
+Service notifications (and reconnects) also call ``on_service_change``: api_svc drops its cached
+API key lookups.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Final
 
 import asyncpg
 import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from api_svc.index_registry import IndexRegistry
 from api_svc.notifications import CHANNEL, Notification, parse
+from facegrid.backoff import jittered_backoff
 
 log = structlog.get_logger()
 
@@ -28,6 +33,21 @@ _RESYNC: Final = "resync"
 SERVICE_OPS: Final = frozenset(
     {"collection_create", "collection_update", "collection_delete", "truncate"}
 )
+
+
+#: How a LISTEN connection is expected to fail (anything else is logged with its traceback).
+_LISTENER_ERRORS: Final = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    log.warning(
+        "index_listener_retry",
+        error=type(error).__name__,
+        attempt=state.attempt_number,
+        retry_s=round(state.upcoming_sleep, 3),
+        exc_info=error if not isinstance(error, _LISTENER_ERRORS) else None,
+    )
 
 
 class IndexSync:
@@ -41,12 +61,14 @@ class IndexSync:
         on_service_change: Callable[[], None] = lambda: None,
         keepalive_s: float = 5.0,
         backoff_s: tuple[float, float] = (0.1, 5.0),
+        stable_s: float = 30.0,
     ) -> None:
         self._url = url
         self._registry = registry
         self._on_service_change = on_service_change
         self._keepalive_s = keepalive_s
         self._backoff_s = backoff_s
+        self._stable_s = stable_s
         self._queue: asyncio.Queue[Notification | str] = asyncio.Queue()
         self._conn: asyncpg.Connection | None = None
         self._listening = asyncio.Event()
@@ -98,27 +120,34 @@ class IndexSync:
                 log.exception("index_notification_failed")
 
     async def _listen(self) -> None:
-        delay = self._backoff_s[0]
+        """Keeps a LISTEN connection open. Failed connects and connections that drop soon after
+        opening are retried with growing, jittered delays; only a connection that stayed up for
+        ``stable_s`` starts the next round from the shortest delay."""
         while True:
-            try:
-                conn = await asyncpg.connect(self._url, timeout=10)
-            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-                log.warning(
-                    "index_listener_connect_failed", error=type(exc).__name__, retry_s=delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._backoff_s[1])
-                continue
-            try:
-                await self._serve(conn)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("index_listener_lost", error=type(exc).__name__)
-            finally:
-                self._listening.clear()
-                self._conn = None
-                conn.terminate()
-            delay = self._backoff_s[0]
-            await asyncio.sleep(delay)
+            retrying = AsyncRetrying(
+                retry=retry_if_exception_type(Exception),
+                wait=jittered_backoff(*self._backoff_s),
+                before_sleep=_log_retry,
+            )
+            async for attempt in retrying:
+                with attempt:
+                    await self._connect_and_serve()
+
+    async def _connect_and_serve(self) -> None:
+        """Connects and serves until the connection is lost. Returns when it had stayed up for
+        ``stable_s``; raises when connecting failed or it dropped sooner (to be retried)."""
+        conn = await asyncpg.connect(self._url, timeout=10)
+        opened = time.monotonic()
+        try:
+            await self._serve(conn)
+        except _LISTENER_ERRORS as exc:
+            if time.monotonic() - opened < self._stable_s:
+                raise
+            log.warning("index_listener_lost", error=type(exc).__name__)
+        finally:
+            self._listening.clear()
+            self._conn = None
+            conn.terminate()
 
     async def _serve(self, conn: asyncpg.Connection) -> None:
         lost = asyncio.Event()

@@ -8,14 +8,17 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import grpc
 import pytest
+import structlog.testing
 
 from api_svc.config import load_config
+from api_svc.index_sync import IndexSync
 from api_svc.server import ApiServer, create_server
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
@@ -228,3 +231,75 @@ async def test_a_rotated_key_stops_working_on_every_node(cluster: Cluster) -> No
     await eventually(old_key_refused, "node B to drop the rotated key")
     cluster.metadata = (("x-api-key", str(new_key)),)
     assert await subjects_on(cluster.b, cluster) == []
+
+
+class _DroppingConnection:
+    """An asyncpg connection that is lost as soon as it is used."""
+
+    def add_termination_listener(self, _callback: object) -> None:
+        pass
+
+    async def add_listener(self, _channel: str, _callback: object) -> None:
+        raise ConnectionResetError("terminated at once")
+
+    def terminate(self) -> None:
+        pass
+
+
+class _IdleRegistry:
+    def rebuild_all(self, _reason: str) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+async def _listen_to_dropping_server(
+    monkeypatch: pytest.MonkeyPatch, connects: int, stable_s: float
+) -> list[MutableMapping[str, Any]]:
+    """Runs IndexSync against a server whose connections drop at once, until ``connects``
+    connections were opened; returns the log events meanwhile."""
+    opened: list[str] = []
+    enough = asyncio.Event()
+
+    async def connect(url: str, timeout: float) -> _DroppingConnection:
+        opened.append(url)
+        if len(opened) >= connects:
+            enough.set()
+            await asyncio.Event().wait()  # the last one never answers
+        return _DroppingConnection()
+
+    monkeypatch.setattr(asyncpg, "connect", connect)
+    sync = IndexSync(
+        "postgresql://fake",
+        _IdleRegistry(),  # type: ignore[arg-type]
+        backoff_s=(0.004, 0.064),
+        stable_s=stable_s,
+    )
+    with structlog.testing.capture_logs() as events:
+        await sync.start(timeout_s=0)
+        await enough.wait()
+        await sync.stop()
+    return events
+
+
+async def test_a_connection_that_drops_at_once_is_retried_ever_more_slowly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events = await _listen_to_dropping_server(monkeypatch, connects=9, stable_s=3600)
+    delays = [e["retry_s"] for e in events if e["event"] == "index_listener_retry"]
+    assert len(delays) == 8
+    # Doubling from 4 ms to the 64 ms cap, each delay in the upper half of its step: never
+    # back to the shortest one after a reconnect.
+    steps = [0.004, 0.008, 0.016, 0.032, 0.064, 0.064, 0.064, 0.064]
+    for delay, step in zip(delays, steps, strict=True):
+        assert step / 2 - 0.0005 <= delay <= step + 0.0005, (delays, steps)
+
+
+async def test_a_connection_that_stayed_up_starts_the_backoff_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events = await _listen_to_dropping_server(monkeypatch, connects=4, stable_s=0)
+    names = [e["event"] for e in events]
+    assert "index_listener_retry" not in names
+    assert names.count("index_listener_lost") == 3
