@@ -11,9 +11,10 @@ CompreFace's SecurityValidationFilter gives them:
 | no service has it | UNAUTHENTICATED | 10 / 404 ``<TYPE> service with API Key <key> not found`` |
 | a service of another type | PERMISSION_DENIED | 10 / 404, the message naming both types |
 
-Lookups, found or not, are kept for ``cache_s`` seconds, so a rotated or deleted key stops
-working within that time at the latest; ``forget_all`` (called on the schema's service
-notifications) drops them at once.
+Lookups, found or not, are kept for ``cache_s`` seconds (a cachetools TTLCache of at most
+10,000 keys, least recently used out first), so a rotated or deleted key stops working within
+that time at the latest; ``forget_all`` (called on the schema's service notifications) drops
+them at once.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Protocol, cast
 
 import grpc
+from cachetools import TTLCache
 
 from facegrid.errors import ServiceError
 
@@ -36,8 +38,10 @@ API_KEY_HEADER = "x-api-key"
 MODEL_NOT_FOUND = 10
 #: CompreFace's code for a missing header.
 MISSING_HEADER = 20
-#: Entries kept at most; the cache is emptied when it reaches this size.
-_CACHE_MAX_ENTRIES = 10_000
+#: Lookups cached at most; past that the least recently used one makes room.
+CACHE_MAX_ENTRIES = 10_000
+#: A cached lookup that found no service (told apart from "not cached").
+_NOT_CACHED = object()
 
 
 class ServiceType(Enum):
@@ -151,17 +155,19 @@ class Authenticator:
         store: KeyStore,
         cache_s: float,
         clock: Callable[[], float] = time.monotonic,
+        max_entries: int = CACHE_MAX_ENTRIES,
     ) -> None:
         self._store = store
-        self._cache_s = cache_s
-        self._clock = clock
-        self._cache: dict[bytes, tuple[float, KeyRecord | None]] = {}
+        self._cache: TTLCache[bytes, KeyRecord | None] | None = (
+            TTLCache(maxsize=max_entries, ttl=cache_s, timer=clock) if cache_s > 0 else None
+        )
         self._generation = 0
 
     def forget_all(self) -> None:
         """Drops every cached lookup (a service was created, changed or deleted); lookups in
         flight meanwhile are not cached."""
-        self._cache.clear()
+        if self._cache is not None:
+            self._cache.clear()
         self._generation += 1
 
     async def authenticate(
@@ -185,16 +191,13 @@ class Authenticator:
         return record.service
 
     async def _lookup(self, digest: bytes) -> KeyRecord | None:
-        now = self._clock()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        cached = _NOT_CACHED if self._cache is None else self._cache.get(digest, _NOT_CACHED)
+        if cached is not _NOT_CACHED:
+            return cast(KeyRecord | None, cached)
         generation = self._generation
         record = await self._store.find(digest)
-        if self._cache_s > 0 and generation == self._generation:
-            if len(self._cache) >= _CACHE_MAX_ENTRIES:
-                self._cache.clear()
-            self._cache[digest] = (now + self._cache_s, record)
+        if self._cache is not None and generation == self._generation:
+            self._cache[digest] = record
         return record
 
 

@@ -112,3 +112,17 @@ def test_parse_key_accepts_upper_case_and_surrounding_blanks() -> None:
     key = uuid.uuid4()
     assert parse_key(f" {str(key).upper()} ") == key
     assert parse_key(key.hex) is None
+
+
+async def test_a_full_cache_makes_room_for_one_key_without_dropping_the_rest() -> None:
+    store = FakeKeyStore()
+    keys = [store.add(ServiceType.DETECTION) for _ in range(4)]
+    auth = Authenticator(store, 60, Clock(), max_entries=3)
+    for key in keys:  # the fourth pushes out the least recently used: the first
+        await auth.authenticate(meta(str(key)), ServiceType.DETECTION)
+    assert store.lookups == 4
+    for key in keys[1:]:
+        await auth.authenticate(meta(str(key)), ServiceType.DETECTION)
+    assert store.lookups == 4, "the other keys stayed cached"
+    await auth.authenticate(meta(str(keys[0])), ServiceType.DETECTION)
+    assert store.lookups == 5
