@@ -1,9 +1,11 @@
 """AdminService servicer: authenticates each call, runs its handler, translates errors once.
 
 Handlers live in ``accounts``, ``applications`` and ``face_services``; they raise ServiceError
-for anything the caller can act on. Database errors are translated here: unique-constraint
-violations to ALREADY_EXISTS naming the field, the schema's FG032 to 405/code 32, lost
-connections to UNAVAILABLE, the rest to INTERNAL (details only in the log).
+for anything the caller can act on. Database errors are translated here: violations of the
+unique constraints on names and emails to ALREADY_EXISTS naming the field (of any other unique
+constraint to INTERNAL: a bug, not worth a retry), the schema's FG032 to 405/code 32,
+serialization failures, deadlocks and vanished references to ABORTED (retry), lost connections
+to UNAVAILABLE, the rest to INTERNAL (details only in the log).
 """
 
 from __future__ import annotations
@@ -58,8 +60,9 @@ def database_error(error: Exception) -> ServiceError:
     """The ServiceError a database failure means for the caller."""
     if isinstance(error, asyncpg.UniqueViolationError):
         known = _UNIQUE_ERRORS.get(error.constraint_name or "")
-        if known is not None:
-            return already_exists(*known)
+        # Any other unique constraint is an invariant the handlers guard (one OWNER, one
+        # running migration) or a random id: its violation is a bug, and retrying repeats it.
+        return already_exists(*known) if known is not None else internal()
     if isinstance(error, asyncpg.PostgresError) and error.sqlstate == WRITES_BLOCKED_SQLSTATE:
         return writes_blocked("of this request")
     if isinstance(error, asyncpg.CheckViolationError):
@@ -68,8 +71,7 @@ def database_error(error: Exception) -> ServiceError:
         error,
         asyncpg.SerializationError
         | asyncpg.DeadlockDetectedError
-        | asyncpg.ForeignKeyViolationError
-        | asyncpg.UniqueViolationError,
+        | asyncpg.ForeignKeyViolationError,
     ):
         return ServiceError(
             grpc.StatusCode.ABORTED,

@@ -7,6 +7,8 @@ import datetime as dt
 import json
 import uuid
 
+import asyncpg
+import grpc
 import jwt
 import pytest
 
@@ -22,6 +24,7 @@ from admin_svc.permissions import (
     can_set_global_role,
     effective_app_role,
 )
+from admin_svc.servicer import database_error
 from admin_svc.stats import date_range, fill_days, saturate_int32
 from admin_svc.tokens import TokenError, TokenSigner
 from facegrid.config import ConfigError
@@ -209,3 +212,22 @@ def test_statistics_ranges() -> None:
     days = fill_days({dt.date(2025, 3, 2): 4}, dt.date(2025, 3, 1), dt.date(2025, 3, 3))
     assert days == [(dt.date(2025, 3, 1), 0), (dt.date(2025, 3, 2), 4), (dt.date(2025, 3, 3), 0)]
     assert saturate_int32(2**40) == 2**31 - 1
+
+
+def _unique_violation(constraint: str) -> asyncpg.UniqueViolationError:
+    fields = {"C": "23505", "M": "duplicate key value", "S": "ERROR", "n": constraint}
+    return asyncpg.UniqueViolationError.new(fields)
+
+
+def test_a_taken_name_is_already_exists_and_another_unique_violation_no_retry() -> None:
+    taken = database_error(_unique_violation("users_email_key"))
+    assert (taken.code, taken.reason, taken.metadata) == (
+        grpc.StatusCode.ALREADY_EXISTS,
+        "EMAIL_TAKEN",
+        {"field": "email"},
+    )
+    unlisted = database_error(_unique_violation("users_one_owner"))
+    assert (unlisted.code, unlisted.reason) == (grpc.StatusCode.INTERNAL, "INTERNAL")
+    assert "retry" not in unlisted.message
+    conflict = database_error(asyncpg.SerializationError("could not serialize access"))
+    assert (conflict.code, conflict.reason) == (grpc.StatusCode.ABORTED, "CONCURRENT_CHANGE")
