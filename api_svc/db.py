@@ -7,19 +7,25 @@ has a deadline that includes the wait for a free connection.
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Mapping
 
 import asyncpg
 import grpc
 import structlog
 
 from api_svc.auth import KeyRecord, Service, ServiceType
+from api_svc.stats import CountKey
 from facegrid.errors import ServiceError
 
 log = structlog.get_logger()
 
 _FIND_SERVICE = "SELECT id, type, calculator, api_key FROM services WHERE api_key_sha256 = $1"
-_COUNT_REQUEST = "SELECT fg_count_requests($1)"
+#: Adds a batch of counts; services deleted meanwhile are skipped.
+_COUNT_REQUESTS = (
+    "SELECT count(fg_count_requests(u.service_id, u.n, u.day))"
+    " FROM unnest($1::uuid[], $2::integer[], $3::date[]) AS u(service_id, n, day)"
+    " WHERE EXISTS (SELECT 1 FROM services s WHERE s.id = u.service_id)"
+)
 
 
 async def create_pool(url: str, max_size: int) -> asyncpg.Pool:
@@ -58,13 +64,22 @@ class PgKeyStore:
 
 
 class PgRequestCounter:
-    """Adds requests to ``service_stats`` through ``fg_count_requests``."""
+    """Adds requests to ``service_stats`` through ``fg_count_requests``, a batch per statement."""
 
     def __init__(self, pool: asyncpg.Pool, timeout_s: float) -> None:
         self._pool = pool
         self._timeout_s = timeout_s
 
-    async def add(self, service_id: uuid.UUID) -> None:
-        """Counts one request of ``service_id`` today (UTC)."""
-        async with self._pool.acquire(timeout=self._timeout_s) as conn:
-            await conn.fetchval(_COUNT_REQUEST, service_id, timeout=self._timeout_s)
+    async def add_counts(self, counts: Mapping[CountKey, int]) -> None:
+        """Adds each count to its service's counter of that day; counts of services that no
+        longer exist are dropped (a deletion that races the statement makes it try again)."""
+        keys = list(counts)
+        args = ([s for s, _ in keys], [counts[k] for k in keys], [d for _, d in keys])
+        for attempt in range(2):
+            try:
+                async with self._pool.acquire(timeout=self._timeout_s) as conn:
+                    await conn.fetchval(_COUNT_REQUESTS, *args, timeout=self._timeout_s)
+                return
+            except asyncpg.ForeignKeyViolationError:
+                if attempt:
+                    raise

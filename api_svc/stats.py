@@ -1,50 +1,106 @@
 """Per-service, per-day request statistics, counted after each successful request.
 
-Counting never delays or fails a request: each count runs as a background task whose failure is
-logged and dropped (a ForeignKeyViolation means the service was deleted meanwhile).
+Counting never delays or fails a request: ``record`` adds one to an in-memory tally keyed by
+service and UTC day, and a background task writes the tally every ``flush_interval_s`` (sooner
+when it holds ``max_keys`` keys) in one statement, and a last time on ``drain``. The tally is
+bounded: past ``max_keys`` distinct keys between two flushes, further new keys are dropped and
+counted in ``dropped``. A failed write is logged and its counts dropped (a service deleted
+meanwhile is skipped by the write itself).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import uuid
+from collections import Counter
+from collections.abc import Mapping
 from typing import Protocol
 
 import structlog
 
 log = structlog.get_logger()
 
+#: A service and the UTC day its requests were made.
+CountKey = tuple[uuid.UUID, dt.date]
+
 
 class RequestCounter(Protocol):
     """Where counts go."""
 
-    async def add(self, service_id: uuid.UUID) -> None:
-        """Counts one request of ``service_id`` today."""
+    async def add_counts(self, counts: Mapping[CountKey, int]) -> None:
+        """Adds each count to its service's counter of that day."""
         ...
 
 
-class RequestStats:
-    """Counts successful requests in the background."""
+def utc_today() -> dt.date:
+    """Today's date in UTC (the day statistics are kept by)."""
+    return dt.datetime.now(dt.UTC).date()
 
-    def __init__(self, counter: RequestCounter) -> None:
+
+class RequestStats:
+    """Tallies successful requests and writes them in batches in the background."""
+
+    def __init__(
+        self,
+        counter: RequestCounter,
+        *,
+        flush_interval_s: float = 1.0,
+        max_keys: int = 10_000,
+    ) -> None:
         self._counter = counter
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._flush_interval_s = flush_interval_s
+        self._max_keys = max_keys
+        self._pending: Counter[CountKey] = Counter()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._flusher: asyncio.Task[None] | None = None
+        self.dropped = 0
+        """Requests not counted because the tally was full."""
 
     def record(self, service_id: uuid.UUID) -> None:
-        """Schedules one count for ``service_id``; returns at once."""
-        task = asyncio.create_task(self._add(service_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Counts one request of ``service_id`` today; returns at once."""
+        key = (service_id, utc_today())
+        if key not in self._pending and len(self._pending) >= self._max_keys:
+            self.dropped += 1
+            self._wake.set()
+            return
+        self._pending[key] += 1
+        if len(self._pending) >= self._max_keys:
+            self._wake.set()
+        if self._flusher is None or self._flusher.done():
+            self._stopping = False
+            self._flusher = asyncio.create_task(self._run(), name="request-stats")
 
-    async def _add(self, service_id: uuid.UUID) -> None:
+    async def _run(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._flush_interval_s)
+            self._wake.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, Counter()
+        if not batch:
+            return
         try:
-            await self._counter.add(service_id)
+            await self._counter.add_counts(batch)
         except Exception as exc:
             log.warning(
-                "request_count_failed", service_id=str(service_id), error=type(exc).__name__
+                "request_count_failed",
+                services=len(batch),
+                requests=batch.total(),
+                error=type(exc).__name__,
             )
 
     async def drain(self) -> None:
-        """Waits for the counts in flight (at shutdown)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Writes every count recorded so far and stops the background task (at shutdown)."""
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            self._stopping = True
+            self._wake.set()
+            await asyncio.gather(flusher, return_exceptions=True)
+        await self._flush()
+        if self.dropped:
+            log.warning("request_counts_dropped", requests=self.dropped)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from api_svc.auth import KeyRecord, Service, ServiceType, key_digest
+from api_svc.stats import CountKey
 from facegrid.common.v1 import common_pb2
 from facegrid.embedding.v1 import embedding_service_pb2 as embed_pb
 from facegrid.errors import ServiceError
@@ -34,15 +36,21 @@ class FakeKeyStore:
 
 @dataclass
 class FakeCounter:
-    """Records counted service ids; fails when ``broken``."""
+    """Records counted service ids (one per request) and each batch; fails when ``broken``."""
 
     counted: list[uuid.UUID] = field(default_factory=list)
+    batches: list[dict[CountKey, int]] = field(default_factory=list)
     broken: bool = False
+    written: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set after each batch written."""
 
-    async def add(self, service_id: uuid.UUID) -> None:
+    async def add_counts(self, counts: Mapping[CountKey, int]) -> None:
         if self.broken:
             raise OSError("database down")
-        self.counted.append(service_id)
+        self.batches.append(dict(counts))
+        for (service_id, _day), n in counts.items():
+            self.counted.extend([service_id] * n)
+        self.written.set()
 
 
 def face(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 
 import asyncpg
@@ -10,7 +11,7 @@ import pytest
 from admin_svc.demo import ensure_demo
 from api_svc.auth import Authenticator, ServiceType, key_digest
 from api_svc.db import PgKeyStore, PgRequestCounter
-from api_svc.stats import RequestStats
+from api_svc.stats import RequestStats, utc_today
 from facegrid.errors import ServiceError
 
 
@@ -67,10 +68,19 @@ async def test_requests_are_counted_per_service_and_day(pool: asyncpg.Pool) -> N
     assert count == 3
 
 
-async def test_counting_a_deleted_service_is_dropped_quietly(pool: asyncpg.Pool) -> None:
+async def test_counts_of_a_deleted_service_are_dropped_and_the_rest_written(
+    pool: asyncpg.Pool,
+) -> None:
+    keys = await demo_keys(pool)
+    service_id, _ = keys["DETECTION"]
+    today = utc_today()
+    yesterday = today - datetime.timedelta(days=1)
     counter = PgRequestCounter(pool, timeout_s=5)
-    with pytest.raises(asyncpg.ForeignKeyViolationError):
-        await counter.add(uuid.uuid4())
-    stats = RequestStats(counter)
-    stats.record(uuid.uuid4())
-    await stats.drain()  # logged, not raised
+    await counter.add_counts({(uuid.uuid4(), today): 7, (service_id, today): 2})
+    await counter.add_counts({(service_id, today): 3, (service_id, yesterday): 1})
+    rows = await pool.fetch(
+        "SELECT day, request_count FROM service_stats WHERE service_id = $1 ORDER BY day",
+        service_id,
+    )
+    assert [(r["day"], r["request_count"]) for r in rows] == [(yesterday, 1), (today, 5)]
+    assert await pool.fetchval("SELECT sum(request_count) FROM service_stats") == 6

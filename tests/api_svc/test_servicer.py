@@ -3,7 +3,6 @@ authentication before work, CompreFace's shapes and codes, request statistics.""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ class Api:
     stub: pb_grpc.RecognitionServiceStub
     embed: FakeEmbed
     counter: FakeCounter
+    stats: RequestStats
     keys: dict[ServiceType, str]
 
 
@@ -106,9 +106,10 @@ async def api(free_port: Callable[[], int], pool: asyncpg.Pool) -> AsyncIterator
         }
     )
     counter = FakeCounter()
-    servicer = build_servicer(Authenticator(store, 5), RequestStats(counter), embed, pool)
+    stats = RequestStats(counter)
+    servicer = build_servicer(Authenticator(store, 5), stats, embed, pool)
     async with serving(servicer, free_port()) as stub:
-        yield Api(stub, embed, counter, keys)
+        yield Api(stub, embed, counter, stats, keys)
 
 
 def key(api: Api, service_type: ServiceType) -> tuple[tuple[str, str]]:
@@ -138,9 +139,9 @@ async def failure(call: Any) -> tuple[grpc.StatusCode, dict[str, str]]:
     return raised.value.code(), {**info.metadata, "reason": info.reason}
 
 
-async def settled(counter: FakeCounter) -> list:
-    await asyncio.sleep(0.05)  # counts run in the background
-    return counter.counted
+async def settled(api: Api) -> list:
+    await api.stats.drain()  # counts are written in the background
+    return api.counter.counted
 
 
 def as_json(message: Any) -> dict:
@@ -166,7 +167,7 @@ async def test_detect_answers_compreface_fields_and_counts_the_request(api: Api)
     assert "plugins_versions" not in as_json(reply)
     [(_, options)] = api.embed.calls
     assert list(options.plugins) == [embed_pb.FACE_PLUGIN_LANDMARKS]
-    assert len(await settled(api.counter)) == 1
+    assert len(await settled(api)) == 1
 
 
 async def test_detect_with_plugins_status_and_limit(api: Api) -> None:
@@ -203,7 +204,7 @@ async def test_no_face_is_code_28_and_is_not_counted(api: Api) -> None:
         )
     )
     assert (code, info["compreface_code"]) == (grpc.StatusCode.INVALID_ARGUMENT, "28")
-    assert await settled(api.counter) == []
+    assert await settled(api) == []
 
 
 @pytest.mark.parametrize(
@@ -304,7 +305,7 @@ async def test_verify_images_ranks_target_faces_by_similarity(api: Api) -> None:
     assert result["plugins_versions"]["calculator"] == "dlib-resnet-v1 (0.3.0)"
     [(names, options)] = api.embed.calls
     assert names == ["source_image", "target_image"] and options.limit == 0
-    assert await settled(api.counter)
+    assert await settled(api)
 
 
 async def test_verify_images_limit_keeps_the_largest_target_faces(api: Api) -> None:
