@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from functools import partial
 
@@ -57,38 +58,46 @@ class ApiServer:
 
 async def create_server(config: ApiConfig, embed: EmbedClient | None = None) -> ApiServer:
     """Connects to PostgreSQL and embed_svc (``embed`` replaces the gRPC client in tests),
-    starts LISTENing for collection changes, then serves (health SERVING)."""
-    pool = await create_pool(config.database_url, config.db_pool_max)
-    embed_channel = GrpcEmbedClient.channel(config.embed_url)
-    if embed is None:
-        embed = GrpcEmbedClient(embed_channel, config.embed_timeout_s)
-    limits = BodyLimits(config.max_file_bytes, config.max_request_bytes)
-    stats = RequestStats(PgRequestCounter(pool, config.db_timeout_s))
-    calculators = Calculators(embed)
-    store = PgFaceStore(pool, config.db_timeout_s)
-    authenticator = Authenticator(PgKeyStore(pool, config.db_timeout_s), config.api_key_cache_s)
-    indexes = IndexRegistry(PgIndexSource(pool, config.db_timeout_s), calculators)
-    sync = IndexSync(config.database_url, indexes, on_service_change=authenticator.forget_all)
-    await sync.start(config.db_timeout_s)
-    servicer = RecognitionServicer(
-        authenticator=authenticator,
-        stats=stats,
-        detection=FaceDetection(embed, limits),
-        verification=Verification(embed, calculators, limits),
-        subjects=Subjects(store),
-        faces=Faces(store, embed, limits),
-        face_verification=FaceVerification(store, embed, calculators, limits),
-        recognition=Recognition(indexes, embed, calculators, limits),
-    )
-    running = await start_server(
-        host=config.host,
-        port=config.port,
-        register=partial(
-            recognition_service_pb2_grpc.add_RecognitionServiceServicer_to_server, servicer
-        ),
-        service_names=[SERVICE_NAME],
-    )
-    await running.set_serving(True)
+    starts LISTENing for collection changes, then serves (health SERVING). A failure half-way
+    closes whatever was opened before it is raised."""
+    async with contextlib.AsyncExitStack() as opened:
+        pool = await create_pool(config.database_url, config.db_pool_max)
+        opened.push_async_callback(pool.close)
+        embed_channel = GrpcEmbedClient.channel(config.embed_url)
+        opened.push_async_callback(embed_channel.close)
+        if embed is None:
+            embed = GrpcEmbedClient(embed_channel, config.embed_timeout_s)
+        limits = BodyLimits(config.max_file_bytes, config.max_request_bytes)
+        stats = RequestStats(PgRequestCounter(pool, config.db_timeout_s))
+        opened.push_async_callback(stats.drain)
+        calculators = Calculators(embed)
+        store = PgFaceStore(pool, config.db_timeout_s)
+        authenticator = Authenticator(PgKeyStore(pool, config.db_timeout_s), config.api_key_cache_s)
+        indexes = IndexRegistry(PgIndexSource(pool, config.db_timeout_s), calculators)
+        sync = IndexSync(config.database_url, indexes, on_service_change=authenticator.forget_all)
+        opened.push_async_callback(sync.stop)
+        await sync.start(config.db_timeout_s)
+        servicer = RecognitionServicer(
+            authenticator=authenticator,
+            stats=stats,
+            detection=FaceDetection(embed, limits),
+            verification=Verification(embed, calculators, limits),
+            subjects=Subjects(store),
+            faces=Faces(store, embed, limits),
+            face_verification=FaceVerification(store, embed, calculators, limits),
+            recognition=Recognition(indexes, embed, calculators, limits),
+        )
+        running = await start_server(
+            host=config.host,
+            port=config.port,
+            register=partial(
+                recognition_service_pb2_grpc.add_RecognitionServiceServicer_to_server, servicer
+            ),
+            service_names=[SERVICE_NAME],
+        )
+        opened.push_async_callback(stop_server, running, 0)
+        await running.set_serving(True)
+        opened.pop_all()  # all is open: the ApiServer closes it from now on
     return ApiServer(running, pool, embed_channel, stats, indexes, sync)
 
 
