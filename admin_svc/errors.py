@@ -86,7 +86,3 @@ def unavailable(reason: str, message: str) -> ServiceError:
     """A dependency cannot be reached now; the caller may retry (503)."""
     return ServiceError(grpc.StatusCode.UNAVAILABLE, reason, message)
 
-
-def internal() -> ServiceError:
-    """An unexpected failure; details are in the log under the request id (500)."""
-    return ServiceError(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error")

@@ -23,14 +23,13 @@ from admin_svc.deps import Deps
 from admin_svc.errors import (
     WRITES_BLOCKED_SQLSTATE,
     already_exists,
-    internal,
     invalid,
     unavailable,
     writes_blocked,
 )
 from facegrid.admin.v1 import admin_service_pb2 as pb
 from facegrid.admin.v1 import admin_service_pb2_grpc
-from facegrid.errors import ServiceError, abort, set_http_status
+from facegrid.errors import ServiceError, abort, internal, set_http_status
 
 log = structlog.get_logger()
 

@@ -24,7 +24,7 @@ from api_svc.recognition import Recognition
 from api_svc.stats import RequestStats
 from api_svc.subjects import Subjects
 from api_svc.verification import Verification
-from facegrid.errors import ServiceError, abort, set_http_status, unimplemented
+from facegrid.errors import ServiceError, abort, internal, set_http_status, unimplemented
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc
 
@@ -40,10 +40,6 @@ def _pending(method: str) -> Handler:
 
     handler.__name__ = method
     return handler
-
-
-def _internal() -> ServiceError:
-    return ServiceError(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; try again")
 
 
 _SERVICE = pb.DESCRIPTOR.services_by_name["RecognitionService"]
@@ -86,7 +82,7 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
             await abort(context, error)
         except Exception:
             log.exception("request_failed")
-            await abort(context, _internal())
+            await abort(context, internal())
         self._stats.record(service.id)
         if http_status is not None:
             await set_http_status(context, http_status)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 import structlog
@@ -15,7 +16,7 @@ from embed_svc.readiness import ModelWatch
 from embed_svc.types import AnalyzeParams, ModelInfo
 from facegrid.embedding.v1 import embedding_service_pb2 as pb
 from facegrid.embedding.v1 import embedding_service_pb2_grpc as pb_grpc
-from facegrid.errors import ServiceError, abort, invalid_argument
+from facegrid.errors import ServiceError, abort, internal, invalid_argument
 
 log = structlog.get_logger()
 
@@ -52,34 +53,30 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         self, request: pb.AnalyzeImagesRequest, context: grpc.aio.ServicerContext
     ) -> pb.AnalyzeImagesResponse:
         """Detects faces and runs the requested plugins on every image."""
-        try:
+        async with _answering(context):
             self._check_count(request.images)
             params = self._params(request.options)
             images, timings = await self._analyzer.analyze(list(request.images), params)
-        except ServiceError as error:
-            await abort(context, error)
-        except (BadImage, BackendError) as exc:
-            await abort(context, _translate(exc))
-        response = pb.AnalyzeImagesResponse(execution_time_ms=timings)
-        for image in images:
-            response.images.append(
-                pb.ImageFaces(
-                    width=image.width,
-                    height=image.height,
-                    faces=[render.face(face) for face in image.faces],
+            response = pb.AnalyzeImagesResponse(execution_time_ms=timings)
+            for image in images:
+                response.images.append(
+                    pb.ImageFaces(
+                        width=image.width,
+                        height=image.height,
+                        faces=[render.face(face) for face in image.faces],
+                    )
                 )
-            )
-        for key, info in self._models_used(params).items():
-            response.models[key].CopyFrom(render.version(info))
-        if params.calculator is not None:
-            response.calculator.CopyFrom(render.version(params.calculator.info))
-        return response
+            for key, info in self._models_used(params).items():
+                response.models[key].CopyFrom(render.version(info))
+            if params.calculator is not None:
+                response.calculator.CopyFrom(render.version(params.calculator.info))
+            return response
 
     async def EmbedFaces(
         self, request: pb.EmbedFacesRequest, context: grpc.aio.ServicerContext
     ) -> pb.EmbedFacesResponse:
         """Embeds each image as one already-cropped face."""
-        try:
+        async with _answering(context):
             self._check_count(request.images)
             calculator = self._calculator(request.calculator)
             params = AnalyzeParams(
@@ -93,21 +90,21 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
                 pose=False,
             )
             images, _ = await self._analyzer.analyze(list(request.images), params)
-        except ServiceError as error:
-            await abort(context, error)
-        except (BadImage, BackendError) as exc:
-            await abort(context, _translate(exc))
-        return pb.EmbedFacesResponse(
-            embeddings=[
-                pb.Embedding(values=render.embedding_values(image.faces[0])) for image in images
-            ],
-            calculator=render.version(calculator.info),
-        )
+            return pb.EmbedFacesResponse(
+                embeddings=[
+                    pb.Embedding(values=render.embedding_values(image.faces[0])) for image in images
+                ],
+                calculator=render.version(calculator.info),
+            )
 
     async def GetStatus(
         self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetStatusResponse:
         """Describes the detector, the calculators that are ready and the plugin models."""
+        async with _answering(context):
+            return self._status()
+
+    def _status(self) -> pb.GetStatusResponse:
         response = pb.GetStatusResponse(
             detector=render.version(catalog.DETECTOR.info), backend=self._backend_name
         )
@@ -226,6 +223,21 @@ def _not_installed(plugin: str, model: str) -> ServiceError:
         compreface_code=26,
         metadata={"plugin": plugin},
     )
+
+
+@contextlib.asynccontextmanager
+async def _answering(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    """Ends the call with the status its failure means: ServiceError as raised, pipeline
+    failures translated, anything else INTERNAL with a generic message (logged here)."""
+    try:
+        yield
+    except ServiceError as error:
+        await abort(context, error)
+    except (BadImage, BackendError) as exc:
+        await abort(context, _translate(exc))
+    except Exception:
+        log.exception("unexpected_error")
+        await abort(context, internal(EMBEDDING_SERVICE_FAILED))
 
 
 def _translate(exc: BadImage | BackendError) -> ServiceError:

@@ -99,6 +99,17 @@ def unimplemented(method: str, issue: str) -> ServiceError:
     )
 
 
+def internal(compreface_code: int | None = None) -> ServiceError:
+    """An unexpected failure (500). The message is generic on purpose: what happened goes to the
+    service's log under the request id, never into the status (no ``str(e)``)."""
+    return ServiceError(
+        grpc.StatusCode.INTERNAL,
+        "INTERNAL",
+        "internal error; the service log has the details under this request's id",
+        compreface_code,
+    )
+
+
 def invalid_argument(
     reason: str, message: str, compreface_code: int = 26, **metadata: str
 ) -> ServiceError:

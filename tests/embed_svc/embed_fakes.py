@@ -49,6 +49,8 @@ class FakeBackend:
     """Models it claims to have."""
     calls: list[tuple[str, int]] = field(default_factory=list)
     """(model, batch size) of every infer call."""
+    crash: Exception | None = None
+    """When set, every infer call raises it (a failure nothing expects)."""
 
     @property
     def name(self) -> str:
@@ -59,6 +61,8 @@ class FakeBackend:
     ) -> dict[str, FloatArray]:
         if not self.up:
             raise BackendUnavailable("fake backend is down")
+        if self.crash is not None:
+            raise self.crash
         if model not in self.models:
             raise ModelUnavailable(model)
         batch = next(iter(inputs.values()))
@@ -94,6 +98,7 @@ class FakeBackend:
     def reset(self) -> None:
         """Back to up, with the default models and no recorded calls."""
         self.up = True
+        self.crash = None
         self.models = {catalog.DETECTOR.model, catalog.DLIB_RESNET.model, FAKE_ATTRIBUTES.model}
         self.calls.clear()
 

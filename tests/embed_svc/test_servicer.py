@@ -131,6 +131,24 @@ async def _error(
     return caught.value.code(), info.reason, dict(info.metadata), trailing
 
 
+async def test_an_unexpected_failure_is_internal_with_a_generic_message(
+    served_fake: ServedEmbed,
+) -> None:
+    served_fake.backend.crash = KeyError("/srv/embed_svc/secret.py")
+    for call in (
+        _analyze(served_fake, [_scene()]),
+        served_fake.stub.EmbedFaces(pb.EmbedFacesRequest(images=[_scene()])),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.INTERNAL
+        details = caught.value.details() or ""
+        assert "secret" not in details and "Unexpected" not in details
+        info = error_info(caught.value)
+        assert info is not None
+        assert (info.reason, info.metadata["compreface_code"]) == ("INTERNAL", "41")
+
+
 async def test_bad_image_names_its_index_and_compreface_code(served_fake: ServedEmbed) -> None:
     code, reason, metadata, trailing = await _error(_analyze(served_fake, [_scene(), b""]))
     assert (code, reason, metadata["image_index"]) == (
