@@ -31,11 +31,12 @@ import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from admin_svc.embed_client import Calculator, EmbedClient, EmbedError
-from admin_svc.errors import failed_precondition, invalid, unavailable, writes_blocked
+from admin_svc.errors import failed_precondition, invalid, unavailable
 from admin_svc.store import embedding_migrations as store
 from admin_svc.store.embedding_migrations import MigrationRow
 from admin_svc.store.services import ServiceRow
 from facegrid.backoff import jittered_backoff
+from facegrid.schema import writes_blocked
 
 log = structlog.get_logger()
 

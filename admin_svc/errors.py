@@ -10,12 +10,6 @@ import grpc
 
 from facegrid.errors import ServiceError, invalid_argument
 
-#: CompreFace's code (and HTTP status) for writes refused while a migration runs.
-WRITES_BLOCKED_CODE = 32
-WRITES_BLOCKED_HTTP_STATUS = 405
-#: SQLSTATE raised by the schema's triggers on such a write.
-WRITES_BLOCKED_SQLSTATE = "FG032"
-
 
 def invalid(field: str, message: str, reason: str = "INVALID_FIELD") -> ServiceError:
     """A request field is missing or malformed (400; CompreFace validation code 26)."""
@@ -69,20 +63,6 @@ def failed_precondition(reason: str, message: str) -> ServiceError:
     return ServiceError(grpc.StatusCode.FAILED_PRECONDITION, reason, message)
 
 
-def writes_blocked(service_id: object) -> ServiceError:
-    """Writes to a collection are refused while its embeddings are migrated (405, code 32)."""
-    return ServiceError(
-        grpc.StatusCode.FAILED_PRECONDITION,
-        "WRITES_BLOCKED_BY_MIGRATION",
-        f"service {service_id} is being migrated to another calculator; "
-        "writes are refused until the migration ends",
-        compreface_code=WRITES_BLOCKED_CODE,
-        metadata={"service_id": str(service_id)},
-        http_status=WRITES_BLOCKED_HTTP_STATUS,
-    )
-
-
 def unavailable(reason: str, message: str) -> ServiceError:
     """A dependency cannot be reached now; the caller may retry (503)."""
     return ServiceError(grpc.StatusCode.UNAVAILABLE, reason, message)
-

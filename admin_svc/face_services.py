@@ -11,11 +11,12 @@ from admin_svc import convert, stats, validation
 from admin_svc.applications import require_app
 from admin_svc.auth import Principal
 from admin_svc.deps import Deps
-from admin_svc.errors import invalid, not_found, writes_blocked
+from admin_svc.errors import invalid, not_found
 from admin_svc.permissions import AppAction
 from admin_svc.store import embedding_migrations, services
 from admin_svc.store.services import ServiceRow
 from facegrid.admin.v1 import admin_service_pb2 as pb
+from facegrid.schema import writes_blocked
 
 log = structlog.get_logger()
 

@@ -28,11 +28,6 @@ def parse_api_key(text: str) -> uuid.UUID | None:
         return None
 
 
-def api_key_digest(key: uuid.UUID) -> bytes:
-    """The lookup digest stored in ``services.api_key_sha256``: SHA-256 of the 16 key bytes."""
-    return hashlib.sha256(key.bytes).digest()
-
-
 def api_keys_equal(stored: uuid.UUID, presented: uuid.UUID) -> bool:
     """Constant-time comparison of two keys."""
     return hmac.compare_digest(stored.bytes, presented.bytes)

@@ -21,15 +21,14 @@ from admin_svc import accounts, applications, face_services
 from admin_svc.auth import Principal, authenticate, require
 from admin_svc.deps import Deps
 from admin_svc.errors import (
-    WRITES_BLOCKED_SQLSTATE,
     already_exists,
     invalid,
     unavailable,
-    writes_blocked,
 )
 from facegrid.admin.v1 import admin_service_pb2 as pb
 from facegrid.admin.v1 import admin_service_pb2_grpc
 from facegrid.errors import ServiceError, abort, internal, set_http_status
+from facegrid.schema import WRITES_BLOCKED_SQLSTATE, writes_blocked
 
 log = structlog.get_logger()
 

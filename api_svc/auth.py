@@ -19,7 +19,6 @@ them at once.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import time
 import uuid
@@ -32,6 +31,7 @@ import grpc
 from cachetools import TTLCache
 
 from facegrid.errors import ServiceError
+from facegrid.schema import api_key_digest
 
 API_KEY_HEADER = "x-api-key"
 #: CompreFace's code for an unknown service ("model not found").
@@ -142,11 +142,6 @@ def parse_key(text: str) -> uuid.UUID | None:
         return None
 
 
-def key_digest(key: uuid.UUID) -> bytes:
-    """``services.api_key_sha256`` of a key: SHA-256 of its 16 bytes."""
-    return hashlib.sha256(key.bytes).digest()
-
-
 class Authenticator:
     """Turns call metadata into the calling service, with a short-lived cache."""
 
@@ -183,7 +178,7 @@ class Authenticator:
         key = parse_key(header)
         if key is None:
             raise _malformed_key()
-        record = await self._lookup(key_digest(key))
+        record = await self._lookup(api_key_digest(key))
         if record is None or not hmac.compare_digest(record.api_key.bytes, key.bytes):
             raise _unknown_key(str(key), wanted)
         if record.service.type is not wanted:

@@ -18,16 +18,9 @@ from dataclasses import dataclass
 from typing import Concatenate, ParamSpec, TypeVar
 
 import asyncpg
-import grpc
 
 from api_svc.db import database_unavailable
-from facegrid.errors import ServiceError
-
-#: The schema's SQLSTATE for a write refused while a migration blocks the collection.
-WRITES_BLOCKED_SQLSTATE = "FG032"
-#: CompreFace's code and HTTP status for it.
-WRITES_BLOCKED_CODE = 32
-WRITES_BLOCKED_HTTP_STATUS = 405
+from facegrid.schema import WRITES_BLOCKED_SQLSTATE, writes_blocked
 
 _LOCK = "SELECT writes_blocked FROM collection_state WHERE service_id = $1 FOR UPDATE"
 _IS_BLOCKED = "SELECT writes_blocked FROM collection_state WHERE service_id = $1"
@@ -66,19 +59,6 @@ _EMBEDDING = """
 SELECT s.name, e.embedding, e.calculator FROM face_examples e JOIN subjects s ON s.id = e.subject_id
 WHERE e.service_id = $1 AND e.id = $2
 """
-
-
-def writes_blocked(service_id: uuid.UUID) -> ServiceError:
-    """The collection is being migrated to another calculator (405, CompreFace code 32)."""
-    return ServiceError(
-        grpc.StatusCode.FAILED_PRECONDITION,
-        "WRITES_BLOCKED_BY_MIGRATION",
-        f"service {service_id} is being migrated to another calculator;"
-        " writes are refused until the migration ends",
-        WRITES_BLOCKED_CODE,
-        {"service_id": str(service_id)},
-        http_status=WRITES_BLOCKED_HTTP_STATUS,
-    )
 
 
 class SubjectExists(Exception):

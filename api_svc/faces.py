@@ -21,9 +21,9 @@ from api_svc.face_errors import no_face, too_many_faces
 from api_svc.face_plugins import analyze_options, threshold_of
 from api_svc.face_store import FaceRef, NewExample, PgFaceStore
 from api_svc.image_body import BodyLimits, read_images
-from api_svc.image_type import content_type_of
 from api_svc.subjects import check_name, subject_not_found
 from facegrid.errors import ServiceError, invalid_argument
+from facegrid.image_formats import media_type_of
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.similarity import normalised
 
@@ -95,7 +95,7 @@ class Faces:
             calculator=analysis.calculator.name,
             calculator_version=analysis.calculator.version,
             image=image,
-            image_content_type=content_type_of(image),
+            image_content_type=media_type_of(image),
         )
         image_id = await self._store.add_example(service_id, subject, example)
         return pb.AddFaceResponse(image_id=str(image_id), subject=subject)

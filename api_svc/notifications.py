@@ -6,8 +6,10 @@ import json
 import uuid
 from dataclasses import dataclass
 
+from facegrid.schema import CHANGES_CHANNEL
+
 #: The NOTIFY channel the schema's triggers send on.
-CHANNEL = "facegrid_changes"
+CHANNEL = CHANGES_CHANNEL
 
 #: Operations applied from their ids; every other one rebuilds the collection.
 INCREMENTAL_OPS = frozenset(

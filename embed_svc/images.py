@@ -17,19 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from embed_svc.types import DecodedImage, RgbImage
-
-#: Leading bytes of the accepted container formats, mapped to Pillow's format name.
-_MAGIC: tuple[tuple[bytes, int, str], ...] = (
-    (b"\xff\xd8\xff", 0, "JPEG"),
-    (b"\x89PNG\r\n\x1a\n", 0, "PNG"),
-    (b"GIF87a", 0, "GIF"),
-    (b"GIF89a", 0, "GIF"),
-    (b"BM", 0, "BMP"),
-    (b"II*\x00", 0, "TIFF"),
-    (b"MM\x00*", 0, "TIFF"),
-    (b"WEBP", 8, "WEBP"),
-    (b"\x00\x00\x01\x00", 0, "ICO"),
-)
+from facegrid.image_formats import sniff
 
 #: Formats accepted, in the words of CompreFace's documentation.
 SUPPORTED_FORMATS = "jpeg, png, bmp, gif, tiff, webp, ico"
@@ -61,16 +49,6 @@ class ImageLimits:
     """Longest side of the working copy used for detection and alignment, pixels."""
 
 
-def sniff_format(data: bytes) -> str | None:
-    """Pillow's name of the container format of ``data``, or None if it is not accepted."""
-    for magic, offset, name in _MAGIC:
-        if data[offset : offset + len(magic)] == magic:
-            if name == "WEBP" and data[:4] != b"RIFF":
-                continue
-            return name
-    return None
-
-
 def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
     """Decodes ``data`` into the working copy of the EXIF-oriented RGB image.
 
@@ -84,14 +62,14 @@ def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
             f"the image has {len(data)} bytes; the limit is {limits.max_bytes}",
             26,
         )
-    fmt = sniff_format(data)
+    fmt = sniff(data)
     if fmt is None:
         raise ImageError(
             "UNSUPPORTED_IMAGE_FORMAT",
             f"the image is not in a supported format ({SUPPORTED_FORMATS})",
             21,
         )
-    return _load(data, fmt, limits)
+    return _load(data, fmt.name, limits)
 
 
 def _load(data: bytes, fmt: str, limits: ImageLimits) -> DecodedImage:

@@ -20,6 +20,7 @@ from admin_svc.store import services as service_store
 from facegrid.admin.v1 import admin_service_pb2 as pb
 from facegrid.common.v1 import common_pb2
 from facegrid.errors import error_info
+from facegrid.schema import CHANGES_CHANNEL
 from tests.admin_svc.helpers import (
     Admin,
     FakeEmbed,
@@ -65,7 +66,7 @@ async def test_a_migration_blocks_writes_then_swaps_every_embedding_at_once(admi
     try:
         migrated_ids, without_image = await _seed(conn, sid)
         # Listening from now on: notifications reach only the listeners present at commit.
-        await listener.add_listener("facegrid_changes", lambda *a: events.append(json.loads(a[3])))
+        await listener.add_listener(CHANGES_CHANNEL, lambda *a: events.append(json.loads(a[3])))
         before = await _examples(conn, sid)
         admin.embed.gate = asyncio.Event()
         ids = {"application_id": app.application_id, "service_id": service.service_id}

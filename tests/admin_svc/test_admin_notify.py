@@ -14,9 +14,10 @@ import asyncpg
 import pytest
 
 from admin_svc.store import services as service_store
+from facegrid.schema import CHANGES_CHANNEL
 from tests.admin_svc.helpers import add_example, add_subject, make_service, unit_vector
 
-CHANNEL = "facegrid_changes"
+CHANNEL = CHANGES_CHANNEL
 
 
 class Listener:

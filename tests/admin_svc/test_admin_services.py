@@ -12,11 +12,12 @@ import asyncpg
 import grpc
 import pytest
 
-from admin_svc.keys import api_key_digest, parse_api_key
+from admin_svc.keys import parse_api_key
 from admin_svc.stats import count_requests
 from facegrid.admin.v1 import admin_service_pb2 as pb
 from facegrid.common.v1 import common_pb2
 from facegrid.errors import error_info
+from facegrid.schema import api_key_digest
 from tests.admin_svc.helpers import Admin, add_example, add_subject, rpc_error
 
 Auth = tuple[tuple[str, str], ...]

@@ -101,7 +101,6 @@ def test_api_keys_are_128_random_bits_in_uuid_form() -> None:
     assert keys.parse_api_key("not-a-key") is None
     assert keys.api_keys_equal(made[0], uuid.UUID(str(made[0])))
     assert not keys.api_keys_equal(made[0], made[1])
-    assert len(keys.api_key_digest(made[0])) == 32
 
 
 def test_refresh_tokens_split_into_session_and_secret() -> None:

@@ -7,11 +7,12 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from api_svc.auth import KeyRecord, Service, ServiceType, key_digest
+from api_svc.auth import KeyRecord, Service, ServiceType
 from api_svc.stats import CountKey
 from facegrid.common.v1 import common_pb2
 from facegrid.embedding.v1 import embedding_service_pb2 as embed_pb
 from facegrid.errors import ServiceError
+from facegrid.schema import api_key_digest
 
 DLIB = "dlib-resnet-v1"
 
@@ -26,7 +27,7 @@ class FakeKeyStore:
     def add(self, service_type: ServiceType, calculator: str | None = None) -> uuid.UUID:
         key = uuid.uuid4()
         service = Service(uuid.uuid4(), service_type, calculator)
-        self.records[key_digest(key)] = KeyRecord(service, key)
+        self.records[api_key_digest(key)] = KeyRecord(service, key)
         return key
 
     async def find(self, digest: bytes) -> KeyRecord | None:

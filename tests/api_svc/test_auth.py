@@ -8,8 +8,9 @@ import uuid
 import grpc
 import pytest
 
-from api_svc.auth import Authenticator, ServiceType, key_digest, parse_key
+from api_svc.auth import Authenticator, ServiceType, parse_key
 from facegrid.errors import ServiceError
+from facegrid.schema import api_key_digest
 from tests.api_svc.fakes import FakeKeyStore
 
 
@@ -35,7 +36,7 @@ async def test_a_key_of_the_right_type_opens_its_service() -> None:
     store = FakeKeyStore()
     key = store.add(ServiceType.DETECTION, calculator="mobileface")
     service = await Authenticator(store, 5).authenticate(meta(str(key)), ServiceType.DETECTION)
-    assert service == store.records[key_digest(key)].service
+    assert service == store.records[api_key_digest(key)].service
     assert service.calculator == "mobileface"
 
 
@@ -77,7 +78,7 @@ async def test_a_digest_match_with_another_stored_key_is_refused() -> None:
     store = FakeKeyStore()
     key = store.add(ServiceType.DETECTION)
     other = uuid.uuid4()
-    store.records[key_digest(other)] = store.records[key_digest(key)]
+    store.records[api_key_digest(other)] = store.records[api_key_digest(key)]
     error = await refused(Authenticator(store, 5), meta(str(other)))
     assert error.compreface_code == 10
 

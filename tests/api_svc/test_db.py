@@ -9,10 +9,11 @@ import asyncpg
 import pytest
 
 from admin_svc.demo import ensure_demo
-from api_svc.auth import Authenticator, ServiceType, key_digest
+from api_svc.auth import Authenticator, ServiceType
 from api_svc.db import PgKeyStore, PgRequestCounter
 from api_svc.stats import RequestStats, utc_today
 from facegrid.errors import ServiceError
+from facegrid.schema import api_key_digest
 
 
 async def demo_keys(pool: asyncpg.Pool) -> dict[str, tuple[uuid.UUID, uuid.UUID]]:
@@ -28,7 +29,7 @@ async def test_a_key_finds_its_service_by_digest(pool: asyncpg.Pool) -> None:
     keys = await demo_keys(pool)
     store = PgKeyStore(pool, timeout_s=5)
     service_id, key = keys["VERIFICATION"]
-    record = await store.find(key_digest(key))
+    record = await store.find(api_key_digest(key))
     assert record is not None
     assert (record.service.id, record.service.type, record.api_key) == (
         service_id,
@@ -36,7 +37,7 @@ async def test_a_key_finds_its_service_by_digest(pool: asyncpg.Pool) -> None:
         key,
     )
     assert record.service.calculator is None
-    assert await store.find(key_digest(uuid.uuid4())) is None
+    assert await store.find(api_key_digest(uuid.uuid4())) is None
 
 
 async def test_a_rotated_key_stops_working_when_the_cache_is_off(pool: asyncpg.Pool) -> None:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from PIL.JpegImagePlugin import JpegImageFile
 
-from embed_svc.images import ImageError, ImageLimits, decode_image, sniff_format
+from embed_svc.images import ImageError, ImageLimits, decode_image
 
 LIMITS = ImageLimits(max_bytes=5 * 1024 * 1024, max_pixels=40_000_000, max_detect_size=1920)
 
@@ -153,13 +153,6 @@ def test_decompression_bomb_is_refused_from_its_header() -> None:
 def test_pixel_limit_is_configurable() -> None:
     limits = ImageLimits(max_bytes=LIMITS.max_bytes, max_pixels=64 * 48 - 1, max_detect_size=64)
     assert _reason(_encode(_gradient(), "PNG"), limits)[0] == "IMAGE_TOO_LARGE"
-
-
-def test_sniffing_names_the_container() -> None:
-    assert sniff_format(b"\xff\xd8\xff\xe0rest") == "JPEG"
-    assert sniff_format(b"RIFF\x10\x00\x00\x00WEBPVP8 ") == "WEBP"
-    assert sniff_format(b"GIF89a...") == "GIF"
-    assert sniff_format(b"nothing") is None
 
 
 def test_pixel_limit_is_checked_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
