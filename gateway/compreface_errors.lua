@@ -5,6 +5,9 @@
 -- {"message": ..., "code": N}, taking N from the ErrorInfo metadata "compreface_code" (or the
 -- "x-compreface-code" metadata) and the HTTP status from "http_status" where the service set it.
 
+-- The request body limit in words; gateway/render.py writes the configured one here.
+local REQUEST_LIMIT = "@max_request_text@"
+
 local function json_escape(s)
   return (s:gsub('[%c"\\]', function(c)
     if c == '"' then return '\\"' end
@@ -59,10 +62,12 @@ function envoy_on_response(handle)
     return
   end
   if status == nil then return end
+  -- body(true) wraps even a reply without a body (HEAD) in an empty buffer; should it ever
+  -- give nil, the reply passes unchanged rather than failing in setBytes below.
   local body = handle:body(true)
+  if body == nil then return end
   headers = handle:headers() -- handles taken before body() are out of scope after it
-  local text = ""
-  if body ~= nil then text = body:getBytes(0, body:length()) end
+  local text = body:getBytes(0, body:length())
   local ctype = headers:get("content-type") or ""
   local message = nil
   local code = headers:get("x-compreface-code")
@@ -74,7 +79,7 @@ function envoy_on_response(handle)
   if message == nil then message = json_escape(text:gsub("%s+$", "")) end
   if status == 413 and code == nil then
     -- Envoy's own body-limit answer (the transcoder's max_request_body_size)
-    message = "Request body too large: the limit is 10 MB per request"
+    message = "Request body too large: the limit is " .. REQUEST_LIMIT .. " per request"
     code = "26"
   end
   if code == nil or not code:match("^%d+$") then

@@ -15,6 +15,8 @@ from string import Template
 
 GATEWAY_DIR = Path(__file__).resolve().parent
 
+_MIB = 1024 * 1024
+
 #: gRPC services exposed at the edge.
 PUBLIC_SERVICES = ("facegrid.recognition.v1.RecognitionService", "facegrid.admin.v1.AdminService")
 
@@ -48,10 +50,17 @@ def _indent(text: str, spaces: int) -> str:
     return "\n".join(pad + line if line else line for line in text.splitlines())
 
 
+def size_text(size_bytes: int) -> str:
+    """A size as the error messages say it: ``10 MB`` for whole MiB, else in bytes."""
+    mib, rest = divmod(size_bytes, _MIB)
+    return f"{mib} MB" if mib and not rest else f"{size_bytes} bytes"
+
+
 def render(ports: GatewayPorts) -> str:
     """Returns the Envoy YAML for ``ports``."""
     template = Template((GATEWAY_DIR / "envoy.yaml.in").read_text())
     lua = (GATEWAY_DIR / "compreface_errors.lua").read_text()
+    lua = lua.replace("@max_request_text@", size_text(ports.max_request_bytes))
     return template.substitute(
         listen_port=ports.listen_port,
         admin_port=ports.admin_port,

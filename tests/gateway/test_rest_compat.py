@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -83,6 +84,10 @@ class FakeRecognition(pb_grpc.RecognitionServiceServicer):
         )
 
 
+#: The request body limit of the edge under test (not the default, to see it rendered).
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
 @pytest.fixture
 async def edge(
     free_port: Callable[[], int], start_envoy: Callable[[GatewayPorts], str]
@@ -103,6 +108,7 @@ async def edge(
         embed_port=free_port(),
         admin_svc_port=free_port(),
         services=("facegrid.recognition.v1.RecognitionService",),
+        max_request_bytes=MAX_REQUEST_BYTES,
     )
     base = await asyncio.to_thread(start_envoy, ports)
     yield base
@@ -197,6 +203,25 @@ async def test_envoy_own_errors_are_compreface_shaped(edge: str) -> None:
     )
     assert malformed.status == 400
     assert malformed.json()["code"] == 26
+
+
+async def test_a_body_over_the_configured_limit_names_that_limit(edge: str) -> None:
+    reply = await rest(
+        "POST", f"{edge}/api/v1/recognition/recognize", raw=b"x" * (MAX_REQUEST_BYTES + 1)
+    )
+    assert reply.status == 413
+    assert reply.json() == {
+        "message": "Request body too large: the limit is 1 MB per request",
+        "code": 26,
+    }
+
+
+async def test_an_error_without_a_body_passes_the_filter(edge: str, short_tmp: Path) -> None:
+    reply = await rest("HEAD", f"{edge}/api/v1/recognition/recognize")
+    assert reply.status >= 400 and reply.body == b""
+    port = edge.rsplit(":", 1)[1]
+    log = (short_tmp / f"envoy-{port}.log").read_text()
+    assert "lua" not in log.lower(), log[-2000:]
 
 
 async def test_grpc_clients_get_grpc_answers_from_rpcs_that_set_an_http_status(edge: str) -> None:
