@@ -2,8 +2,9 @@
 
 API keys are 128 random bits written in UUID form (8-4-4-4-12 lower-case hex), which every
 CompreFace client accepts; the database looks them up by ``sha256(uuid_send(key))`` (the
-digest of the UUID's 16 raw bytes, a generated column with a unique index), so the B-tree
-search never compares the secret itself, and the match is confirmed in constant time.
+digest of the UUID's 16 raw bytes, a generated column with a unique index,
+``facegrid.schema.api_key_digest``), so the B-tree search never compares the secret itself;
+api_svc confirms the match in constant time.
 """
 
 from __future__ import annotations
@@ -18,19 +19,6 @@ import uuid
 def new_api_key() -> uuid.UUID:
     """A fresh API key: 128 bits from the OS's CSPRNG, as a UUID."""
     return uuid.UUID(bytes=secrets.token_bytes(16))
-
-
-def parse_api_key(text: str) -> uuid.UUID | None:
-    """The key as a UUID, or None when ``text`` is not a UUID (CompreFace rejects those)."""
-    try:
-        return uuid.UUID(text.strip())
-    except ValueError:
-        return None
-
-
-def api_keys_equal(stored: uuid.UUID, presented: uuid.UUID) -> bool:
-    """Constant-time comparison of two keys."""
-    return hmac.compare_digest(stored.bytes, presented.bytes)
 
 
 def new_refresh_secret() -> str:

@@ -1,17 +1,9 @@
-"""Per-service request statistics: the increment api_svc nodes call and the read-side range.
-
-The counter is the schema function ``fg_count_requests(service uuid, n int = 1, day date =
-today UTC)``: one atomic ``INSERT ... ON CONFLICT DO UPDATE`` per call, safe from any number of
-nodes at once. api_svc may call it per request or add up a few seconds of requests per service
-and call it once with ``n``.
-"""
+"""Per-service request statistics, the read side: the date range asked for, every day of it
+with its count. api_svc writes the counts (``fg_count_requests``, docs/schema.md)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-
-import asyncpg
 
 from admin_svc.errors import invalid
 from admin_svc.validation import date_field
@@ -21,18 +13,6 @@ MAX_RANGE_DAYS = 366
 #: Days covered when no start date is given.
 DEFAULT_RANGE_DAYS = 30
 INT32_MAX = 2**31 - 1
-
-
-async def count_requests(
-    conn: asyncpg.Connection | asyncpg.Pool,
-    service_id: uuid.UUID,
-    count: int = 1,
-    day: dt.date | None = None,
-) -> int:
-    """Adds ``count`` requests to a service's day (UTC today by default); returns the new
-    total of that day."""
-    total = await conn.fetchval("SELECT fg_count_requests($1, $2, $3)", service_id, count, day)
-    return int(total)
 
 
 def date_range(start_text: str, end_text: str, today: dt.date) -> tuple[dt.date, dt.date]:

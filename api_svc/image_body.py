@@ -101,8 +101,8 @@ class _FormParts:
     def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self._part_begin,
-            "on_header_field": lambda data, start, end: self._header_name.extend(data[start:end]),
-            "on_header_value": lambda data, start, end: self._header_value.extend(data[start:end]),
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_value_data,
             "on_header_end": self._header_end,
             "on_headers_finished": self._headers_finished,
             "on_part_data": self._part_data,

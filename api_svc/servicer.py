@@ -9,7 +9,7 @@ it; nothing fakes a result.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 import structlog
@@ -24,25 +24,13 @@ from api_svc.recognition import Recognition
 from api_svc.stats import RequestStats
 from api_svc.subjects import Subjects
 from api_svc.verification import Verification
-from facegrid.errors import ServiceError, abort, internal, set_http_status, unimplemented
+from facegrid.errors import ServiceError, abort, internal, set_http_status
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc
 
 log = structlog.get_logger()
 
-Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]
 Response = TypeVar("Response")
-
-
-def _pending(method: str) -> Handler:
-    async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await abort(context, unimplemented(method, "not in this build"))
-
-    handler.__name__ = method
-    return handler
-
-
-_SERVICE = pb.DESCRIPTOR.services_by_name["RecognitionService"]
 
 
 class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceServicer):
@@ -257,8 +245,3 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
                 service.id, service.calculator, request
             ),
         )
-
-
-for _method in _SERVICE.methods:
-    if _method.name not in vars(RecognitionServicer):
-        setattr(RecognitionServicer, _method.name, _pending(_method.full_name))

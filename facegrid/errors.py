@@ -88,17 +88,6 @@ async def abort(context: grpc.aio.ServicerContext[Any, Any], error: ServiceError
     raise AssertionError("abort_with_status returned")  # pragma: no cover
 
 
-def unimplemented(method: str, issue: str) -> ServiceError:
-    """The error of an RPC whose capability has not landed yet."""
-    return ServiceError(
-        grpc.StatusCode.UNIMPLEMENTED,
-        "NOT_IMPLEMENTED",
-        f"{method} is not implemented yet ({issue})",
-        compreface_code=None,
-        metadata={"method": method},
-    )
-
-
 def internal(compreface_code: int | None = None) -> ServiceError:
     """An unexpected failure (500). The message is generic on purpose: what happened goes to the
     service's log under the request id, never into the status (no ``str(e)``)."""

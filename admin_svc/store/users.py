@@ -69,16 +69,6 @@ async def create_user(
     return user
 
 
-async def get_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> UserRow | None:
-    """The account with ``user_id``, if any."""
-    record = await conn.fetchrow(
-        "SELECT u.id, u.email, u.first_name, u.last_name, u.global_role, u.created_at"
-        " FROM users u WHERE u.id = $1",
-        user_id,
-    )
-    return None if record is None else user_from(record)
-
-
 async def get_user_for_update(conn: asyncpg.Connection, user_id: uuid.UUID) -> UserRow | None:
     """The account with ``user_id``, row-locked until the transaction ends."""
     record = await conn.fetchrow(

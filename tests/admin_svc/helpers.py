@@ -4,6 +4,7 @@ embed_svc, and a client of an in-process admin_svc."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -94,6 +95,17 @@ async def add_example(
         image,
     )
     return example_id
+
+
+async def count_requests(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    service_id: uuid.UUID,
+    count: int = 1,
+    day: dt.date | None = None,
+) -> int:
+    """Adds ``count`` requests to a service's day (UTC today by default) as api_svc does;
+    returns the new total of that day."""
+    return int(await conn.fetchval("SELECT fg_count_requests($1, $2, $3)", service_id, count, day))
 
 
 # --- a fake embed_svc -------------------------------------------------------------------------

@@ -97,10 +97,6 @@ def test_api_keys_are_128_random_bits_in_uuid_form() -> None:
     for k in made:
         varying |= k.int ^ made[0].int
     assert varying.bit_count() > 122
-    assert keys.parse_api_key(str(made[0]).upper()) == made[0]
-    assert keys.parse_api_key("not-a-key") is None
-    assert keys.api_keys_equal(made[0], uuid.UUID(str(made[0])))
-    assert not keys.api_keys_equal(made[0], made[1])
 
 
 def test_refresh_tokens_split_into_session_and_secret() -> None:

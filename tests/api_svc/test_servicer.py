@@ -377,3 +377,9 @@ async def test_verify_embeddings_refuses_bad_vectors(
         api.stub.VerifyEmbeddings(request, metadata=key(api, ServiceType.VERIFICATION))
     )
     assert (info["compreface_code"], info["reason"]) == (code, reason)
+
+
+def test_every_rpc_of_the_contract_is_implemented_by_the_servicer() -> None:
+    service = pb.DESCRIPTOR.services_by_name["RecognitionService"]
+    missing = [m.name for m in service.methods if m.name not in vars(RecognitionServicer)]
+    assert missing == []

@@ -10,7 +10,6 @@ from facegrid.errors import (
     error_info,
     invalid_argument,
     to_status,
-    unimplemented,
 )
 
 
@@ -41,15 +40,6 @@ def test_http_status_override_travels_in_metadata_and_error_info() -> None:
     _, info = _details(status)
     assert info.metadata["http_status"] == "405"
     assert dict(status.trailing_metadata)[HTTP_STATUS_KEY] == "405"
-
-
-def test_unimplemented_names_the_method() -> None:
-    status = to_status(unimplemented("pkg.Svc.Do", "later"))
-    assert status.code == grpc.StatusCode.UNIMPLEMENTED
-    assert "pkg.Svc.Do" in status.details
-    _, info = _details(status)
-    assert info.reason == "NOT_IMPLEMENTED"
-    assert COMPREFACE_CODE_KEY not in dict(status.trailing_metadata)
 
 
 class _FailedCall(grpc.RpcError):
