@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from facegrid.balancing import grpc_target
 from facegrid.config import ConfigError, get_bool, get_float, get_int, get_log_format, get_str
 from facegrid.logs import LogFormat
 
@@ -46,8 +47,9 @@ class AdminConfig:
     db_command_timeout_s: float
     """Longest a single SQL command may run, seconds (FACEGRID_ADMIN_DB_TIMEOUT_S, default 60)."""
     embed_url: str
-    """embed_svc address host:port, used only by embedding migrations (FACEGRID_EMBED_URL,
-    default 127.0.0.1:50052)."""
+    """embed_svc nodes as a gRPC target, used only by embedding migrations (FACEGRID_EMBED_URL,
+    default 127.0.0.1:50052; a comma-separated ip:port list or ``dns:///name:port`` is balanced
+    round robin, facegrid/balancing.py)."""
     embed_timeout_s: float
     """Deadline of one embed_svc call, seconds (FACEGRID_EMBED_TIMEOUT_S, default 60)."""
     migration_batch_size: int
@@ -96,7 +98,7 @@ def load_config(env: Mapping[str, str]) -> AdminConfig:
         demo_setup=get_bool(env, "FACEGRID_DEMO_SETUP", environment == "development"),
         db_pool_max=get_int(env, "FACEGRID_ADMIN_DB_POOL_MAX", 10, minimum=2),
         db_command_timeout_s=get_float(env, "FACEGRID_ADMIN_DB_TIMEOUT_S", 60.0),
-        embed_url=get_str(env, "FACEGRID_EMBED_URL", "127.0.0.1:50052"),
+        embed_url=grpc_target(get_str(env, "FACEGRID_EMBED_URL", "127.0.0.1:50052")),
         embed_timeout_s=get_float(env, "FACEGRID_EMBED_TIMEOUT_S", 60.0),
         migration_batch_size=batch,
         migration_lease_s=get_float(env, "FACEGRID_MIGRATION_LEASE_S", 120.0),

@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 import grpc
 import structlog
 
+from facegrid.balancing import balanced_options, grpc_target
 from facegrid.embedding.v1 import embedding_service_pb2, embedding_service_pb2_grpc
 from facegrid.request_id import RequestIdClientInterceptor
 from facegrid.server import channel_options
@@ -99,9 +100,13 @@ class GrpcEmbedClient:
 
     @classmethod
     def connect(cls, address: str, timeout_s: float) -> tuple[GrpcEmbedClient, grpc.aio.Channel]:
-        """A client on a new channel to ``address`` (the caller closes the channel)."""
+        """A client on a new channel to ``address`` (the caller closes the channel), balanced
+        round robin over the ready nodes it names (facegrid/balancing.py)."""
+        service = embedding_service_pb2.DESCRIPTOR.services_by_name["EmbeddingService"]
         channel = grpc.aio.insecure_channel(
-            address, options=channel_options(), interceptors=[RequestIdClientInterceptor()]
+            grpc_target(address),
+            options=[*channel_options(), *balanced_options([service.full_name])],
+            interceptors=[RequestIdClientInterceptor()],
         )
         return cls(channel, timeout_s), channel
 

@@ -22,7 +22,13 @@ from admin_svc.secrets_store import token_secret
 from admin_svc.servicer import AdminServicer
 from admin_svc.tokens import TokenSigner
 from facegrid.admin.v1 import admin_service_pb2_grpc
-from facegrid.server import RunningServer, start_server, stop_server, wait_for_signal
+from facegrid.server import (
+    RunningServer,
+    database_answers,
+    start_server,
+    stop_server,
+    wait_for_signal,
+)
 
 log = structlog.get_logger()
 
@@ -106,6 +112,7 @@ async def create_server(config: AdminConfig, embed: EmbedClient | None = None) -
     )
     supervisor = asyncio.create_task(migrator.supervise(), name="migration-supervisor")
     await running.set_serving(True)
+    await running.keep_ready(database_answers(pool, config.db_command_timeout_s))
     log.info(
         "admin_svc_ready",
         port=running.port,

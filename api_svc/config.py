@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from facegrid.balancing import grpc_target
 from facegrid.config import get_float, get_int, get_log_format, get_str
 from facegrid.logs import LogFormat
 
@@ -20,7 +22,12 @@ class ApiConfig:
     database_url: str
     """PostgreSQL URI (FACEGRID_DATABASE_URL, required)."""
     embed_url: str
-    """embed_svc address host:port (FACEGRID_EMBED_URL, default 127.0.0.1:50052)."""
+    """embed_svc nodes as a gRPC target (FACEGRID_EMBED_URL, default 127.0.0.1:50052): one
+    host:port, a comma-separated list of ip:port, or ``dns:///name:port``; calls are balanced
+    round robin over the ready ones (facegrid/balancing.py)."""
+    node_name: str
+    """The name this node gives in the ``x-facegrid-node`` header of every answer
+    (FACEGRID_API_NODE_NAME, default ``<hostname>:<port>``; the launcher sets ``api_svc-<i>``)."""
     db_pool_max: int
     """Largest number of PostgreSQL connections (FACEGRID_API_DB_POOL_MAX, default 10)."""
     db_timeout_s: float
@@ -44,11 +51,13 @@ class ApiConfig:
 
 def load_config(env: Mapping[str, str]) -> ApiConfig:
     """Builds the configuration from ``env``; raises ConfigError on a bad or missing value."""
+    port = get_int(env, "FACEGRID_API_PORT", 50051, minimum=0)
     return ApiConfig(
         host=get_str(env, "FACEGRID_API_HOST", "127.0.0.1"),
-        port=get_int(env, "FACEGRID_API_PORT", 50051, minimum=0),
+        port=port,
         database_url=get_str(env, "FACEGRID_DATABASE_URL"),
-        embed_url=get_str(env, "FACEGRID_EMBED_URL", "127.0.0.1:50052"),
+        embed_url=grpc_target(get_str(env, "FACEGRID_EMBED_URL", "127.0.0.1:50052")),
+        node_name=get_str(env, "FACEGRID_API_NODE_NAME", f"{socket.gethostname()}:{port}"),
         db_pool_max=get_int(env, "FACEGRID_API_DB_POOL_MAX", 10, minimum=1),
         db_timeout_s=get_float(env, "FACEGRID_API_DB_TIMEOUT_S", 5.0),
         embed_timeout_s=get_float(env, "FACEGRID_API_EMBED_TIMEOUT_S", 30.0),

@@ -16,6 +16,7 @@ from typing import Protocol
 import grpc
 import structlog
 
+from facegrid.balancing import balanced_options, grpc_target
 from facegrid.embedding.v1 import embedding_service_pb2 as embed_pb
 from facegrid.embedding.v1 import embedding_service_pb2_grpc as embed_grpc
 from facegrid.errors import ServiceError, error_info
@@ -29,6 +30,8 @@ EMBEDDING_SERVICE_FAILED = 41
 #: embed_svc's codes for errors that are the caller's to fix.
 _REQUEST_ERRORS = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
 _IMAGE_PREFIX = re.compile(r"^image \d+: ")
+#: embed_svc's calls are pure computations: safe to retry on another node.
+EMBED_SERVICE = embed_pb.DESCRIPTOR.services_by_name["EmbeddingService"].full_name
 
 
 class EmbedClient(Protocol):
@@ -83,9 +86,13 @@ class GrpcEmbedClient:
 
     @staticmethod
     def channel(address: str) -> grpc.aio.Channel:
-        """A channel to embed_svc that carries images and request ids."""
+        """A channel to embed_svc that carries images and request ids, balanced round robin over
+        the ready nodes ``address`` names (one, an IP list or ``dns:///name:port``; see
+        facegrid/balancing.py); a call a node answers UNAVAILABLE is retried on another."""
         return grpc.aio.insecure_channel(
-            address, options=channel_options(), interceptors=[RequestIdClientInterceptor()]
+            grpc_target(address),
+            options=[*channel_options(), *balanced_options([EMBED_SERVICE])],
+            interceptors=[RequestIdClientInterceptor()],
         )
 
     async def analyze(

@@ -29,7 +29,14 @@ from api_svc.stats import RequestStats
 from api_svc.subjects import Subjects
 from api_svc.verification import Verification
 from facegrid.recognition.v1 import recognition_service_pb2_grpc
-from facegrid.server import RunningServer, start_server, stop_server, wait_for_signal
+from facegrid.server import (
+    ReadinessCheck,
+    RunningServer,
+    database_answers,
+    start_server,
+    stop_server,
+    wait_for_signal,
+)
 
 log = structlog.get_logger()
 
@@ -94,11 +101,23 @@ async def create_server(config: ApiConfig, embed: EmbedClient | None = None) -> 
                 recognition_service_pb2_grpc.add_RecognitionServiceServicer_to_server, servicer
             ),
             service_names=[SERVICE_NAME],
+            node_name=config.node_name,
         )
         opened.push_async_callback(stop_server, running, 0)
         await running.set_serving(True)
+        await running.keep_ready(ready_for_work(database_answers(pool, config.db_timeout_s), sync))
         opened.pop_all()  # all is open: the ApiServer closes it from now on
     return ApiServer(running, pool, embed_channel, stats, indexes, sync)
+
+
+def ready_for_work(database: ReadinessCheck, sync: IndexSync) -> ReadinessCheck:
+    """api_svc is ready (``facegrid.ready``) while its pool answers and its LISTEN connection,
+    which keeps the indexes current, is up."""
+
+    async def check() -> bool:
+        return sync.listener_pid is not None and await database()
+
+    return check
 
 
 async def serve(config: ApiConfig) -> None:

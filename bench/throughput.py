@@ -41,7 +41,7 @@ from embed_svc.landmarks import PREDICTOR_FILE, LandmarkPredictor, package_model
 from embed_svc.types import AnalyzeParams, Box
 from facegrid.embedding.v1 import embedding_service_pb2 as pb
 from facegrid.embedding.v1 import embedding_service_pb2_grpc as pb_grpc
-from facegrid.server import channel_options
+from facegrid.server import READY_SERVICE, channel_options
 from launcher.readiness import grpc_serving, http_ok
 from launcher.triton import triton_command
 
@@ -187,7 +187,7 @@ async def pipeline_service(args: argparse.Namespace, photos: list[bytes]) -> dic
         deadline = time.monotonic() + 120
         while not (
             http_ok(f"http://127.0.0.1:{http_port}/v2/health/ready")
-            and grpc_serving(f"127.0.0.1:{embed_port}")
+            and grpc_serving(f"127.0.0.1:{embed_port}", service=READY_SERVICE)
         ):
             if time.monotonic() > deadline or triton_process.poll() is not None:
                 raise RuntimeError(f"Triton or embed_svc did not start; logs in {work}")

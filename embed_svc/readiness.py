@@ -1,15 +1,15 @@
 """Which models the backend can run right now, refreshed in the background.
 
-The service is SERVING while the backend answers and the detector and default calculator are
-ready; optional models (other calculators, age/gender) are offered when they are ready. When
-Triton goes away the watcher flips health to NOT_SERVING, and back when it returns; requests in
-between fail with UNAVAILABLE, and nothing needs restarting.
+The node is ready for work (health ``facegrid.ready``, refreshed by the server's periodic
+readiness check) while the backend answers and the detector and default calculator are ready;
+optional models (other calculators, age/gender) are offered when they are ready. When Triton goes
+away readiness turns NOT_SERVING (the process stays alive: ``""`` SERVING), and back when it
+returns; requests in between fail with UNAVAILABLE, and nothing needs restarting.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 import structlog
 
@@ -28,28 +28,21 @@ class ModelWatch:
         """Models ready at the last refresh."""
         self.serving = False
         """True when the last refresh found every required model ready."""
+        self._seen = False
 
     async def refresh(self) -> bool:
-        """Asks the backend; returns whether the service can serve."""
+        """Asks the backend; returns whether the service can serve (logs each change)."""
         try:
             self.available = await self._backend.ready_models()
         except BackendError:
             self.available = frozenset()
-        self.serving = all(model in self.available for model in self._required)
-        return self.serving
-
-    async def run(self, interval_s: float, on_change: Callable[[bool], Awaitable[None]]) -> None:
-        """Refreshes every ``interval_s`` until cancelled, calling ``on_change`` on flips."""
-        last: bool | None = None
-        while True:
-            serving = await self.refresh()
-            if serving != last:
-                log.info(
-                    "backend_readiness",
-                    serving=serving,
-                    models=sorted(self.available),
-                    required=list(self._required),
-                )
-                await on_change(serving)
-                last = serving
-            await asyncio.sleep(interval_s)
+        serving = all(model in self.available for model in self._required)
+        if serving != self.serving or not self._seen:
+            log.info(
+                "backend_readiness",
+                serving=serving,
+                models=sorted(self.available),
+                required=list(self._required),
+            )
+        self.serving, self._seen = serving, True
+        return serving

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -39,8 +38,6 @@ class EmbedServer:
     """The inference backend."""
     executor: ThreadPoolExecutor
     """CPU worker threads."""
-    watcher: asyncio.Task[None]
-    """The backend readiness watcher."""
 
     @property
     def port(self) -> int:
@@ -48,11 +45,9 @@ class EmbedServer:
         return self.running.port
 
     async def close(self, grace_s: float) -> None:
-        """Stops serving (letting calls finish), then the watcher, backend and workers."""
+        """Stops serving (letting calls finish) and the readiness check, then the backend and
+        workers."""
         await stop_server(self.running, grace_s)
-        self.watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.watcher
         await self.backend.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
@@ -64,7 +59,8 @@ async def create_server(
 ) -> EmbedServer:
     """Loads the landmark model and starts serving on ``backend`` (which the server then owns
     and closes); health turns SERVING once the backend has the detector and the default
-    calculator ready. ``attribute_spec`` is the age/gender network (the catalog's)."""
+    calculator ready (``facegrid.ready``, re-checked every second; ``""`` is SERVING from the
+    start). ``attribute_spec`` is the age/gender network (the catalog's)."""
     calculator = catalog.CALCULATORS.get(config.calculator)
     if calculator is None:
         raise ConfigError(
@@ -113,9 +109,10 @@ async def create_server(
         ),
         service_names=[SERVICE_NAME],
     )
-    watcher = asyncio.create_task(watch.run(WATCH_INTERVAL_S, running.set_serving))
+    await running.set_serving(True)
+    await running.keep_ready(watch.refresh, WATCH_INTERVAL_S, timeout_s=config.triton_timeout_s)
     log.info("embed_svc_started", backend=backend.name, calculator=config.calculator)
-    return EmbedServer(running, backend, executor, watcher)
+    return EmbedServer(running, backend, executor)
 
 
 async def serve(config: EmbedConfig) -> None:

@@ -1,47 +1,132 @@
-"""The common gRPC server of every Facegrid service: health, reflection, request ids, signals."""
+"""The common gRPC server of every Facegrid service: health, readiness, reflection, request ids,
+the node header, signals.
+
+Health has one meaning everywhere (DESIGN.md "Health, readiness and supervision"): service
+name ``""`` (and each application service) is SERVING while the process is alive and takes
+calls: Envoy balances on it and Kubernetes liveness probes use it. Service name
+``facegrid.ready`` (:data:`READY_SERVICE`) is SERVING while the node is ready for work: its
+dependencies answer (database pool, LISTEN connection, models), re-checked by a periodic task;
+Envoy's ``/ready`` and Kubernetes readiness probes use it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from facegrid.node_header import NodeHeaderServerInterceptor
 from facegrid.request_id import RequestIdServerInterceptor
 
 log = structlog.get_logger()
 
 #: Largest message a service accepts or sends, bytes (images travel in messages).
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: Health service name that is SERVING while the node is ready for work.
+READY_SERVICE = "facegrid.ready"
+#: A server closes each client connection after about this long (gRPC adds +-10% jitter), so
+#: clients balancing over a DNS name (a Kubernetes headless Service) re-resolve and find new nodes.
+MAX_CONNECTION_AGE_MS = 5 * 60 * 1000
+#: Calls in flight on a connection being closed for its age get this long to finish.
+MAX_CONNECTION_AGE_GRACE_MS = 10 * 60 * 1000
+
+#: Answers whether the node is ready for work now; an exception or a timeout means not ready.
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+def _status(on: bool) -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
+    return (
+        health_pb2.HealthCheckResponse.SERVING if on else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class RunningServer:
-    """A started server and its health servicer."""
+    """A started server, its health servicer and its readiness task."""
 
     server: grpc.aio.Server
     """The gRPC server."""
     health: health.aio.HealthServicer
-    """Standard health service; ``set_serving`` flips every registered service."""
+    """Standard health service: ``""`` and the application services (alive), ``facegrid.ready``."""
     service_names: tuple[str, ...]
     """Fully qualified names of the application services it serves."""
     port: int
     """Bound TCP port."""
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+    """Tasks that end with the server (the readiness check)."""
 
     async def set_serving(self, serving: bool) -> None:
-        """Marks the overall server and every application service (not) SERVING."""
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
+        """Marks the overall server (``""``) and every application service alive or not."""
         for name in ("", *self.service_names):
-            await self.health.set(name, status)
+            await self.health.set(name, _status(serving))
+
+    async def set_ready(self, ready: bool) -> None:
+        """Marks the node ready for work (``facegrid.ready``) or not."""
+        await self.health.set(READY_SERVICE, _status(ready))
+
+    async def keep_ready(
+        self, check: ReadinessCheck, interval_s: float = 1.0, timeout_s: float = 2.0
+    ) -> bool:
+        """Runs ``check`` now and then every ``interval_s`` until the server stops, keeping
+        ``facegrid.ready`` current; returns the first result."""
+        readiness = _Readiness(self, check, timeout_s)
+        ready = await readiness.refresh()
+        self.background.append(
+            asyncio.create_task(readiness.run(interval_s), name="readiness-check")
+        )
+        return ready
+
+
+class Pool(Protocol):
+    """What a readiness check needs of a database pool (asyncpg's)."""
+
+    async def fetchval(self, query: str, *args: object, timeout: float | None = None) -> object:
+        """The first value of the first row of ``query``."""
+        ...
+
+
+def database_answers(pool: Pool, timeout_s: float = 2.0) -> ReadinessCheck:
+    """A readiness check: the pool hands out a connection that answers ``SELECT 1``."""
+
+    async def check() -> bool:
+        return await pool.fetchval("SELECT 1", timeout=timeout_s) == 1
+
+    return check
+
+
+class _Readiness:
+    """One node's periodic readiness check; logs every change."""
+
+    def __init__(self, running: RunningServer, check: ReadinessCheck, timeout_s: float) -> None:
+        self._running = running
+        self._check = check
+        self._timeout_s = timeout_s
+        self._ready: bool | None = None
+
+    async def refresh(self) -> bool:
+        problem = None
+        try:
+            ready = bool(await asyncio.wait_for(self._check(), self._timeout_s))
+        except Exception as exc:  # any failure of a dependency means "not ready"
+            ready, problem = False, type(exc).__name__
+        if ready != self._ready:
+            log.info("readiness_changed", ready=ready, problem=problem)
+            await self._running.set_ready(ready)
+            self._ready = ready
+        return ready
+
+    async def run(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            await self.refresh()
 
 
 async def start_server(
@@ -51,17 +136,25 @@ async def start_server(
     register: Callable[[grpc.aio.Server], None],
     service_names: Sequence[str],
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    node_name: str | None = None,
 ) -> RunningServer:
-    """Builds, binds and starts a ``grpc.aio`` server with health and reflection.
+    """Builds, binds and starts a ``grpc.aio`` server with health and reflection; with
+    ``node_name``, every answer carries it as ``x-facegrid-node`` initial metadata.
 
-    The server starts NOT_SERVING; the caller flips it once its dependencies are ready.
+    The server starts NOT_SERVING and not ready; the caller flips ``""`` once it takes calls and
+    starts :meth:`RunningServer.keep_ready`.
     """
+    interceptors: list[grpc.aio.ServerInterceptor] = [RequestIdServerInterceptor()]
+    if node_name is not None:
+        interceptors.append(NodeHeaderServerInterceptor(node_name))
     server = grpc.aio.server(
-        interceptors=[RequestIdServerInterceptor()],
+        interceptors=interceptors,
         options=[
             ("grpc.so_reuseport", 0),
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+            ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
         ],
     )
     register(server)
@@ -76,7 +169,10 @@ async def start_server(
     await server.start()
     running = RunningServer(server, health_servicer, tuple(service_names), bound)
     await running.set_serving(False)
-    log.info("grpc_server_started", host=host, port=bound, services=list(service_names))
+    await running.set_ready(False)
+    log.info(
+        "grpc_server_started", host=host, port=bound, services=list(service_names), node=node_name
+    )
     return running
 
 
@@ -90,7 +186,15 @@ async def wait_for_signal() -> None:
 
 
 async def stop_server(running: RunningServer, grace_s: float) -> None:
-    """Marks the server NOT_SERVING, then stops it, letting calls in flight finish."""
+    """Ends the readiness check, marks the server NOT_SERVING and not ready, then stops it,
+    letting calls in flight finish."""
+    for task in running.background:
+        task.cancel()
+    for task in running.background:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    running.background.clear()
+    await running.set_ready(False)
     await running.set_serving(False)
     await running.server.stop(grace_s)
     log.info("grpc_server_stopped", grace_s=grace_s)

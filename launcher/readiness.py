@@ -9,12 +9,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
-def grpc_serving(address: str, timeout_s: float = 1.0) -> bool:
-    """True when the gRPC health service at ``address`` answers SERVING for the server."""
+def grpc_serving(address: str, timeout_s: float = 1.0, service: str = "") -> bool:
+    """True when the gRPC health service at ``address`` answers SERVING for ``service`` (``""``:
+    the process is alive; ``facegrid.ready``: the node is ready for work)."""
     with grpc.insecure_channel(address) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=timeout_s
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
             )
         except grpc.RpcError:
             return False

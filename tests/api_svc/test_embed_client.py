@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import grpc
 
-from api_svc.embed_client import translate
+from api_svc.embed_client import GrpcEmbedClient, translate
 from facegrid.errors import ServiceError, invalid_argument, to_status
+from facegrid.server import stop_server
+from tests.facegrid.nodes import Node, answers
 
 
 class FakeRpcError(grpc.RpcError):
@@ -56,3 +58,21 @@ def test_anything_else_is_code_41_with_http_500() -> None:
         assert "boom" not in error.message
     internal = ServiceError(grpc.StatusCode.INTERNAL, "INFERENCE_FAILED", "x", 41)
     assert translate(FakeRpcError(internal, grpc.StatusCode.INTERNAL), []).http_status == 500
+
+
+async def test_the_embed_channel_balances_over_every_node_of_a_list() -> None:
+    nodes = [Node("a"), Node("b")]
+    ports = [(await node.start()).port for node in nodes]
+    channel = GrpcEmbedClient.channel(",".join(f"127.0.0.1:{port}" for port in ports))
+    try:
+        seen: set[str] = set()
+        for _ in range(50):  # subchannels connect and pass their health checks in their own time
+            seen |= set(await answers(channel, 4))
+            if seen == {"a", "b"}:
+                break
+        assert seen == {"a", "b"}
+    finally:
+        await channel.close()
+        for node in nodes:
+            assert node.running is not None
+            await stop_server(node.running, 0)

@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from embed_svc import catalog
 from facegrid.embedding.v1 import embedding_service_pb2 as pb
 from facegrid.errors import COMPREFACE_CODE_KEY, error_info
+from facegrid.server import READY_SERVICE
 from tests.embed_svc.embed_fakes import ServedEmbed, encode_png
 
 
@@ -189,9 +190,9 @@ async def test_plugins_without_a_model_fail_precondition(
     assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "PLUGIN_UNAVAILABLE")
 
 
-async def _health(served: ServedEmbed) -> int:
+async def _health(served: ServedEmbed, service: str = READY_SERVICE) -> int:
     stub = health_pb2_grpc.HealthStub(served.channel)
-    response = await stub.Check(health_pb2.HealthCheckRequest(service=""))
+    response = await stub.Check(health_pb2.HealthCheckRequest(service=service))
     return int(response.status)
 
 
@@ -200,7 +201,7 @@ async def _wait_health(served: ServedEmbed, status: int) -> None:
         if await _health(served) == status:
             return
         await asyncio.sleep(0.1)
-    raise AssertionError(f"health never became {status}")
+    raise AssertionError(f"readiness never became {status}")
 
 
 async def test_backend_outage_is_unavailable_and_recovers(served_fake: ServedEmbed) -> None:
@@ -210,6 +211,8 @@ async def test_backend_outage_is_unavailable_and_recovers(served_fake: ServedEmb
     assert (code, reason) == (grpc.StatusCode.UNAVAILABLE, "INFERENCE_UNAVAILABLE")
     assert trailing[COMPREFACE_CODE_KEY] == "41"
     await _wait_health(served_fake, health_pb2.HealthCheckResponse.NOT_SERVING)
+    # not ready for work, but alive: the process keeps answering (and is not restarted)
+    assert await _health(served_fake, "") == health_pb2.HealthCheckResponse.SERVING
     served_fake.backend.up = True
     await _wait_health(served_fake, health_pb2.HealthCheckResponse.SERVING)
     response = await _analyze(served_fake, [_scene()])

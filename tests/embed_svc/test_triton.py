@@ -30,7 +30,7 @@ from embed_svc.server import EmbedServer, create_server
 from facegrid.embedding.v1 import embedding_service_pb2 as pb
 from facegrid.embedding.v1 import embedding_service_pb2_grpc as pb_grpc
 from facegrid.errors import error_info
-from facegrid.server import channel_options
+from facegrid.server import READY_SERVICE, channel_options
 from facegrid.similarity import Calibration
 from tests.embed_svc.face_photos import FACE_API_COUNTS, astronaut_png, face_api_samples
 from tests.embed_svc.triton_process import REPOSITORY, TritonProcess, missing_models
@@ -70,7 +70,7 @@ async def _wait_serving(channel: grpc.aio.Channel, timeout_s: float = 60.0) -> N
     stub = health_pb2_grpc.HealthStub(channel)
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
-        reply = await stub.Check(health_pb2.HealthCheckRequest())
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=READY_SERVICE))
         if reply.status == health_pb2.HealthCheckResponse.SERVING:
             return
         if asyncio.get_running_loop().time() > deadline:
