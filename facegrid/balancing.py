@@ -20,6 +20,8 @@ from facegrid.server import DEFAULT_MAX_MESSAGE_BYTES, READY_SERVICE
 
 #: gRPC target schemes passed through as they are.
 SCHEMES = frozenset({"dns", "ipv4", "ipv6", "unix", "unix-abstract", "vsock", "xds"})
+#: Longest wait between two attempts to reconnect to a node, milliseconds.
+MAX_RECONNECT_BACKOFF_MS = 5000
 #: Attempts of one call (the first included) when a node answers UNAVAILABLE.
 MAX_ATTEMPTS = 3
 
@@ -88,4 +90,6 @@ def balanced_options(
         ("grpc.service_config", balanced_service_config(services)),
         ("grpc.enable_retries", 1),
         ("grpc.per_rpc_retry_buffer_size", max_message_bytes),
+        # A node back from a restart rejoins within seconds (gRPC's default backoff reaches 2 min).
+        ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
     ]

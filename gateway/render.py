@@ -1,14 +1,17 @@
 """Renders Envoy's configuration for given ports; ``envoy.yaml`` is its output for the defaults.
 
 ``python -m gateway.render > envoy.yaml`` regenerates the committed file; the launcher renders a
-copy when any port or path differs from the defaults. Routes: REST (transcoded) and gRPC for the
-recognition and admin services only (embed_svc is internal), ``/healthz`` (liveness: Envoy is
-up) and ``/ready`` (readiness: every upstream passes its gRPC health check).
+copy when any port, path or node count differs from the defaults. Routes: REST (transcoded) and
+gRPC for the recognition and admin services only (embed_svc is internal), balanced over every
+node with retries of what is safe to retry (docs/gateway.md); ``/healthz`` (liveness: Envoy is
+up) and ``/ready`` (readiness: at least one ready node of each service, counted through
+readiness-only clusters health-checked on ``facegrid.ready``).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -19,6 +22,35 @@ _MIB = 1024 * 1024
 
 #: gRPC services exposed at the edge.
 PUBLIC_SERVICES = ("facegrid.recognition.v1.RecognitionService", "facegrid.admin.v1.AdminService")
+#: Node i of a service listens on its base port + NODE_PORT_STEP * i (DESIGN.md "Ports and names").
+NODE_PORT_STEP = 100
+#: Most nodes of one service on one machine.
+MAX_NODES = 10
+#: Health service name of a node ready for work (facegrid.server.READY_SERVICE).
+READY_SERVICE = "facegrid.ready"
+
+#: RecognitionService calls that only read or compute: retried on another node when the first
+#: attempt got no answer. Every other call (AddFace, CreateSubject, RenameSubject, the deletes, and
+#: any call added later) is retried only when it never reached a node.
+RECOGNITION_READS = (
+    "ListFaces",
+    "GetFaceImage",
+    "RecognizeFaces",
+    "VerifyAgainstFace",
+    "RecognizeEmbeddings",
+    "VerifyEmbeddingsAgainstFace",
+    "ListSubjects",
+    "DetectFaces",
+    "VerifyImages",
+    "VerifyEmbeddings",
+)
+#: AdminService calls that only read: every Get* and List* call.
+ADMIN_READ_PREFIXES = ("Get", "List")
+
+#: Retry conditions where the request never reached a node: safe for every call.
+NEVER_REACHED = ("connect-failure", "refused-stream", "reset-before-request")
+#: Retry conditions where a node may have seen the request but gave no answer: reads only.
+NO_ANSWER = ("reset", "unavailable")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +62,9 @@ class GatewayPorts:
     admin_port: int = 9901
     """Envoy's admin interface (bound to loopback)."""
     api_port: int = 50051
-    """api_svc gRPC port."""
+    """api_svc gRPC port of node 0 (node i: + 100 * i)."""
     embed_port: int = 50052
-    """embed_svc gRPC port (health-checked for readiness only, never routed)."""
+    """embed_svc gRPC port of node 0 (node i: + 100 * i; readiness only, never routed)."""
     admin_svc_port: int = 50053
     """admin_svc gRPC port."""
     host: str = "127.0.0.1"
@@ -43,6 +75,15 @@ class GatewayPorts:
     """Largest request body, bytes (CompreFace: 10 MB per request)."""
     services: tuple[str, ...] = PUBLIC_SERVICES
     """gRPC services transcoded and routed at the edge."""
+    api_nodes: int = 1
+    """Number of api_svc nodes (1..10)."""
+    embed_nodes: int = 1
+    """Number of embed_svc nodes (1..10)."""
+
+
+def node_ports(base: int, nodes: int) -> list[int]:
+    """The ports of ``nodes`` nodes of a service whose node 0 listens on ``base``."""
+    return [base + NODE_PORT_STEP * i for i in range(nodes)]
 
 
 def _indent(text: str, spaces: int) -> str:
@@ -56,6 +97,102 @@ def size_text(size_bytes: int) -> str:
     return f"{mib} MB" if mib and not rest else f"{size_bytes} bytes"
 
 
+def _retry_policy(conditions: Sequence[str]) -> str:
+    return (
+        f'{{retry_on: "{",".join(conditions)}", num_retries: 2,'
+        " retry_host_predicate: [{name: envoy.retry_host_predicates.previous_hosts, typed_config:"
+        ' {"@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3'
+        ".PreviousHostsPredicate}}], host_selection_retry_max_attempts: 3,"
+        " retry_back_off: {base_interval: 0.025s, max_interval: 0.25s}}"
+    )
+
+
+def _routes() -> str:
+    """Read routes first (their own retry policy), then each service's catch-all (the virtual
+    host's policy)."""
+    reads = _retry_policy((*NEVER_REACHED, *NO_ANSWER))
+    recognition = "/facegrid.recognition.v1.RecognitionService/"
+    admin = "/facegrid.admin.v1.AdminService/"
+    routes = [
+        f'- match: {{path: "{recognition}{name}"}}\n'
+        f"  route: {{cluster: api_svc, timeout: 120s, retry_policy: {reads}}}"
+        for name in RECOGNITION_READS
+    ]
+    routes += [
+        f'- match: {{prefix: "{admin}{prefix}"}}\n'
+        f"  route: {{cluster: admin_svc, timeout: 600s, retry_policy: {reads}}}"
+        for prefix in ADMIN_READ_PREFIXES
+    ]
+    routes += [
+        f'- match: {{prefix: "{recognition}"}}\n  route: {{cluster: api_svc, timeout: 120s}}',
+        f'- match: {{prefix: "{admin}"}}\n  route: {{cluster: admin_svc, timeout: 600s}}',
+    ]
+    return _indent("\n".join(routes), 24)
+
+
+_CLUSTER = """\
+- name: {name}
+  type: STATIC
+  connect_timeout: 1s
+  typed_extension_protocol_options:
+    envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+      "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+      explicit_http_config: {{http2_protocol_options: {{}}}}
+  health_checks:
+    - {{timeout: 1s, interval: 1s, no_traffic_interval: 1s, unhealthy_threshold: 2, healthy_threshold: 1, grpc_health_check: {{{health}}}}}
+{balancing}  load_assignment:
+    cluster_name: {name}
+    endpoints:
+      - lb_endpoints:
+{endpoints}"""
+
+_BALANCING = """\
+  common_lb_config: {healthy_panic_threshold: {value: 0}}
+  outlier_detection:
+    split_external_local_origin_errors: true
+    consecutive_local_origin_failure: 2
+    enforcing_consecutive_local_origin_failure: 100
+    enforcing_consecutive_5xx: 0
+    enforcing_consecutive_gateway_failure: 0
+    enforcing_success_rate: 0
+    enforcing_local_origin_success_rate: 0
+    interval: 1s
+    base_ejection_time: 5s
+    max_ejection_time: 30s
+    max_ejection_percent: 100
+"""
+
+
+def _cluster(name: str, host: str, ports: Sequence[int], *, routed: bool) -> str:
+    endpoints = "\n".join(
+        f"          - endpoint: {{address: {{socket_address: {{address: {host}, port_value: {port}}}}}}}"
+        for port in ports
+    )
+    return _CLUSTER.format(
+        name=name,
+        health="" if routed else f"service_name: {READY_SERVICE}",
+        balancing=_BALANCING if routed else "",
+        endpoints=endpoints,
+    )
+
+
+def _clusters(ports: GatewayPorts) -> str:
+    for count, name in ((ports.api_nodes, "api_nodes"), (ports.embed_nodes, "embed_nodes")):
+        if not 1 <= count <= MAX_NODES:
+            raise ValueError(f"{name} must be 1..{MAX_NODES}, got {count}")
+    api = node_ports(ports.api_port, ports.api_nodes)
+    admin = [ports.admin_svc_port]
+    embed = node_ports(ports.embed_port, ports.embed_nodes)
+    clusters = [
+        _cluster("api_svc", ports.host, api, routed=True),
+        _cluster("admin_svc", ports.host, admin, routed=True),
+        _cluster("api_svc_ready", ports.host, api, routed=False),
+        _cluster("admin_svc_ready", ports.host, admin, routed=False),
+        _cluster("embed_svc_ready", ports.host, embed, routed=False),
+    ]
+    return _indent("\n".join(clusters), 4)
+
+
 def render(ports: GatewayPorts) -> str:
     """Returns the Envoy YAML for ``ports``."""
     template = Template((GATEWAY_DIR / "envoy.yaml.in").read_text())
@@ -64,14 +201,14 @@ def render(ports: GatewayPorts) -> str:
     return template.substitute(
         listen_port=ports.listen_port,
         admin_port=ports.admin_port,
-        api_port=ports.api_port,
-        embed_port=ports.embed_port,
-        admin_svc_port=ports.admin_svc_port,
         host=ports.host,
         descriptor_path=ports.descriptor_path,
         max_request_bytes=ports.max_request_bytes,
         services="\n".join(f"                        - {name}" for name in ports.services),
         lua=_indent(lua, 26),
+        routes=_routes(),
+        retry_writes=_retry_policy(NEVER_REACHED),
+        clusters=_clusters(ports),
     )
 
 

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from facegrid.config import get_bool, get_float, get_int, get_log_format, get_str
+from facegrid.config import ConfigError, get_bool, get_float, get_int, get_log_format, get_str
 from facegrid.logs import LogFormat
+from gateway.render import MAX_NODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +25,11 @@ class MeshConfig:
     envoy_admin_port: int
     """Envoy admin interface on loopback (FACEGRID_ENVOY_ADMIN_PORT, default 9901)."""
     api_port: int
-    """api_svc gRPC port (FACEGRID_API_PORT, default 50051)."""
+    """api_svc gRPC port of node 0 (FACEGRID_API_PORT, default 50051); node i listens on
+    this + 100 * i."""
     embed_port: int
-    """embed_svc gRPC port (FACEGRID_EMBED_PORT, default 50052)."""
+    """embed_svc gRPC port of node 0 (FACEGRID_EMBED_PORT, default 50052); node i listens on
+    this + 100 * i."""
     admin_port: int
     """admin_svc gRPC port (FACEGRID_ADMIN_PORT, default 50053)."""
     triton_grpc_port: int
@@ -44,6 +47,25 @@ class MeshConfig:
     (FACEGRID_LOGS_TO_FILES, default false)."""
     start_timeout_s: float
     """Seconds every process gets to become ready (FACEGRID_START_TIMEOUT_S, default 180)."""
+    api_nodes: int = 1
+    """api_svc processes to start, 1..10 (FACEGRID_API_NODES, default 1)."""
+    embed_nodes: int = 1
+    """embed_svc processes to start, 1..10 (FACEGRID_EMBED_NODES, default 1)."""
+    restart_backoff_s: float = 0.5
+    """Delay before the first restart of a process that exited, seconds; doubled after each
+    further exit, with jitter (FACEGRID_RESTART_BACKOFF_S, default 0.5)."""
+    restart_backoff_max_s: float = 30.0
+    """Longest delay before a restart, seconds (FACEGRID_RESTART_BACKOFF_MAX_S, default 30)."""
+    restart_stable_s: float = 60.0
+    """A process that ran this long before exiting restarts after the first delay again,
+    seconds (FACEGRID_RESTART_STABLE_S, default 60)."""
+
+
+def _nodes(env: Mapping[str, str], key: str) -> int:
+    value = get_int(env, key, 1, minimum=1)
+    if value > MAX_NODES:
+        raise ConfigError(f"{key} must be at most {MAX_NODES} on one machine, got {value}")
+    return value
 
 
 def load_config(env: Mapping[str, str]) -> MeshConfig:
@@ -64,4 +86,9 @@ def load_config(env: Mapping[str, str]) -> MeshConfig:
         log_format=get_log_format(env),
         logs_to_files=get_bool(env, "FACEGRID_LOGS_TO_FILES", False),
         start_timeout_s=get_float(env, "FACEGRID_START_TIMEOUT_S", 180.0),
+        api_nodes=_nodes(env, "FACEGRID_API_NODES"),
+        embed_nodes=_nodes(env, "FACEGRID_EMBED_NODES"),
+        restart_backoff_s=get_float(env, "FACEGRID_RESTART_BACKOFF_S", 0.5),
+        restart_backoff_max_s=get_float(env, "FACEGRID_RESTART_BACKOFF_MAX_S", 30.0),
+        restart_stable_s=get_float(env, "FACEGRID_RESTART_STABLE_S", 60.0),
     )

@@ -2,12 +2,14 @@
 
 Without it, a second mesh (or any program) already listening on a port would answer the new
 mesh's readiness checks, and the launcher would report ready processes that had failed to bind.
+Every node's port is checked: node i of api_svc and embed_svc listens on its base port + 100 * i.
 """
 
 from __future__ import annotations
 
 import socket
 
+from gateway.render import NODE_PORT_STEP
 from launcher.config import MeshConfig
 
 #: The configuration field of each port and the environment variable that sets it.
@@ -20,6 +22,8 @@ PORT_VARIABLES = {
     "triton_grpc_port": "FACEGRID_TRITON_GRPC_PORT",
     "triton_http_port": "FACEGRID_TRITON_HTTP_PORT",
 }
+#: Fields whose port is node 0's, and the config field counting the nodes.
+NODE_COUNTS = {"api_port": "api_nodes", "embed_port": "embed_nodes"}
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -33,17 +37,31 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def mesh_ports(config: MeshConfig) -> list[tuple[int, str]]:
+    """Every port the mesh listens on, with the setting it comes from."""
+    ports = []
+    for field, variable in PORT_VARIABLES.items():
+        base = int(getattr(config, field))
+        nodes = int(getattr(config, NODE_COUNTS[field])) if field in NODE_COUNTS else 1
+        for i in range(nodes):
+            label = variable if i == 0 else f"{variable} + {NODE_PORT_STEP * i} (node {i})"
+            ports.append((base + NODE_PORT_STEP * i, label))
+    return ports
+
+
 def port_problems(config: MeshConfig) -> list[str]:
-    """One sentence per port that is configured twice or already in use; empty when all is well."""
+    """One sentence per port that is configured twice, out of range or already in use; empty
+    when all is well."""
     problems = []
     seen: dict[int, str] = {}
-    for field, variable in PORT_VARIABLES.items():
-        port = int(getattr(config, field))
+    for port, variable in mesh_ports(config):
         if port in seen:
             problems.append(f"{variable} and {seen[port]} are both {port}")
             continue
         seen[port] = variable
-        if not port_is_free(config.host, port):
+        if port > 65535:
+            problems.append(f"{variable} is {port}, past 65535: lower the base port")
+        elif not port_is_free(config.host, port):
             problems.append(
                 f"port {port} on {config.host} ({variable}) is already in use: stop what listens"
                 f" there (another Facegrid?) or set {variable}"

@@ -18,11 +18,14 @@ from google.protobuf import struct_pb2
 
 from facegrid.common.v1 import common_pb2
 from facegrid.errors import ServiceError, abort, invalid_argument, set_http_status
+from facegrid.node_header import NODE_HEADER
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
 from facegrid.server import start_server, stop_server
 from gateway.render import GatewayPorts
 from tests.rest_client import Reply, call
+
+NODE = "api_svc-3"
 
 
 class FakeRecognition(pb_grpc.RecognitionServiceServicer):
@@ -99,6 +102,7 @@ async def edge(
             FakeRecognition(), server
         ),
         service_names=["facegrid.recognition.v1.RecognitionService"],
+        node_name=NODE,
     )
     await running.set_serving(True)
     ports = GatewayPorts(
@@ -127,6 +131,7 @@ async def test_multipart_reaches_http_body_with_query_params_and_201(edge: str) 
         query={"subject": "Ann Lee", "det_prob_threshold": "0.8"},
     )
     assert reply.status == 201
+    assert reply.headers[NODE_HEADER] == NODE
     body = reply.json()
     assert body["image_id"] == "multipart/form-data"
     subject, size, has_threshold = body["subject"].split(":")
@@ -183,6 +188,7 @@ async def test_service_error_becomes_compreface_body(edge: str) -> None:
     reply = await rest("POST", f"{edge}/api/v1/recognition/recognize", raw=b"x")
     assert reply.status == 400
     assert reply.json() == {"message": 'No face "found"', "code": 28}
+    assert reply.headers[NODE_HEADER] == NODE
 
 
 async def test_http_status_override_for_blocked_writes(edge: str) -> None:

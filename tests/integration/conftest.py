@@ -2,6 +2,7 @@
 
 PostgreSQL (embedded), Triton, embed_svc, admin_svc, api_svc and Envoy run as real processes;
 the session ends with SIGINT to the launcher, as Ctrl-C would, and checks they all stopped.
+:func:`running_mesh` starts one with several api_svc and embed_svc nodes (test_scale_out.py).
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import pytest
 
+from gateway.render import node_ports
 from launcher.readiness import http_ok
+from tests.conftest import free_base_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,9 +37,9 @@ class MeshHandle:
     envoy_grpc: str
     """Envoy host:port for gRPC clients."""
     api: str
-    """api_svc host:port (direct)."""
+    """api_svc node 0's host:port (direct)."""
     embed: str
-    """embed_svc host:port (direct, internal)."""
+    """embed_svc node 0's host:port (direct, internal)."""
     admin: str
     """admin_svc host:port (direct)."""
     triton_http: str
@@ -44,6 +48,10 @@ class MeshHandle:
     """The mesh's data directory (logs under logs/)."""
     launcher_log: Path
     """The launcher's own output."""
+    api_nodes: tuple[str, ...] = ()
+    """host:port of every api_svc node (node i on the base port + 100 * i)."""
+    embed_nodes: tuple[str, ...] = ()
+    """host:port of every embed_svc node."""
 
     def launcher_events(self) -> list[dict[str, object]]:
         """The launcher's JSON log events so far."""
@@ -53,30 +61,58 @@ class MeshHandle:
                 events.append(json.loads(line))
         return events
 
+    def pid(self, process: str) -> int:
+        """The current pid of a process of the mesh (``api_svc-1``...), from the launcher's
+        events (its last start or restart)."""
+        pids = [
+            int(str(e["pid"]))
+            for e in self.launcher_events()
+            if e.get("process") == process
+            and e.get("event") in ("process_started", "process_restarted")
+        ]
+        assert pids, f"the launcher never started {process}"
+        return pids[-1]
+
 
 def _children_pids(handle: MeshHandle) -> list[int]:
     return [
-        int(str(e["pid"])) for e in handle.launcher_events() if e.get("event") == "process_started"
+        int(str(e["pid"]))
+        for e in handle.launcher_events()
+        if e.get("event") in ("process_started", "process_restarted")
     ]
 
 
-@pytest.fixture(scope="session")
-def mesh(short_tmp: Path, free_port: Callable[[], int]) -> Iterator[MeshHandle]:
+@contextmanager
+def running_mesh(work: Path, api_nodes: int = 1, embed_nodes: int = 1) -> Iterator[MeshHandle]:
+    """A mesh started by ``python -m launcher`` on free ports (every node's port free), its
+    data under ``work``; stopped with SIGINT, as Ctrl-C would, checking that every process it
+    ever started (restarts included) is gone."""
     ports = {
-        name: free_port()
-        for name in ("ENVOY", "ENVOY_ADMIN", "API", "EMBED", "ADMIN", "TRITON_GRPC", "TRITON_HTTP")
+        name: free_base_port(nodes)
+        for name, nodes in (
+            ("ENVOY", 1),
+            ("ENVOY_ADMIN", 1),
+            ("API", api_nodes),
+            ("EMBED", embed_nodes),
+            ("ADMIN", 1),
+            ("TRITON_GRPC", 1),
+            ("TRITON_HTTP", 1),
+        )
     }
-    data_dir = short_tmp / "mesh"
+    work.mkdir(parents=True, exist_ok=True)
+    data_dir = work / "mesh"
     env = dict(os.environ)
     env.update({f"FACEGRID_{name}_PORT": str(port) for name, port in ports.items()})
     env.update(
         FACEGRID_DATA_DIR=str(data_dir),
         FACEGRID_LOGS_TO_FILES="1",
         FACEGRID_LOG_FORMAT="json",
+        FACEGRID_API_NODES=str(api_nodes),
+        FACEGRID_EMBED_NODES=str(embed_nodes),
         PYTHONUNBUFFERED="1",
     )
     env.pop("FACEGRID_DATABASE_URL", None)
-    launcher_log = short_tmp / "launcher.log"
+    launcher_log = work / "launcher.log"
     with launcher_log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "launcher"],
@@ -94,26 +130,42 @@ def mesh(short_tmp: Path, free_port: Callable[[], int]) -> Iterator[MeshHandle]:
         triton_http=f"http://127.0.0.1:{ports['TRITON_HTTP']}",
         data_dir=data_dir,
         launcher_log=launcher_log,
+        api_nodes=tuple(f"127.0.0.1:{p}" for p in node_ports(ports["API"], api_nodes)),
+        embed_nodes=tuple(f"127.0.0.1:{p}" for p in node_ports(ports["EMBED"], embed_nodes)),
     )
-    deadline = time.monotonic() + 300
-    while "Facegrid is up" not in launcher_log.read_text():
-        if process.poll() is not None:
-            logs = "\n".join(
-                f"--- {p.name}\n{p.read_text()[-3000:]}" for p in (data_dir / "logs").glob("*.log")
-            )
-            pytest.fail(f"launcher exited:\n{launcher_log.read_text()}\n{logs}")
-        if time.monotonic() > deadline:
+    try:
+        deadline = time.monotonic() + 300
+        while "Facegrid is up" not in launcher_log.read_text():
+            if process.poll() is not None:
+                logs = "\n".join(
+                    f"--- {p.name}\n{p.read_text()[-3000:]}"
+                    for p in (data_dir / "logs").glob("*.log")
+                )
+                pytest.fail(f"launcher exited:\n{launcher_log.read_text()}\n{logs}")
+            if time.monotonic() > deadline:
+                pytest.fail("mesh did not start in 300 s")
+            time.sleep(0.5)
+        assert http_ok(f"{handle.rest}/ready")
+        yield handle
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            code = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
             process.kill()
-            pytest.fail("mesh did not start in 300 s")
-        time.sleep(0.5)
-    assert http_ok(f"{handle.rest}/ready")
-    children = _children_pids(handle)
-    yield handle
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=60) == 0, launcher_log.read_text()[-3000:]
+            raise
+    assert code == 0, launcher_log.read_text()[-3000:]
     still_running = [
         pid
-        for pid in children
+        for pid in _children_pids(handle)
         if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     ]
     assert still_running == [], f"processes left running after Ctrl-C: {still_running}"
+
+
+@pytest.fixture(scope="session")
+def mesh(short_tmp: Path) -> Iterator[MeshHandle]:
+    """The default mesh (one node of each service), shared by the session."""
+    with running_mesh(short_tmp) as handle:
+        yield handle

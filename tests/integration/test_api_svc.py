@@ -297,7 +297,10 @@ def test_successful_requests_are_counted_per_service(mesh, keys, photos) -> None
 
 
 def _finished(mesh: MeshHandle, service: str) -> list[dict]:
-    lines = (mesh.data_dir / "logs" / f"{service}.log").read_text().splitlines()
+    """rpc_finished events of every node of ``service`` (logs/<service>-<i>.log)."""
+    logs = sorted((mesh.data_dir / "logs").glob(f"{service}*.log"))
+    assert logs, f"no log of {service}"
+    lines = [line for path in logs for line in path.read_text().splitlines()]
     events = [json.loads(line) for line in lines if line.startswith("{")]
     return [e for e in events if e.get("event") == "rpc_finished"]
 

@@ -152,8 +152,8 @@ def test_embed_service_is_internal(mesh: MeshHandle) -> None:
 
 
 def test_every_process_logs_structured_lines(mesh: MeshHandle) -> None:
-    for name in ("api_svc", "embed_svc", "admin_svc"):
+    for name in ("api_svc-0", "embed_svc-0", "admin_svc"):
         lines = (mesh.data_dir / "logs" / f"{name}.log").read_text().splitlines()
         events = [json.loads(line) for line in lines if line.startswith("{")]
         assert events, f"{name} logged no JSON events"
-        assert all(e.get("service") == name for e in events)
+        assert all(e.get("service") == name.split("-")[0] for e in events)
