@@ -73,7 +73,7 @@ class RunningServer:
         await self.health.set(READY_SERVICE, _status(ready))
 
     async def keep_ready(
-        self, check: ReadinessCheck, interval_s: float = 1.0, timeout_s: float = 2.0
+        self, check: ReadinessCheck, interval_s: float = 1.0, timeout_s: float = 5.0
     ) -> bool:
         """Runs ``check`` now and then every ``interval_s`` until the server stops, keeping
         ``facegrid.ready`` current; returns the first result."""
@@ -93,7 +93,7 @@ class Pool(Protocol):
         ...
 
 
-def database_answers(pool: Pool, timeout_s: float = 2.0) -> ReadinessCheck:
+def database_answers(pool: Pool, timeout_s: float = 5.0) -> ReadinessCheck:
     """A readiness check: the pool hands out a connection that answers ``SELECT 1``."""
 
     async def check() -> bool:

@@ -139,7 +139,12 @@ _CLUSTER = """\
       "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
       explicit_http_config: {{http2_protocol_options: {{}}}}
   health_checks:
-    - {{timeout: 1s, interval: 1s, no_traffic_interval: 1s, unhealthy_threshold: 2, healthy_threshold: 1, grpc_health_check: {{{health}}}}}
+    - timeout: 1s
+      interval: 1s
+      no_traffic_interval: 1s
+      unhealthy_threshold: 2
+      healthy_threshold: 1
+      grpc_health_check: {{{health}}}
 {balancing}  load_assignment:
     cluster_name: {name}
     endpoints:
@@ -164,9 +169,9 @@ _BALANCING = """\
 
 
 def _cluster(name: str, host: str, ports: Sequence[int], *, routed: bool) -> str:
+    address = "{{address: {{socket_address: {{address: {host}, port_value: {port}}}}}}}"
     endpoints = "\n".join(
-        f"          - endpoint: {{address: {{socket_address: {{address: {host}, port_value: {port}}}}}}}"
-        for port in ports
+        "          - endpoint: " + address.format(host=host, port=port) for port in ports
     )
     return _CLUSTER.format(
         name=name,

@@ -37,15 +37,15 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def mesh_ports(config: MeshConfig) -> list[tuple[int, str]]:
-    """Every port the mesh listens on, with the setting it comes from."""
+def mesh_ports(config: MeshConfig) -> list[tuple[int, str, str]]:
+    """Every port the mesh listens on: (port, what it is, the variable that sets it)."""
     ports = []
     for field, variable in PORT_VARIABLES.items():
         base = int(getattr(config, field))
         nodes = int(getattr(config, NODE_COUNTS[field])) if field in NODE_COUNTS else 1
         for i in range(nodes):
             label = variable if i == 0 else f"{variable} + {NODE_PORT_STEP * i} (node {i})"
-            ports.append((base + NODE_PORT_STEP * i, label))
+            ports.append((base + NODE_PORT_STEP * i, label, variable))
     return ports
 
 
@@ -54,16 +54,16 @@ def port_problems(config: MeshConfig) -> list[str]:
     when all is well."""
     problems = []
     seen: dict[int, str] = {}
-    for port, variable in mesh_ports(config):
+    for port, label, variable in mesh_ports(config):
         if port in seen:
-            problems.append(f"{variable} and {seen[port]} are both {port}")
+            problems.append(f"{label} and {seen[port]} are both {port}")
             continue
-        seen[port] = variable
+        seen[port] = label
         if port > 65535:
-            problems.append(f"{variable} is {port}, past 65535: lower the base port")
+            problems.append(f"{label} is {port}, past 65535: lower {variable}")
         elif not port_is_free(config.host, port):
             problems.append(
-                f"port {port} on {config.host} ({variable}) is already in use: stop what listens"
+                f"port {port} on {config.host} ({label}) is already in use: stop what listens"
                 f" there (another Facegrid?) or set {variable}"
             )
     return problems

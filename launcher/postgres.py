@@ -79,11 +79,9 @@ class PostgresCommand:
 
     def ready(self) -> bool:
         """True when the server accepts connections (``pg_isready``)."""
+        probe = [str(POSTGRES_BIN_PATH / "pg_isready"), "-q", "-U", "postgres", "-t", "1"]
         result = subprocess.run(  # noqa: S603 (fixed argv)
-            [str(POSTGRES_BIN_PATH / "pg_isready"), "-q", "-U", "postgres", "-h", str(self.datadir)]
-            + ["-t", "1"],
-            check=False,
-            capture_output=True,
+            [*probe, "-h", str(self.datadir)], check=False, capture_output=True
         )
         return result.returncode == 0
 

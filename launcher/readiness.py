@@ -29,3 +29,17 @@ def http_ok(url: str, timeout_s: float = 1.0) -> bool:
             return bool(reply.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def envoy_cluster_healthy(admin_url: str, cluster: str, timeout_s: float = 1.0) -> bool:
+    """True when Envoy (admin interface at ``admin_url``) has a healthy host in ``cluster``:
+    calls routed to it are taken."""
+    try:
+        with urllib.request.urlopen(f"{admin_url}/clusters", timeout=timeout_s) as reply:  # noqa: S310
+            text = reply.read().decode()
+    except (urllib.error.URLError, OSError):
+        return False
+    return any(
+        line.startswith(f"{cluster}::") and line.endswith("::health_flags::healthy")
+        for line in text.splitlines()
+    )

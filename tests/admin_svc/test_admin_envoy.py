@@ -24,7 +24,7 @@ import asyncpg
 import pytest
 
 from gateway.render import GatewayPorts, render
-from launcher.readiness import grpc_serving, http_ok
+from launcher.readiness import envoy_cluster_healthy, grpc_serving, http_ok
 from tests.admin_svc.helpers import TEST_TOKEN_SECRET, add_example, add_subject
 from tests.rest_client import Reply, call
 
@@ -111,6 +111,8 @@ def edge(empty_db_url: str, short_tmp: Path, free_port: Callable[[], int]) -> It
         _wait(lambda: grpc_serving(f"127.0.0.1:{ports.admin_svc_port}"), "admin_svc", admin)
         base = f"http://127.0.0.1:{ports.listen_port}"
         _wait(lambda: http_ok(f"{base}/healthz"), "envoy", envoy)
+        admin_url = f"http://127.0.0.1:{ports.admin_port}"
+        _wait(lambda: envoy_cluster_healthy(admin_url, "admin_svc"), "envoy routes", envoy)
         yield Edge(base, empty_db_url, output)
     finally:
         for process in (envoy, admin):

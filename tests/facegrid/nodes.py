@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 from facegrid.server import RunningServer, start_server
@@ -39,5 +41,5 @@ class Node:
 
 async def answers(channel: grpc.aio.Channel, calls: int) -> list[str]:
     """The names of the nodes that answered ``calls`` calls of ``Who``."""
-    who = channel.unary_unary("/n.N/Who")
+    who: Any = channel.unary_unary("/n.N/Who")
     return [bytes(await who(b"", timeout=5, wait_for_ready=True)).decode() for _ in range(calls)]

@@ -53,7 +53,9 @@ def _register(server: grpc.aio.Server) -> None:
         "Refused": _refused,
         "Broken": _broken,
     }
-    handlers = {name: grpc.unary_unary_rpc_method_handler(h) for name, h in unary.items()}
+    handlers: dict[str, Any] = {
+        name: grpc.unary_unary_rpc_method_handler(h) for name, h in unary.items()
+    }
     handlers["Count"] = grpc.unary_stream_rpc_method_handler(_count)
     handlers["Written"] = grpc.unary_stream_rpc_method_handler(_written)
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("t.T", handlers)])
@@ -71,12 +73,17 @@ async def served() -> AsyncIterator[tuple[RunningServer, grpc.aio.Channel]]:
     await stop_server(running, 0)
 
 
+def _method(channel: grpc.aio.Channel, name: str, stream: bool = False) -> Any:
+    """An untyped callable (bytes in, bytes out)."""
+    return channel.unary_stream(name) if stream else channel.unary_unary(name)
+
+
 def _node(metadata: Any) -> list[str]:
     return [value for key, value in metadata or () if key == NODE_HEADER]
 
 
 async def test_a_success_carries_the_node(served: tuple[RunningServer, grpc.aio.Channel]) -> None:
-    call = served[1].unary_unary("/t.T/Plain")(b"x")
+    call = _method(served[1], "/t.T/Plain")(b"x")
     assert await call == b"x"
     assert _node(await call.initial_metadata()) == [NODE]
 
@@ -84,7 +91,7 @@ async def test_a_success_carries_the_node(served: tuple[RunningServer, grpc.aio.
 async def test_the_node_joins_the_handlers_own_initial_metadata(
     served: tuple[RunningServer, grpc.aio.Channel],
 ) -> None:
-    call = served[1].unary_unary("/t.T/Created")(b"")
+    call = _method(served[1], "/t.T/Created")(b"")
     assert await call == b"made"
     metadata = dict(await call.initial_metadata())
     assert metadata[NODE_HEADER] == NODE
@@ -98,7 +105,7 @@ async def test_the_node_joins_the_handlers_own_initial_metadata(
 async def test_errors_carry_the_node(
     served: tuple[RunningServer, grpc.aio.Channel], method: str, code: grpc.StatusCode
 ) -> None:
-    call = served[1].unary_unary(f"/t.T/{method}")(b"")
+    call = _method(served[1], f"/t.T/{method}")(b"")
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await call
     assert raised.value.code() == code
@@ -113,7 +120,7 @@ async def test_errors_carry_the_node(
 async def test_streams_carry_the_node(
     served: tuple[RunningServer, grpc.aio.Channel], method: str, expected: list[bytes]
 ) -> None:
-    call = served[1].unary_stream(f"/t.T/{method}")(b"")
+    call = _method(served[1], f"/t.T/{method}", stream=True)(b"")
     assert [message async for message in call] == expected
     assert _node(await call.initial_metadata()) == [NODE]
 
@@ -131,7 +138,7 @@ async def test_a_server_without_a_node_name_sends_no_header() -> None:
         host="127.0.0.1", port=0, register=_register, service_names=["t.T"]
     )
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        call = channel.unary_unary("/t.T/Plain")(b"x")
+        call = _method(channel, "/t.T/Plain")(b"x")
         assert await call == b"x"
         assert _node(await call.initial_metadata()) == []
     await stop_server(running, 0)

@@ -4,7 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.render import PUBLIC_SERVICES, GatewayPorts, render
+import pytest
+import yaml
+
+from facegrid.recognition.v1 import recognition_service_pb2
+from gateway.render import MAX_NODES, PUBLIC_SERVICES, RECOGNITION_READS, GatewayPorts, render
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,3 +53,93 @@ def test_envoy_accepts_the_default_config_and_descriptor() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def _config(ports: GatewayPorts) -> dict:
+    return yaml.safe_load(render(ports))
+
+
+def _clusters(config: dict) -> dict[str, dict]:
+    return {c["name"]: c for c in config["static_resources"]["clusters"]}
+
+
+def _endpoints(cluster: dict) -> list[int]:
+    (group,) = cluster["load_assignment"]["endpoints"]
+    return [e["endpoint"]["address"]["socket_address"]["port_value"] for e in group["lb_endpoints"]]
+
+
+def test_clusters_list_every_node_and_readiness_clusters_check_facegrid_ready() -> None:
+    config = _config(GatewayPorts(api_port=51051, embed_port=51052, api_nodes=3, embed_nodes=2))
+    clusters = _clusters(config)
+    assert set(clusters) == {
+        "api_svc",
+        "admin_svc",
+        "api_svc_ready",
+        "admin_svc_ready",
+        "embed_svc_ready",
+    }
+    assert _endpoints(clusters["api_svc"]) == [51051, 51151, 51251]
+    assert _endpoints(clusters["api_svc_ready"]) == [51051, 51151, 51251]
+    assert _endpoints(clusters["embed_svc_ready"]) == [51052, 51152]
+    for name, cluster in clusters.items():
+        (check,) = cluster["health_checks"]
+        wanted = {"service_name": "facegrid.ready"} if name.endswith("_ready") else {}
+        assert check["grpc_health_check"] == wanted, name
+        routed = not name.endswith("_ready")
+        assert ("outlier_detection" in cluster) == routed, name
+
+
+def _routes(config: dict) -> tuple[dict, list[dict]]:
+    listener = config["static_resources"]["listeners"][0]
+    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    (host,) = manager["route_config"]["virtual_hosts"]
+    return host, host["routes"]
+
+
+def test_no_route_reaches_a_readiness_cluster_and_ready_needs_one_host_each() -> None:
+    config = _config(GatewayPorts())
+    _, routes = _routes(config)
+    assert {r["route"]["cluster"] for r in routes} == {"api_svc", "admin_svc"}
+    listener = config["static_resources"]["listeners"][0]
+    filters = listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+    (readiness,) = [f for f in filters if f["name"] == "readiness"]
+    minimum = readiness["typed_config"]["cluster_min_healthy_percentages"]
+    assert set(minimum) >= {"api_svc_ready", "admin_svc_ready", "embed_svc_ready"}
+    assert all(value["value"] <= 100 / MAX_NODES for value in minimum.values())
+
+
+def _retry_on(route: dict | None, host: dict) -> set[str]:
+    policy = (route or {}).get("retry_policy") or host["retry_policy"]
+    return set(policy["retry_on"].split(","))
+
+
+def _route_for(routes: list[dict], path: str) -> dict:
+    for route in routes:
+        match = route["match"]
+        if match.get("path") == path or path.startswith(match.get("prefix", "\0")):
+            return route["route"]
+    raise AssertionError(f"no route for {path}")
+
+
+def test_only_reads_are_retried_after_they_may_have_reached_a_node() -> None:
+    host, routes = _routes(_config(GatewayPorts()))
+    service = recognition_service_pb2.DESCRIPTOR.services_by_name["RecognitionService"]
+    methods = {m.name for m in service.methods}
+    assert set(RECOGNITION_READS) <= methods  # no stale names
+    never_reached = {"connect-failure", "refused-stream", "reset-before-request"}
+    for name in methods:
+        retry_on = _retry_on(_route_for(routes, f"/{service.full_name}/{name}"), host)
+        if name in RECOGNITION_READS:
+            assert retry_on == never_reached | {"reset", "unavailable"}, name
+        else:
+            assert retry_on == never_reached, name
+    for name in ("AddFace", "CreateSubject", "RenameSubject", "DeleteFace"):
+        assert name not in RECOGNITION_READS
+    admin = "/facegrid.admin.v1.AdminService"
+    assert "reset" in _retry_on(_route_for(routes, f"{admin}/ListUsers"), host)
+    assert "reset" not in _retry_on(_route_for(routes, f"{admin}/SignIn"), host)
+
+
+def test_node_counts_outside_1_to_10_are_refused() -> None:
+    with pytest.raises(ValueError, match="api_nodes"):
+        render(GatewayPorts(api_nodes=11))

@@ -6,12 +6,17 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
+import pytest
+
+from facegrid.config import ConfigError
 from launcher.config import load_config
-from launcher.ports import PORT_VARIABLES, port_is_free, port_problems
+from launcher.ports import PORT_VARIABLES, mesh_ports, port_is_free, port_problems
+from tests.conftest import free_base_port
 
 
 def _config(free_port: Callable[[], int], **overrides: int) -> dict[str, str]:
-    env = {variable: str(free_port()) for variable in PORT_VARIABLES.values()}
+    """Every port variable on a free port (node ports free too), then ``overrides``."""
+    env = {variable: str(free_base_port(3)) for variable in PORT_VARIABLES.values()}
     env.update({name: str(port) for name, port in overrides.items()})
     return env
 
@@ -36,3 +41,42 @@ def test_the_same_port_twice_is_refused(free_port: Callable[[], int]) -> None:
     env = _config(free_port, FACEGRID_EMBED_PORT=port, FACEGRID_ADMIN_PORT=port)
     problems = port_problems(load_config(env))
     assert problems == [f"FACEGRID_ADMIN_PORT and FACEGRID_EMBED_PORT are both {port}"]
+
+
+def test_every_node_port_is_checked(free_port: Callable[[], int]) -> None:
+    env = _config(free_port, FACEGRID_API_NODES=2, FACEGRID_EMBED_NODES=3)
+    with socket.socket() as listener:
+        busy_base = free_base_port(2)
+        listener.bind(("127.0.0.1", busy_base + 100))
+        listener.listen()
+        env["FACEGRID_API_PORT"] = str(busy_base)
+        config = load_config(env)
+        ports = [port for port, _, _ in mesh_ports(config)]
+        assert len(ports) == 7 + 1 + 2  # one more api_svc node, two more embed_svc nodes
+        problems = port_problems(config)
+    assert problems == [
+        f"port {busy_base + 100} on 127.0.0.1 (FACEGRID_API_PORT + 100 (node 1)) is already in"
+        " use: stop what listens there (another Facegrid?) or set FACEGRID_API_PORT"
+    ]
+
+
+def test_a_node_port_may_not_be_another_setting(free_port: Callable[[], int]) -> None:
+    env = _config(free_port, FACEGRID_EMBED_NODES=2)
+    env["FACEGRID_ADMIN_PORT"] = str(int(env["FACEGRID_EMBED_PORT"]) + 100)
+    problems = port_problems(load_config(env))
+    assert problems == [
+        f"FACEGRID_ADMIN_PORT and FACEGRID_EMBED_PORT + 100 (node 1) are both "
+        f"{env['FACEGRID_ADMIN_PORT']}"
+    ]
+
+
+def test_node_ports_past_65535_are_refused(free_port: Callable[[], int]) -> None:
+    env = _config(free_port, FACEGRID_API_NODES=3, FACEGRID_API_PORT=65400)
+    problems = port_problems(load_config(env))
+    assert any("FACEGRID_API_PORT + 200 (node 2) is 65600, past 65535" in p for p in problems)
+
+
+@pytest.mark.parametrize("nodes", ["0", "11", "two"])
+def test_node_counts_are_1_to_10(nodes: str) -> None:
+    with pytest.raises(ConfigError, match="FACEGRID_EMBED_NODES"):
+        load_config({"FACEGRID_EMBED_NODES": nodes})
