@@ -58,6 +58,8 @@ async def embed_server() -> AsyncIterator[tuple[RunningServer, FakeEmbeddingServ
         ),
         service_names=["facegrid.embedding.v1.EmbeddingService"],
     )
+    await running.set_serving(True)
+    await running.set_ready(True)  # clients balance over ready nodes only
     yield running, fake
     await stop_server(running, 0)
 
