@@ -7,7 +7,7 @@ import grpc
 from api_svc.embed_client import GrpcEmbedClient, translate
 from facegrid.errors import ServiceError, invalid_argument, to_status
 from facegrid.server import stop_server
-from tests.facegrid.nodes import Node, answers
+from tests.facegrid.nodes import Node, until_answering
 
 
 class FakeRpcError(grpc.RpcError):
@@ -65,12 +65,7 @@ async def test_the_embed_channel_balances_over_every_node_of_a_list() -> None:
     ports = [(await node.start()).port for node in nodes]
     channel = GrpcEmbedClient.channel(",".join(f"127.0.0.1:{port}" for port in ports))
     try:
-        seen: set[str] = set()
-        for _ in range(50):  # subchannels connect and pass their health checks in their own time
-            seen |= set(await answers(channel, 4))
-            if seen == {"a", "b"}:
-                break
-        assert seen == {"a", "b"}
+        await until_answering(channel, {"a", "b"})
     finally:
         await channel.close()
         for node in nodes:

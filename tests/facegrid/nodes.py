@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
@@ -43,3 +44,15 @@ async def answers(channel: grpc.aio.Channel, calls: int) -> list[str]:
     """The names of the nodes that answered ``calls`` calls of ``Who``."""
     who: Any = channel.unary_unary("/n.N/Who")
     return [bytes(await who(b"", timeout=5, wait_for_ready=True)).decode() for _ in range(calls)]
+
+
+async def until_answering(channel: grpc.aio.Channel, names: set[str], calls: int = 4) -> None:
+    """Polls (bounded: 5 s) until ``calls`` calls are answered by exactly the nodes ``names``:
+    subchannels connect and pass or fail their health checks in their own time."""
+    seen: set[str] = set()
+    for _ in range(100):
+        seen = set(await answers(channel, calls))
+        if seen == names:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"answered by {seen}, never exactly {names}")

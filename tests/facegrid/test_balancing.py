@@ -12,7 +12,7 @@ import pytest
 from facegrid.balancing import balanced_options, balanced_service_config, grpc_target
 from facegrid.config import ConfigError
 from facegrid.server import READY_SERVICE, stop_server
-from tests.facegrid.nodes import Node, answers
+from tests.facegrid.nodes import Node, answers, until_answering
 
 
 @pytest.mark.parametrize(
@@ -73,16 +73,10 @@ async def test_calls_go_round_robin_to_ready_nodes_only(
     nodes: tuple[list[Node], grpc.aio.Channel],
 ) -> None:
     (_a, b), channel = nodes
-    # Subchannels connect (and pass their health check) in their own time: poll, bounded.
-    for _ in range(50):
-        if set(await answers(channel, 4)) == {"a", "b"}:
-            break
-    assert set(await answers(channel, 4)) == {"a", "b"}
+    await until_answering(channel, {"a", "b"})
     assert b.running is not None
     await b.running.set_ready(False)
-    for _ in range(50):
-        if set(await answers(channel, 2)) == {"a"}:
-            break
+    await until_answering(channel, {"a"}, calls=2)
     assert await answers(channel, 6) == ["a"] * 6
 
 
@@ -90,9 +84,7 @@ async def test_an_unavailable_answer_is_retried_on_the_other_node(
     nodes: tuple[list[Node], grpc.aio.Channel],
 ) -> None:
     (a, _b), channel = nodes
-    for _ in range(50):
-        if set(await answers(channel, 4)) == {"a", "b"}:
-            break
+    await until_answering(channel, {"a", "b"})
     a.unavailable = True
     before = a.calls
     assert await answers(channel, 6) == ["b"] * 6
