@@ -23,6 +23,7 @@ from PIL import Image, ImageOps
 from facegrid.node_header import NODE_HEADER
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
+from launcher.readiness import http_ok
 from tests.embed_svc.face_photos import astronaut_png
 from tests.integration.conftest import MeshHandle, running_mesh
 from tests.rest_client import Reply, call
@@ -93,6 +94,13 @@ def _recognised(stub: pb_grpc.RecognitionServiceStub, key: str, probe: bytes) ->
     return [s.subject for s in face.subjects]
 
 
+def _finds(
+    stub: pb_grpc.RecognitionServiceStub, key: str, probe: bytes, name: str, present: bool = True
+) -> Callable[[], bool | None]:
+    """A probe for :func:`eventually`: whether the node finds (or no longer finds) ``name``."""
+    return lambda: True if (name in _recognised(stub, key, probe)) == present else None
+
+
 def test_each_node_names_itself(
     mesh2: MeshHandle, nodes: list[pb_grpc.RecognitionServiceStub], key: str
 ) -> None:
@@ -116,10 +124,10 @@ def test_enrol_rename_and_delete_through_one_node_show_on_both(
     )
 
     def found(stub: pb_grpc.RecognitionServiceStub, name: str) -> Callable[[], bool | None]:
-        return lambda: True if name in _recognised(stub, key, faces["probe"]) else None
+        return _finds(stub, key, faces["probe"], name)
 
     def gone(stub: pb_grpc.RecognitionServiceStub, name: str) -> Callable[[], bool | None]:
-        return lambda: True if name not in _recognised(stub, key, faces["probe"]) else None
+        return _finds(stub, key, faces["probe"], name, present=False)
 
     for stub in (second, first):
         eventually(found(stub, subject), "enrolled face found on each node")
@@ -215,3 +223,35 @@ def test_a_killed_embed_node_costs_no_request_and_comes_back(
 
     eventually(restarted_node_serves, "embed_svc-1 restarted and serving again", timeout_s=120)
     assert requests > 1, "requests went on through embed_svc-0 while embed_svc-1 was down"
+
+
+def test_a_killed_postgres_is_restarted_and_both_nodes_serve_writes_again(
+    mesh2: MeshHandle,
+    nodes: list[pb_grpc.RecognitionServiceStub],
+    key: str,
+    faces: dict[str, bytes],
+) -> None:
+    restarts_before = len(_events(mesh2, "postgres", "process_restarted"))
+    ready_before = len(_events(mesh2, "postgres", "process_ready"))
+    os.kill(mesh2.pid("postgres"), signal.SIGKILL)
+    eventually(
+        lambda: True if len(_events(mesh2, "postgres", "process_ready")) > ready_before else None,
+        "PostgreSQL restarted and ready",
+    )
+    assert len(_events(mesh2, "postgres", "process_restarted")) == restarts_before + 1
+    eventually(lambda: True if http_ok(f"{mesh2.rest}/ready") else None, "/ready again")
+    subject = f"after the outage {uuid.uuid4().hex[:8]}"
+
+    def enrolled() -> Reply | None:
+        reply = call(
+            "POST",
+            mesh2.rest + "/api/v1/recognition/faces",
+            headers={"x-api-key": key},
+            files={"file": ("a.png", faces["enrol"], "image/png")},
+            query={"subject": subject},
+        )
+        return reply if reply.status == 201 else None
+
+    eventually(enrolled, "an enrolment through Envoy succeeds")
+    for stub in nodes:  # each node's LISTEN connection came back and follows changes again
+        eventually(_finds(stub, key, faces["probe"], subject), "the new face found on each node")
