@@ -43,6 +43,17 @@ class ApiConfig:
     max_request_bytes: int
     """Largest request body, bytes (FACEGRID_API_MAX_REQUEST_BYTES, default 10 MiB, CompreFace's
     10 MB; Envoy enforces the same limit at the edge)."""
+    bulk_embed_concurrency: int
+    """Images of one BulkAddFaces stream being embedded at once
+    (FACEGRID_API_BULK_EMBED_CONCURRENCY, default 8); the stream reads no further item while
+    that many are in embed_svc."""
+    bulk_batch_max_items: int
+    """Most items BulkAddFaces writes in one transaction and statement
+    (FACEGRID_API_BULK_BATCH_MAX_ITEMS, default 1000); a batch is whatever is ready when the
+    previous one is written, up to this."""
+    bulk_batch_max_bytes: int
+    """Most image and embedding bytes in one BulkAddFaces batch (FACEGRID_API_BULK_BATCH_MAX_BYTES,
+    default 32 MiB)."""
     shutdown_grace_s: float
     """Seconds calls in flight may take to finish on SIGTERM (FACEGRID_SHUTDOWN_GRACE_S, 5)."""
     log_format: LogFormat
@@ -65,6 +76,11 @@ def load_config(env: Mapping[str, str]) -> ApiConfig:
         max_file_bytes=get_int(env, "FACEGRID_API_MAX_FILE_BYTES", 5 * 1024 * 1024, minimum=1),
         max_request_bytes=get_int(
             env, "FACEGRID_API_MAX_REQUEST_BYTES", 10 * 1024 * 1024, minimum=1
+        ),
+        bulk_embed_concurrency=get_int(env, "FACEGRID_API_BULK_EMBED_CONCURRENCY", 8, minimum=1),
+        bulk_batch_max_items=get_int(env, "FACEGRID_API_BULK_BATCH_MAX_ITEMS", 1000, minimum=1),
+        bulk_batch_max_bytes=get_int(
+            env, "FACEGRID_API_BULK_BATCH_MAX_BYTES", 32 * 1024 * 1024, minimum=1
         ),
         shutdown_grace_s=get_float(env, "FACEGRID_SHUTDOWN_GRACE_S", 5.0),
         log_format=get_log_format(env),

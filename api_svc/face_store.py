@@ -40,6 +40,17 @@ INSERT INTO face_examples (service_id, subject_id, embedding, embedding_dim, cal
                            calculator_version, image, image_content_type)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
 """
+_SUBJECT_IDS = "SELECT name, id FROM subjects WHERE service_id = $1 AND name = ANY($2::text[])"
+_INSERT_SUBJECTS = (
+    "INSERT INTO subjects (service_id, name) SELECT $1, unnest($2::text[]) RETURNING name, id"
+)
+_INSERT_EXAMPLES = """
+INSERT INTO face_examples (id, service_id, subject_id, embedding, embedding_dim, calculator,
+                           calculator_version, image, image_content_type)
+SELECT n.id, $1, n.subject_id, n.embedding, n.dim, n.calculator, n.version, n.image, n.ctype
+FROM unnest($2::uuid[], $3::uuid[], $4::bytea[], $5::int2[], $6::text[], $7::text[], $8::bytea[],
+            $9::text[]) AS n(id, subject_id, embedding, dim, calculator, version, image, ctype)
+"""
 _COUNT_EXAMPLES = """
 SELECT count(*) FROM face_examples e JOIN subjects s ON s.id = e.subject_id
 WHERE e.service_id = $1 AND ($2::text IS NULL OR s.name = $2)
@@ -111,8 +122,18 @@ class NewExample:
     embedding_dim: int
     calculator: str
     calculator_version: str
-    image: bytes
-    image_content_type: str
+    image: bytes | None
+    """The image it came from; None for an embedding computed elsewhere."""
+    image_content_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewFace:
+    """A face example of a batch, with the id it is stored under."""
+
+    image_id: uuid.UUID
+    subject: str
+    example: NewExample
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +270,34 @@ class PgFaceStore:
                 timeout=self._timeout_s,
             )
         return image_id
+
+    @_translated
+    async def add_examples(self, service_id: uuid.UUID, faces: Sequence[NewFace]) -> None:
+        """Stores ``faces`` in one transaction: their new subjects in one statement, then the
+        examples in one multi-row statement (so the schema's statement-level trigger sends one
+        notification for the whole batch). All or nothing."""
+        names = sorted({face.subject for face in faces})
+        async with self._writing(service_id) as conn:
+            rows = await conn.fetch(_SUBJECT_IDS, service_id, names, timeout=self._timeout_s)
+            subject_ids = {row["name"]: row["id"] for row in rows}
+            new = [name for name in names if name not in subject_ids]
+            if new:
+                rows = await conn.fetch(_INSERT_SUBJECTS, service_id, new, timeout=self._timeout_s)
+                subject_ids.update((row["name"], row["id"]) for row in rows)
+            examples = [face.example for face in faces]
+            await conn.execute(
+                _INSERT_EXAMPLES,
+                service_id,
+                [face.image_id for face in faces],
+                [subject_ids[face.subject] for face in faces],
+                [e.embedding for e in examples],
+                [e.embedding_dim for e in examples],
+                [e.calculator for e in examples],
+                [e.calculator_version for e in examples],
+                [e.image for e in examples],
+                [e.image_content_type for e in examples],
+                timeout=self._timeout_s,
+            )
 
     @_translated
     async def list_examples(

@@ -56,6 +56,39 @@ def parse_image_id(text: str) -> uuid.UUID:
         raise face_not_found(text) from None
 
 
+async def one_face_example(
+    embed: EmbedClient,
+    image: bytes,
+    content_type: str,
+    det_prob_threshold: float | None,
+    calculator: str | None,
+) -> NewExample:
+    """The example to store for ``image``, which must hold exactly one face (else code 28 or
+    31); its embedding from ``calculator`` (None: embed_svc's default), L2-normalised."""
+    options = analyze_options(
+        frozenset(),
+        limit=_FACES_TO_TELL,
+        det_prob_threshold=det_prob_threshold,
+        calculator=calculator,
+        embeddings=True,
+    )
+    analysis = await embed.analyze({FILE_FIELD: image}, options)
+    faces = analysis.images[0].faces
+    if not faces:
+        raise no_face(FILE_FIELD)
+    if len(faces) > 1:
+        raise too_many_faces(FILE_FIELD)
+    vector = normalised(list(faces[0].embedding))[0].astype("<f4")
+    return NewExample(
+        embedding=vector.tobytes(),
+        embedding_dim=int(vector.size),
+        calculator=analysis.calculator.name,
+        calculator_version=analysis.calculator.version,
+        image=image,
+        image_content_type=content_type,
+    )
+
+
 def _ref(face: FaceRef) -> pb.FaceRef:
     return pb.FaceRef(image_id=str(face.image_id), subject=face.subject)
 
@@ -75,27 +108,8 @@ class Faces:
         subject = check_name(request.subject)
         [image] = read_images(request.image, (FILE_FIELD,), self._limits)
         await self._store.check_writable(service_id)
-        options = analyze_options(
-            frozenset(),
-            limit=_FACES_TO_TELL,
-            det_prob_threshold=threshold_of(request),
-            calculator=calculator,
-            embeddings=True,
-        )
-        analysis = await self._embed.analyze({FILE_FIELD: image}, options)
-        faces = analysis.images[0].faces
-        if not faces:
-            raise no_face(FILE_FIELD)
-        if len(faces) > 1:
-            raise too_many_faces(FILE_FIELD)
-        vector = normalised(list(faces[0].embedding))[0].astype("<f4")
-        example = NewExample(
-            embedding=vector.tobytes(),
-            embedding_dim=int(vector.size),
-            calculator=analysis.calculator.name,
-            calculator_version=analysis.calculator.version,
-            image=image,
-            image_content_type=media_type_of(image),
+        example = await one_face_example(
+            self._embed, image, media_type_of(image), threshold_of(request), calculator
         )
         image_id = await self._store.add_example(service_id, subject, example)
         return pb.AddFaceResponse(image_id=str(image_id), subject=subject)

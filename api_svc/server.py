@@ -11,6 +11,7 @@ import grpc
 import structlog
 
 from api_svc.auth import Authenticator
+from api_svc.bulk_enrolment import BulkEnrolment, BulkSettings
 from api_svc.config import ApiConfig
 from api_svc.db import PgKeyStore, PgRequestCounter, create_pool
 from api_svc.detection import FaceDetection
@@ -93,6 +94,17 @@ async def create_server(config: ApiConfig, embed: EmbedClient | None = None) -> 
             faces=Faces(store, embed, limits),
             face_verification=FaceVerification(store, embed, calculators, limits),
             recognition=Recognition(indexes, embed, calculators, limits),
+            bulk=BulkEnrolment(
+                store,
+                embed,
+                calculators,
+                config.max_file_bytes,
+                BulkSettings(
+                    config.bulk_embed_concurrency,
+                    config.bulk_batch_max_items,
+                    config.bulk_batch_max_bytes,
+                ),
+            ),
         )
         running = await start_server(
             host=config.host,

@@ -8,7 +8,7 @@ it; nothing fakes a result.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import grpc
@@ -17,6 +17,7 @@ from google.api import httpbody_pb2
 from google.protobuf import struct_pb2
 
 from api_svc.auth import Authenticator, Service, ServiceType
+from api_svc.bulk_enrolment import BulkEnrolment
 from api_svc.detection import FaceDetection
 from api_svc.face_verification import FaceVerification
 from api_svc.faces import Faces
@@ -46,6 +47,7 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
         faces: Faces,
         face_verification: FaceVerification,
         recognition: Recognition,
+        bulk: BulkEnrolment,
     ) -> None:
         self._authenticator = authenticator
         self._stats = stats
@@ -55,6 +57,7 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
         self._faces = faces
         self._face_verification = face_verification
         self._recognizer = recognition
+        self._bulk = bulk
 
     async def _serve(
         self,
@@ -161,6 +164,29 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
             lambda service: self._faces.add(service.id, service.calculator, request),
             201,
         )
+
+    async def BulkAddFaces(
+        self,
+        request_iterator: AsyncIterator[pb.BulkAddFacesRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.BulkAddFacesResponse]:
+        """POST /api/v1/recognition/faces/bulk (REST: JSON arrays in and out)."""
+        try:
+            service = await self._authenticator.authenticate(
+                context.invocation_metadata(), ServiceType.RECOGNITION
+            )
+            stream = await self._bulk.accept(service)
+            # Initial metadata says "accepted": a client may wait for it before sending items,
+            # so that a refusal reaches it as the call's status rather than as a failed write.
+            await context.send_initial_metadata(())
+            async for result in self._bulk.enrol(stream, request_iterator):
+                yield result
+        except ServiceError as error:
+            await abort(context, error)
+        except Exception:
+            log.exception("request_failed")
+            await abort(context, _internal())
+        self._stats.record(service.id)
 
     async def ListFaces(
         self, request: pb.ListFacesRequest, context: grpc.aio.ServicerContext

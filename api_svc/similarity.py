@@ -31,6 +31,8 @@ class CalculatorModel:
     embedding_size: int
     calibration: Calibration
     is_default: bool
+    version: str = ""
+    """The version embed_svc serves, stored with the embeddings it makes."""
 
 
 def round5(value: float) -> float:
@@ -82,6 +84,12 @@ class Calculators:
             raise _unavailable(name or "default")
         return model
 
+    async def models(self) -> dict[str, CalculatorModel]:
+        """Every calculator embed_svc offers, by name (fetched again when the copy is old)."""
+        if not self._fresh():
+            await self._refresh()
+        return dict(self._models)
+
     def _fresh(self) -> bool:
         return self._clock() - self._fetched_at < self._max_age_s
 
@@ -102,6 +110,7 @@ class Calculators:
                     c.embedding_size,
                     Calibration(c.calibration.c0, c.calibration.c1),
                     c.is_default,
+                    c.model.version,
                 )
                 for c in status.calculators
             }

@@ -14,6 +14,7 @@ import pytest
 from google.protobuf import json_format, struct_pb2
 
 from api_svc.auth import Authenticator, ServiceType
+from api_svc.bulk_enrolment import BulkEnrolment, BulkSettings
 from api_svc.detection import FaceDetection
 from api_svc.embed_client import EmbedClient, embed_unavailable
 from api_svc.face_store import PgFaceStore
@@ -68,6 +69,9 @@ def build_servicer(
         face_verification=FaceVerification(store, embed, calculators, LIMITS),
         recognition=Recognition(
             IndexRegistry(PgIndexSource(pool, 5), calculators), embed, calculators, LIMITS
+        ),
+        bulk=BulkEnrolment(
+            store, embed, calculators, LIMITS.max_file_bytes, BulkSettings(2, 3, 10_000)
         ),
     )
 
