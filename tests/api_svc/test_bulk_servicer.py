@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from typing import Any
 
 import asyncpg
 import grpc
@@ -142,7 +143,7 @@ async def test_a_stream_without_a_key_or_with_a_blocked_collection_is_refused(
 
 
 async def test_one_batch_is_one_transaction_and_one_notification(api: Store, db_url: str) -> None:
-    notes: list[dict[str, object]] = []
+    notes: list[dict[str, Any]] = []
     arrived = asyncio.Event()
     listener = await asyncpg.connect(db_url)
 
@@ -169,5 +170,5 @@ async def test_one_batch_is_one_transaction_and_one_notification(api: Store, db_
     finally:
         await listener.close()
     assert [(n["op"], n["count"]) for n in notes] == [("subject_insert", 3), ("example_insert", 7)]
-    assert sorted(notes[1]["ids"]) == sorted(str(f.image_id) for f in faces)  # type: ignore[arg-type]
+    assert sorted(notes[1]["ids"]) == sorted(str(f.image_id) for f in faces)
     assert len(await stored_rows(api)) == 7
