@@ -46,7 +46,7 @@ lint: venv
 	$(VENV)/bin/buf lint
 
 typecheck: proto
-	$(VENV)/bin/mypy facegrid/*.py api_svc admin_svc embed_svc gateway launcher models tests bench
+	$(VENV)/bin/mypy facegrid/*.py facegrid_import api_svc admin_svc embed_svc gateway launcher models tests bench
 
 check: lint typecheck test
 
