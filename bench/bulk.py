@@ -1,0 +1,367 @@
+"""Bulk enrolment: faces/s of BulkAddFaces against one AddFace per request and the in-process
+pipeline, and an import of precomputed embeddings found on two api_svc nodes.
+
+    python -m bench.bulk images [--faces /work/shared/faces] [--seconds 20] [--in-flight 8]
+    python -m bench.bulk embeddings [--count 1000000] [--subjects-per 10] [--window 4096]
+
+Both start the real mesh (``python -m launcher``: PostgreSQL, Triton, embed_svc, admin_svc,
+api_svc, Envoy) on free ports in a scratch data dir, and use the demo RECOGNITION key.
+
+``images``: the one-face identity photos of the faces folder, cycled, at ``--in-flight`` photos in
+flight, each figure over ``--seconds`` after a warm-up, in this order (one run, same machine):
+1. the in-process pipeline: embed_svc's FaceAnalyzer on onnxruntime called directly (as
+   bench/throughput.py builds it), ``--in-flight`` concurrent calls: no enrolment, no network;
+2. AddFace through Envoy over gRPC, ``--in-flight`` concurrent requests;
+3. BulkAddFaces through Envoy over gRPC: one stream, ``--in-flight`` photos sent ahead of their
+   results.
+Each enrolment empties the collection first. Ratios are printed against (1).
+
+``embeddings``: starts a second api_svc process on a free port against the same PostgreSQL and
+embed_svc, streams ``--count`` random unit 128-d vectors (dlib-resnet-v1's size) with their
+calculator name through Envoy in one BulkAddFaces stream, ``--subjects-per`` vectors per subject,
+then asks each api_svc node directly (RecognizeEmbeddings) for a sample of the imported vectors
+until both find every one as its own subject; prints the import time and each node's time to
+answer (its first use loads the collection).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+from google.api import httpbody_pb2
+
+from facegrid.recognition.v1 import recognition_service_pb2 as pb
+from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
+from launcher.readiness import grpc_serving
+
+REPO = Path(__file__).resolve().parents[1]
+CALCULATOR = "dlib-resnet-v1"
+DIM = 128
+_CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """A running mesh started by the launcher."""
+
+    envoy: str
+    api: str
+    embed: str
+    data_dir: Path
+    key: str
+    """The demo RECOGNITION key."""
+
+    @property
+    def database_url(self) -> str:
+        return f"postgresql://postgres:@/postgres?host={self.data_dir}/pg"
+
+
+@contextmanager
+def mesh_running(work: Path) -> Iterator[Mesh]:
+    """The launcher's mesh on free ports, stopped with SIGINT (Ctrl-C) at the end."""
+    names = ("ENVOY", "ENVOY_ADMIN", "API", "EMBED", "ADMIN", "TRITON_GRPC", "TRITON_HTTP")
+    ports = {name: _free_port() for name in names}
+    data_dir = work / "mesh"
+    env = dict(os.environ)
+    env.update({f"FACEGRID_{name}_PORT": str(port) for name, port in ports.items()})
+    env.update(FACEGRID_DATA_DIR=str(data_dir), FACEGRID_LOGS_TO_FILES="1", PYTHONUNBUFFERED="1")
+    env.pop("FACEGRID_DATABASE_URL", None)
+    log = work / "launcher.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "launcher"], cwd=REPO, env=env, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while "Facegrid is up" not in log.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the mesh did not start; see {log}")
+            time.sleep(0.5)
+        admin_log = (data_dir / "logs" / "admin_svc.log").read_text()
+        key = re.search(r"^\s+RECOGNITION\s+\S+\s+(\S+)$", admin_log, re.M)
+        assert key is not None, "no demo RECOGNITION key in admin_svc's log"
+        yield Mesh(
+            f"127.0.0.1:{ports['ENVOY']}",
+            f"127.0.0.1:{ports['API']}",
+            f"127.0.0.1:{ports['EMBED']}",
+            data_dir,
+            key.group(1),
+        )
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=120)
+
+
+@contextmanager
+def second_api_node(mesh: Mesh, work: Path) -> Iterator[str]:
+    """Another api_svc process on a free port, on the mesh's PostgreSQL and embed_svc."""
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(
+        FACEGRID_API_PORT=str(port),
+        FACEGRID_DATABASE_URL=mesh.database_url,
+        FACEGRID_EMBED_URL=mesh.embed,
+        FACEGRID_LOG_FORMAT="json",
+    )
+    with (work / "api_svc-1.log").open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api_svc"], cwd=REPO, env=env, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not grpc_serving(f"127.0.0.1:{port}"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the second api_svc did not start; see {work}")
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+async def rate(call: Callable[[int], Awaitable[int]], in_flight: int, seconds: float) -> float:
+    """Faces/s of ``call(i)`` (returning its face count) kept ``in_flight`` deep."""
+    deadline = time.perf_counter() + seconds
+    faces = 0
+    counter = iter(range(10**9))
+
+    async def worker() -> None:
+        nonlocal faces
+        while time.perf_counter() < deadline:
+            found = await call(next(counter))
+            faces += found
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    return faces / (time.perf_counter() - started)
+
+
+def _key(mesh: Mesh) -> tuple[tuple[str, str]]:
+    return (("x-api-key", mesh.key),)
+
+
+async def _empty(stub: pb_grpc.RecognitionServiceStub, mesh: Mesh) -> None:
+    await stub.DeleteSubjects(pb.DeleteSubjectsRequest(), metadata=_key(mesh), timeout=600)
+
+
+async def add_face_rate(
+    stub: pb_grpc.RecognitionServiceStub, mesh: Mesh, photos: list[bytes], args: argparse.Namespace
+) -> float:
+    async def add(i: int) -> int:
+        image = httpbody_pb2.HttpBody(content_type="image/jpeg", data=photos[i % len(photos)])
+        request = pb.AddFaceRequest(image=image, subject=f"person-{i % 50}")
+        await stub.AddFace(request, metadata=_key(mesh), timeout=120)
+        return 1
+
+    await rate(add, args.in_flight, 3.0)  # warm-up
+    await _empty(stub, mesh)
+    return await rate(add, args.in_flight, args.seconds)
+
+
+async def bulk_rate(
+    stub: pb_grpc.RecognitionServiceStub,
+    mesh: Mesh,
+    photos: list[bytes],
+    seconds: float,
+    in_flight: int,
+) -> tuple[float, int]:
+    """Faces/s of one BulkAddFaces stream kept ``in_flight`` photos ahead; items failed."""
+    window = asyncio.Semaphore(in_flight)
+    deadline = time.perf_counter() + seconds
+
+    async def items() -> AsyncIterator[pb.BulkAddFacesRequest]:
+        i = 0
+        while time.perf_counter() < deadline:
+            await window.acquire()
+            yield pb.BulkAddFacesRequest(
+                subject=f"person-{i % 50}", file=photos[i % len(photos)], client_key=str(i)
+            )
+            i += 1
+
+    started = time.perf_counter()
+    stored = failed = 0
+    async for result in stub.BulkAddFaces(items(), metadata=_key(mesh), timeout=600):
+        window.release()
+        if result.HasField("image_id"):
+            stored += 1
+        else:
+            failed += 1
+    return stored / (time.perf_counter() - started), failed
+
+
+async def in_process_rate(photos: list[bytes], args: argparse.Namespace) -> float:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench.throughput import LIMITS, PARAMS
+    from embed_svc import catalog
+    from embed_svc.analyzer import AnalyzerSettings, FaceAnalyzer
+    from embed_svc.backends.onnx import OnnxBackend
+    from embed_svc.landmarks import PREDICTOR_FILE, LandmarkPredictor, package_model_path
+
+    backend = await OnnxBackend.connect(
+        args.repository, [catalog.DETECTOR.model, catalog.DLIB_RESNET.model], threads=1
+    )
+    executor = ThreadPoolExecutor(max_workers=2)
+    predictor = LandmarkPredictor.load(package_model_path(PREDICTOR_FILE))
+    analyzer = FaceAnalyzer(
+        backend, predictor, executor, AnalyzerSettings(LIMITS, "dlib68", True), None
+    )
+
+    async def analyze(i: int) -> int:
+        results, _ = await analyzer.analyze([photos[i % len(photos)]], PARAMS)
+        return len(results[0].faces)
+
+    await rate(analyze, args.in_flight, 3.0)  # warm-up
+    faces_s = await rate(analyze, args.in_flight, args.seconds)
+    executor.shutdown()
+    await backend.close()
+    return faces_s
+
+
+async def images(args: argparse.Namespace, mesh: Mesh) -> None:
+    from bench.throughput import one_face_photos
+
+    photos = one_face_photos(args.faces)
+    print(
+        f"machine: {os.cpu_count()} CPUs, shared; {len(photos)} one-face photos of {args.faces};"
+        f" {args.in_flight} in flight; {args.seconds:.0f} s per figure"
+    )
+    local = await in_process_rate(photos, args)
+    print(f"in-process pipeline (FaceAnalyzer, onnxruntime): {local:.1f} faces/s")
+    async with grpc.aio.insecure_channel(mesh.envoy, options=_CHANNEL_OPTIONS) as channel:
+        stub = pb_grpc.RecognitionServiceStub(channel)
+        await _empty(stub, mesh)
+        single = await add_face_rate(stub, mesh, photos, args)
+        print(f"AddFace through Envoy, one photo per request: {single:.1f} faces/s")
+        await _empty(stub, mesh)
+        await bulk_rate(stub, mesh, photos, 3.0, args.in_flight)  # warm-up
+        await _empty(stub, mesh)
+        bulk, failed = await bulk_rate(stub, mesh, photos, args.seconds, args.in_flight)
+        print(f"BulkAddFaces through Envoy, one stream: {bulk:.1f} faces/s ({failed} failed)")
+        await _empty(stub, mesh)
+    print(f"ratio BulkAddFaces / in-process: {bulk / local:.2f}")
+    print(f"ratio AddFace / in-process: {single / local:.2f}")
+    print(f"ratio BulkAddFaces / AddFace: {bulk / single:.2f}")
+
+
+def _vectors(seed: int, count: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    block = rng.standard_normal((count, DIM)).astype(np.float32)
+    block /= np.linalg.norm(block, axis=1, keepdims=True)
+    return block
+
+
+async def embeddings(args: argparse.Namespace, mesh: Mesh, second: str) -> None:
+    print(
+        f"machine: {os.cpu_count()} CPUs, shared; {args.count} random unit {DIM}-d vectors,"
+        f" {args.subjects_per} per subject, one stream through Envoy, window {args.window}"
+    )
+    window = asyncio.Semaphore(args.window)
+    chunk = 10_000
+
+    async def items() -> AsyncIterator[pb.BulkAddFacesRequest]:
+        for start in range(0, args.count, chunk):
+            block = _vectors(start, min(chunk, args.count - start))
+            for offset, row in enumerate(block.tolist()):
+                i = start + offset
+                await window.acquire()
+                yield pb.BulkAddFacesRequest(
+                    subject=f"s{i // args.subjects_per}",
+                    embedding=pb.PrecomputedEmbedding(values=row, calculator=CALCULATOR),
+                )
+
+    async with grpc.aio.insecure_channel(mesh.envoy, options=_CHANNEL_OPTIONS) as channel:
+        stub = pb_grpc.RecognitionServiceStub(channel)
+        await _empty(stub, mesh)
+        started = time.perf_counter()
+        stored = failed = 0
+        async for result in stub.BulkAddFaces(items(), metadata=_key(mesh), timeout=3600):
+            window.release()
+            if result.HasField("image_id"):
+                stored += 1
+            else:
+                failed += 1
+            if (stored + failed) % 100_000 == 0:
+                print(f"  {stored + failed} items, {time.perf_counter() - started:.0f} s")
+        elapsed = time.perf_counter() - started
+    print(f"imported {stored} ({failed} failed) in {elapsed:.1f} s: {stored / elapsed:.0f} faces/s")
+    sample = np.random.default_rng(1).choice(args.count, 5, replace=False)
+    queries = []
+    for i in sample:
+        start = (int(i) // chunk) * chunk
+        row = _vectors(start, min(chunk, args.count - start))[int(i) - start]
+        queries.append((f"s{int(i) // args.subjects_per}", row.tolist()))
+    for name, node in (("api_svc-0", mesh.api), ("api_svc-1", second)):
+        seconds = await _found_on(node, mesh, queries)
+        print(f"{name} ({node}): every sampled vector found as its subject {seconds:.1f} s after")
+
+
+async def _found_on(node: str, mesh: Mesh, queries: list[tuple[str, list[float]]]) -> float:
+    """Seconds until ``node`` answers every query with its own subject first."""
+    started = time.perf_counter()
+    request = pb.RecognizeEmbeddingsRequest()
+    for _, vector in queries:
+        request.embeddings.add().extend(vector)
+    async with grpc.aio.insecure_channel(node, options=_CHANNEL_OPTIONS) as channel:
+        stub = pb_grpc.RecognitionServiceStub(channel)
+        while True:
+            reply = await stub.RecognizeEmbeddings(request, metadata=_key(mesh), timeout=600)
+            best = [r.similarities[0].subject if r.similarities else "" for r in reply.result]
+            if best == [name for name, _ in queries]:
+                return time.perf_counter() - started
+            if time.perf_counter() - started > 600:
+                raise RuntimeError(f"{node} did not find the imported vectors: {best}")
+            await asyncio.sleep(0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    one = sub.add_parser("images")
+    one.add_argument("--faces", type=Path, default=Path("/work/shared/faces"))
+    one.add_argument("--repository", type=Path, default=Path("triton_models"))
+    one.add_argument("--seconds", type=float, default=20.0)
+    one.add_argument("--in-flight", type=int, default=8)
+    many = sub.add_parser("embeddings")
+    many.add_argument("--count", type=int, default=1_000_000)
+    many.add_argument("--subjects-per", type=int, default=10)
+    many.add_argument("--window", type=int, default=4096)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="fg-bulk-", dir="/tmp"))
+    work.chmod(0o755)
+    with mesh_running(work) as mesh:
+        if args.what == "images":
+            asyncio.run(images(args, mesh))
+        else:
+            with second_api_node(mesh, work) as second:
+                asyncio.run(embeddings(args, mesh, second))
+    shutil.rmtree(work, ignore_errors=True)  # kept, with the logs, when something failed
+
+
+if __name__ == "__main__":
+    main()
