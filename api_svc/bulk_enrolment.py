@@ -137,7 +137,9 @@ class BulkEnrolment:
                 with suppress(asyncio.CancelledError):
                     await reader
 
-    async def _read(self, requests: AsyncIterator[pb.BulkAddFacesRequest], stream: BulkStream) -> None:
+    async def _read(
+        self, requests: AsyncIterator[pb.BulkAddFacesRequest], stream: BulkStream
+    ) -> None:
         slots = asyncio.Semaphore(self._settings.embed_concurrency)
         tasks: set[asyncio.Task[None]] = set()
         try:
@@ -160,7 +162,9 @@ class BulkEnrolment:
             for task in tasks:
                 task.cancel()
 
-    async def _embed_one(self, image: ImageItem, stream: BulkStream, slots: asyncio.Semaphore) -> None:
+    async def _embed_one(
+        self, image: ImageItem, stream: BulkStream, slots: asyncio.Semaphore
+    ) -> None:
         event: _Event
         try:
             try:

@@ -7,11 +7,13 @@ CompreFace code and HTTP status AddFace would answer for it.
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 
 import grpc
 import numpy as np
+import numpy.typing as npt
 
 from api_svc.face_store import NewExample
 from api_svc.similarity import CalculatorModel
@@ -143,26 +145,14 @@ def _embedding_example(
             f" {collection.name}; they cannot be compared",
             field="embedding.calculator",
         )
-    values = np.asarray(embedding.values, dtype=np.float32)
-    if values.size != model.embedding_size:
+    if len(embedding.values) != model.embedding_size:
         raise invalid_argument(
             "WRONG_EMBEDDING_SIZE",
-            f"embedding.values has {values.size} values; {name}'s embeddings have"
+            f"embedding.values has {len(embedding.values)} values; {name}'s embeddings have"
             f" {model.embedding_size}",
             field="embedding.values",
         )
-    if not np.isfinite(values).all():
-        raise invalid_argument(
-            "INVALID_EMBEDDING",
-            "embedding.values must hold finite numbers only",
-            field="embedding.values",
-        )
-    norm = float(np.linalg.norm(values))
-    if norm == 0.0:
-        raise invalid_argument(
-            "INVALID_EMBEDDING", "embedding.values is all zeros", field="embedding.values"
-        )
-    vector = (values / norm).astype("<f4")
+    vector = _unit(np.fromiter(embedding.values, dtype="<f4", count=model.embedding_size))
     return NewExample(
         embedding=vector.tobytes(),
         embedding_dim=int(vector.size),
@@ -171,6 +161,29 @@ def _embedding_example(
         image=None,
         image_content_type=None,
     )
+
+
+def _unit(values: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """``values`` scaled to length 1 (in place); ServiceError when not finite or all zero.
+    One dot product decides the common case: it is finite and positive exactly when every
+    value is finite and one is not zero, unless the squares overflow."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        square = float(values @ values)
+    if not (math.isfinite(square) and square > 0.0):
+        if not np.isfinite(values).all():
+            raise invalid_argument(
+                "INVALID_EMBEDDING",
+                "embedding.values must hold finite numbers only",
+                field="embedding.values",
+            )
+        if not values.any():
+            raise invalid_argument(
+                "INVALID_EMBEDDING", "embedding.values is all zeros", field="embedding.values"
+            )
+        values /= np.abs(values).max()  # finite but too large to square
+        square = float(values @ values)
+    values *= np.float32(1.0 / math.sqrt(square))
+    return values
 
 
 def _content_type(request: pb.BulkAddFacesRequest) -> str:

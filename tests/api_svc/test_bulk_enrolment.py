@@ -68,6 +68,13 @@ def test_an_embedding_is_checked_normalised_and_versioned() -> None:
     assert own_version.example.calculator_version == "0.2"
 
 
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+def test_tiny_and_huge_embeddings_are_normalised_too(scale: float) -> None:
+    ready = prepared(embedding("Ann", [0.0, 3.0 * scale, 4.0 * scale]))
+    assert isinstance(ready, ReadyItem)
+    assert np.allclose(np.frombuffer(ready.example.embedding, "<f4"), [0.0, 0.6, 0.8])
+
+
 @pytest.mark.parametrize(
     ("request_", "expected"),
     [
