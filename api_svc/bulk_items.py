@@ -165,24 +165,20 @@ def _embedding_example(
 
 def _unit(values: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """``values`` scaled to length 1 (in place); ServiceError when not finite or all zero.
-    One dot product decides the common case: it is finite and positive exactly when every
-    value is finite and one is not zero, unless the squares overflow."""
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        square = float(values @ values)
-    if not (math.isfinite(square) and square > 0.0):
-        if not np.isfinite(values).all():
-            raise invalid_argument(
-                "INVALID_EMBEDDING",
-                "embedding.values must hold finite numbers only",
-                field="embedding.values",
-            )
-        if not values.any():
-            raise invalid_argument(
-                "INVALID_EMBEDDING", "embedding.values is all zeros", field="embedding.values"
-            )
-        values /= np.abs(values).max()  # finite but too large to square
-        square = float(values @ values)
-    values *= np.float32(1.0 / math.sqrt(square))
+    Scaled by the largest magnitude first, so the squares neither overflow nor all vanish."""
+    peak = float(np.abs(values).max())  # NaN or inf when any value is
+    if not math.isfinite(peak):
+        raise invalid_argument(
+            "INVALID_EMBEDDING",
+            "embedding.values must hold finite numbers only",
+            field="embedding.values",
+        )
+    if peak == 0.0:
+        raise invalid_argument(
+            "INVALID_EMBEDDING", "embedding.values is all zeros", field="embedding.values"
+        )
+    values /= np.float32(peak)
+    values *= np.float32(1.0 / math.sqrt(float(values @ values)))
     return values
 
 

@@ -68,7 +68,7 @@ def test_an_embedding_is_checked_normalised_and_versioned() -> None:
     assert own_version.example.calculator_version == "0.2"
 
 
-@pytest.mark.parametrize("scale", [1e-30, 1e30])
+@pytest.mark.parametrize("scale", [1e-40, 1e-30, 1e30])
 def test_tiny_and_huge_embeddings_are_normalised_too(scale: float) -> None:
     ready = prepared(embedding("Ann", [0.0, 3.0 * scale, 4.0 * scale]))
     assert isinstance(ready, ReadyItem)
