@@ -44,6 +44,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+import psutil
 from google.api import httpbody_pb2
 
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
@@ -57,6 +58,46 @@ _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
 ]
+
+
+def _role(process: psutil.Process) -> str:
+    """What a process of the mesh is, for the CPU table."""
+    try:
+        line = " ".join(process.cmdline())
+    except psutil.Error:
+        return "gone"
+    for role in ("api_svc", "embed_svc", "admin_svc", "tritonserver", "envoy", "postgres"):
+        if role in line:
+            return role
+    return process.name()
+
+
+def cpu_seconds(roots: list[int]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by this process ("client") and by the processes
+    of ``roots`` and their descendants, by role."""
+    processes = {os.getpid(): psutil.Process()}
+    for pid in roots:
+        root = psutil.Process(pid)
+        processes.update((p.pid, p) for p in (root, *root.children(recursive=True)))
+    totals: dict[str, float] = {}
+    for pid, process in processes.items():
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        role = "client" if pid == os.getpid() else _role(process)
+        totals[role] = totals.get(role, 0.0) + times.user + times.system
+    return totals
+
+
+def cpu_table(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
+    """CPU seconds per role between two snapshots, and as cores busy on average."""
+    used = {role: after[role] - before.get(role, 0.0) for role in after}
+    return ", ".join(
+        f"{role} {value:.1f} s ({value / seconds:.2f} cores)"
+        for role, value in sorted(used.items(), key=lambda item: -item[1])
+        if value >= 0.05
+    )
 
 
 def _free_port() -> int:
@@ -75,6 +116,7 @@ class Mesh:
     data_dir: Path
     key: str
     """The demo RECOGNITION key."""
+    launcher_pid: int
 
     @property
     def database_url(self) -> str:
@@ -111,6 +153,7 @@ def mesh_running(work: Path) -> Iterator[Mesh]:
             f"127.0.0.1:{ports['EMBED']}",
             data_dir,
             key.group(1),
+            process.pid,
         )
     finally:
         process.send_signal(signal.SIGINT)
@@ -118,7 +161,7 @@ def mesh_running(work: Path) -> Iterator[Mesh]:
 
 
 @contextmanager
-def second_api_node(mesh: Mesh, work: Path) -> Iterator[str]:
+def second_api_node(mesh: Mesh, work: Path) -> Iterator[tuple[str, int]]:
     """Another api_svc process on a free port, on the mesh's PostgreSQL and embed_svc."""
     port = _free_port()
     env = dict(os.environ)
@@ -138,7 +181,7 @@ def second_api_node(mesh: Mesh, work: Path) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the second api_svc did not start; see {work}")
             time.sleep(0.2)
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
@@ -296,7 +339,7 @@ def _encoded_item(subject: str, vector: np.ndarray) -> bytes:
     return _field(2, subject.encode()) + _field(4, embedding)
 
 
-async def embeddings(args: argparse.Namespace, mesh: Mesh, second: str) -> None:
+async def embeddings(args: argparse.Namespace, mesh: Mesh, second: str, second_pid: int) -> None:
     print(
         f"machine: {os.cpu_count()} CPUs, shared; {args.count} random unit {DIM}-d vectors,"
         f" {args.subjects_per} per subject, one stream through Envoy, window {args.window}"
@@ -324,6 +367,7 @@ async def embeddings(args: argparse.Namespace, mesh: Mesh, second: str) -> None:
             request_serializer=None,
             response_deserializer=pb.BulkAddFacesResponse.FromString,
         )
+        cpu_before = cpu_seconds([mesh.launcher_pid, second_pid])
         started = time.perf_counter()
         stored = failed = 0
         async for result in bulk_add(items(), metadata=_key(mesh), timeout=3600):
@@ -335,7 +379,9 @@ async def embeddings(args: argparse.Namespace, mesh: Mesh, second: str) -> None:
             if (stored + failed) % 100_000 == 0:
                 print(f"  {stored + failed} items, {time.perf_counter() - started:.0f} s")
         elapsed = time.perf_counter() - started
+        cpu_after = cpu_seconds([mesh.launcher_pid, second_pid])
     print(f"imported {stored} ({failed} failed) in {elapsed:.1f} s: {stored / elapsed:.0f} faces/s")
+    print(f"CPU during the import: {cpu_table(cpu_before, cpu_after, elapsed)}")
     sample = np.random.default_rng(1).choice(args.count, 5, replace=False)
     queries = []
     for i in sample:
@@ -384,8 +430,8 @@ def main() -> None:
         if args.what == "images":
             asyncio.run(images(args, mesh))
         else:
-            with second_api_node(mesh, work) as second:
-                asyncio.run(embeddings(args, mesh, second))
+            with second_api_node(mesh, work) as (second, second_pid):
+                asyncio.run(embeddings(args, mesh, second, second_pid))
     shutil.rmtree(work, ignore_errors=True)  # kept, with the logs, when something failed
 
 
