@@ -2,7 +2,7 @@
 pipeline, and an import of precomputed embeddings found on two api_svc nodes.
 
     python -m bench.bulk images [--faces /work/shared/faces] [--seconds 20] [--in-flight 8]
-    python -m bench.bulk embeddings [--count 1000000] [--subjects-per 10] [--window 4096]
+    python -m bench.bulk embeddings [--count 1000000] [--streams 2] [--to nodes|envoy]
 
 Both start the real mesh (``python -m launcher``: PostgreSQL, Triton, embed_svc, admin_svc,
 api_svc, Envoy) on free ports in a scratch data dir, and use the demo RECOGNITION key.
@@ -18,10 +18,13 @@ Each enrolment empties the collection first. Ratios are printed against (1).
 
 ``embeddings``: starts a second api_svc process on a free port against the same PostgreSQL and
 embed_svc, streams ``--count`` random unit 128-d vectors (dlib-resnet-v1's size) with their
-calculator name through Envoy in one BulkAddFaces stream, ``--subjects-per`` vectors per subject,
-then asks each api_svc node directly (RecognizeEmbeddings) for a sample of the imported vectors
-until both find every one as its own subject; prints the import time and each node's time to
-answer (its first use loads the collection).
+calculator name in ``--streams`` BulkAddFaces streams (``--to nodes``: stream i to api_svc node
+i mod 2 directly; ``--to envoy``: every stream through Envoy, which has the launcher's node
+behind it), ``--subjects-per`` vectors per subject, then asks each api_svc node directly
+(RecognizeEmbeddings) for a sample of the imported vectors until both find every one as its own
+subject. Prints the import time, the CPU seconds each process used meanwhile, and each node's
+time to answer (its first use loads the collection; api_svc's database deadline is raised to
+120 s for that single query).
 """
 
 from __future__ import annotations
@@ -52,6 +55,9 @@ from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
 from launcher.readiness import grpc_serving
 
 REPO = Path(__file__).resolve().parents[1]
+#: api_svc's database deadline for the embeddings run: a node's first use of a collection reads
+#: it in one query, which takes longer than the default 5 s at 1M rows on this machine.
+LOAD_TIMEOUT_S = "120"
 CALCULATOR = "dlib-resnet-v1"
 DIM = 128
 _CHANNEL_OPTIONS = [
@@ -124,7 +130,7 @@ class Mesh:
 
 
 @contextmanager
-def mesh_running(work: Path) -> Iterator[Mesh]:
+def mesh_running(work: Path, extra_env: dict[str, str]) -> Iterator[Mesh]:
     """The launcher's mesh on free ports, stopped with SIGINT (Ctrl-C) at the end."""
     names = ("ENVOY", "ENVOY_ADMIN", "API", "EMBED", "ADMIN", "TRITON_GRPC", "TRITON_HTTP")
     ports = {name: _free_port() for name in names}
@@ -133,6 +139,7 @@ def mesh_running(work: Path) -> Iterator[Mesh]:
     env.update({f"FACEGRID_{name}_PORT": str(port) for name, port in ports.items()})
     env.update(FACEGRID_DATA_DIR=str(data_dir), FACEGRID_LOGS_TO_FILES="1", PYTHONUNBUFFERED="1")
     env.pop("FACEGRID_DATABASE_URL", None)
+    env.update(extra_env)
     log = work / "launcher.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -166,6 +173,7 @@ def second_api_node(mesh: Mesh, work: Path) -> Iterator[tuple[str, int]]:
     port = _free_port()
     env = dict(os.environ)
     env.update(
+        FACEGRID_API_DB_TIMEOUT_S=LOAD_TIMEOUT_S,
         FACEGRID_API_PORT=str(port),
         FACEGRID_DATABASE_URL=mesh.database_url,
         FACEGRID_EMBED_URL=mesh.embed,
@@ -340,46 +348,54 @@ def _encoded_item(subject: str, vector: np.ndarray) -> bytes:
 
 
 async def embeddings(args: argparse.Namespace, mesh: Mesh, second: str, second_pid: int) -> None:
+    targets = [mesh.envoy] if args.to == "envoy" else [mesh.api, second]
     print(
         f"machine: {os.cpu_count()} CPUs, shared; {args.count} random unit {DIM}-d vectors,"
-        f" {args.subjects_per} per subject, one stream through Envoy, window {args.window}"
+        f" {args.subjects_per} per subject; {args.streams} BulkAddFaces streams to"
+        f" {'Envoy' if args.to == 'envoy' else 'the two api_svc nodes in turn'},"
+        f" window {args.window} items each"
     )
-    window = asyncio.Semaphore(args.window)
     chunk = 10_000
-
-    async def items() -> AsyncIterator[bytes]:
-        for start in range(0, args.count, chunk):
-            block = _vectors(start, min(chunk, args.count - start))
-            for offset, row in enumerate(block):
-                i = start + offset
-                await window.acquire()
-                yield _encoded_item(f"s{i // args.subjects_per}", row)
-
     first = pb.BulkAddFacesRequest.FromString(_encoded_item("s0", _vectors(0, 1)[0]))
     assert first.embedding.calculator == CALCULATOR and len(first.embedding.values) == DIM
+    counts = {"stored": 0, "failed": 0}
+    started = time.perf_counter()
+
+    async def stream(number: int, target: str) -> None:
+        window = asyncio.Semaphore(args.window)
+
+        async def items() -> AsyncIterator[bytes]:
+            for start in range(number * chunk, args.count, chunk * args.streams):
+                block = _vectors(start, min(chunk, args.count - start))
+                for offset, row in enumerate(block):
+                    i = start + offset
+                    await window.acquire()
+                    yield _encoded_item(f"s{i // args.subjects_per}", row)
+
+        async with grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS) as channel:
+            # The stub's method with the items already serialised: the client's cost of
+            # building a protobuf message per vector is kept out of the figure.
+            bulk_add: grpc.aio.StreamStreamMultiCallable = channel.stream_stream(
+                "/facegrid.recognition.v1.RecognitionService/BulkAddFaces",
+                request_serializer=None,
+                response_deserializer=pb.BulkAddFacesResponse.FromString,
+            )
+            async for result in bulk_add(items(), metadata=_key(mesh), timeout=3600):
+                window.release()
+                counts["stored" if result.HasField("image_id") else "failed"] += 1
+                done = counts["stored"] + counts["failed"]
+                if done % 100_000 == 0:
+                    print(f"  {done} items, {time.perf_counter() - started:.0f} s")
+
     async with grpc.aio.insecure_channel(mesh.envoy, options=_CHANNEL_OPTIONS) as channel:
-        stub = pb_grpc.RecognitionServiceStub(channel)
-        await _empty(stub, mesh)
-        # The stub's method with the items already serialised: the client's cost of building a
-        # protobuf message per vector is kept out of the server's figure.
-        bulk_add: grpc.aio.StreamStreamMultiCallable = channel.stream_stream(
-            "/facegrid.recognition.v1.RecognitionService/BulkAddFaces",
-            request_serializer=None,
-            response_deserializer=pb.BulkAddFacesResponse.FromString,
-        )
-        cpu_before = cpu_seconds([mesh.launcher_pid, second_pid])
-        started = time.perf_counter()
-        stored = failed = 0
-        async for result in bulk_add(items(), metadata=_key(mesh), timeout=3600):
-            window.release()
-            if result.HasField("image_id"):
-                stored += 1
-            else:
-                failed += 1
-            if (stored + failed) % 100_000 == 0:
-                print(f"  {stored + failed} items, {time.perf_counter() - started:.0f} s")
-        elapsed = time.perf_counter() - started
-        cpu_after = cpu_seconds([mesh.launcher_pid, second_pid])
+        await _empty(pb_grpc.RecognitionServiceStub(channel), mesh)
+    roots = [mesh.launcher_pid, second_pid, *postgres_pids(mesh)]
+    cpu_before = cpu_seconds(roots)
+    started = time.perf_counter()
+    await asyncio.gather(*(stream(n, targets[n % len(targets)]) for n in range(args.streams)))
+    elapsed = time.perf_counter() - started
+    cpu_after = cpu_seconds(roots)
+    stored, failed = counts["stored"], counts["failed"]
     print(f"imported {stored} ({failed} failed) in {elapsed:.1f} s: {stored / elapsed:.0f} faces/s")
     print(f"CPU during the import: {cpu_table(cpu_before, cpu_after, elapsed)}")
     sample = np.random.default_rng(1).choice(args.count, 5, replace=False)
@@ -393,6 +409,16 @@ async def embeddings(args: argparse.Namespace, mesh: Mesh, second: str, second_p
         print(f"{name} ({node}): every sampled vector found as its subject {seconds:.1f} s after")
 
 
+def postgres_pids(mesh: Mesh) -> list[int]:
+    """The mesh's PostgreSQL server (pg_ctl starts it detached from the launcher)."""
+    found = []
+    for process in psutil.process_iter(["name", "cmdline"]):
+        line = " ".join(process.info["cmdline"] or ())
+        if process.info["name"] == "postgres" and str(mesh.data_dir) in line:
+            found.append(process.pid)
+    return found
+
+
 async def _found_on(node: str, mesh: Mesh, queries: list[tuple[str, list[float]]]) -> float:
     """Seconds until ``node`` answers every query with its own subject first."""
     started = time.perf_counter()
@@ -402,7 +428,14 @@ async def _found_on(node: str, mesh: Mesh, queries: list[tuple[str, list[float]]
     async with grpc.aio.insecure_channel(node, options=_CHANNEL_OPTIONS) as channel:
         stub = pb_grpc.RecognitionServiceStub(channel)
         while True:
-            reply = await stub.RecognizeEmbeddings(request, metadata=_key(mesh), timeout=600)
+            try:
+                reply = await stub.RecognizeEmbeddings(request, metadata=_key(mesh), timeout=600)
+            except grpc.aio.AioRpcError as error:  # 503 while the node loads the collection
+                if error.code() is not grpc.StatusCode.UNAVAILABLE:
+                    raise
+                print(f"  {node}: {error.details()}; asking again")
+                await asyncio.sleep(1.0)
+                continue
             best = [r.similarities[0].subject if r.similarities else "" for r in reply.result]
             if best == [name for name, _ in queries]:
                 return time.perf_counter() - started
@@ -422,11 +455,14 @@ def main() -> None:
     many = sub.add_parser("embeddings")
     many.add_argument("--count", type=int, default=1_000_000)
     many.add_argument("--subjects-per", type=int, default=10)
-    many.add_argument("--window", type=int, default=4096)
+    many.add_argument("--window", type=int, default=2048)
+    many.add_argument("--streams", type=int, default=2)
+    many.add_argument("--to", choices=("nodes", "envoy"), default="nodes")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fg-bulk-", dir="/tmp"))
     work.chmod(0o755)
-    with mesh_running(work) as mesh:
+    extra = {} if args.what == "images" else {"FACEGRID_API_DB_TIMEOUT_S": LOAD_TIMEOUT_S}
+    with mesh_running(work, extra) as mesh:
         if args.what == "images":
             asyncio.run(images(args, mesh))
         else:
