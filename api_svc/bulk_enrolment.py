@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Protocol
@@ -43,6 +43,10 @@ from facegrid.recognition.v1 import recognition_service_pb2 as pb
 log = structlog.get_logger()
 
 _Event = ReadyItem | FailedItem
+#: Reads the next item of a stream; None at its end.
+Read = Callable[[], Awaitable[pb.BulkAddFacesRequest | None]]
+#: Sends one result.
+Write = Callable[[pb.BulkAddFacesResponse], Awaitable[None]]
 
 
 class BulkStore(Protocol):
@@ -115,19 +119,17 @@ class BulkEnrolment:
             asyncio.Queue(maxsize=2 * self._settings.batch_max_items),
         )
 
-    async def enrol(
-        self, stream: BulkStream, requests: AsyncIterator[pb.BulkAddFacesRequest]
-    ) -> AsyncIterator[pb.BulkAddFacesResponse]:
-        """One result per item of ``requests``."""
-        reader = asyncio.create_task(self._read(requests, stream))
+    async def enrol(self, stream: BulkStream, read: Read, write: Write) -> None:
+        """Reads items with ``read`` until it returns None and writes one result per item."""
+        reader = asyncio.create_task(self._read(read, stream))
         try:
             while True:
                 batch, failures, more = await self._take(stream.events, reader)
                 for failure in failures:
-                    yield failed(failure.item, failure.error)
+                    await write(failed(failure.item, failure.error))
                 if batch:
                     for result in await self._write(stream.service_id, batch):
-                        yield result
+                        await write(result)
                 if not more:
                     break
             await reader  # its failure, if any, ends the call
@@ -137,14 +139,12 @@ class BulkEnrolment:
                 with suppress(asyncio.CancelledError):
                     await reader
 
-    async def _read(
-        self, requests: AsyncIterator[pb.BulkAddFacesRequest], stream: BulkStream
-    ) -> None:
+    async def _read(self, read: Read, stream: BulkStream) -> None:
         slots = asyncio.Semaphore(self._settings.embed_concurrency)
         tasks: set[asyncio.Task[None]] = set()
         try:
             index = 0
-            async for request in requests:
+            while (request := await read()) is not None:
                 item = prepare(
                     request, index, self._max_file_bytes, stream.collection, stream.known
                 )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -175,20 +175,24 @@ def bulk(
     )
 
 
-async def stream_of(
-    items: Iterable[pb.BulkAddFacesRequest], done: asyncio.Event | None = None
-) -> AsyncIterator[pb.BulkAddFacesRequest]:
-    for item in items:
-        yield item
-    if done is not None:
-        done.set()
-
-
 async def run(
     enrolment: BulkEnrolment, items: list[pb.BulkAddFacesRequest], done: asyncio.Event | None = None
 ) -> list[pb.BulkAddFacesResponse]:
-    stream = await enrolment.accept(SERVICE)
-    return [r async for r in enrolment.enrol(stream, stream_of(items, done))]
+    """Every result of a stream of ``items``; ``done`` is set once the last one was read."""
+    pending = iter(items)
+    results: list[pb.BulkAddFacesResponse] = []
+
+    async def read() -> pb.BulkAddFacesRequest | None:
+        item = next(pending, None)
+        if item is None and done is not None:
+            done.set()
+        return item
+
+    async def write(result: pb.BulkAddFacesResponse) -> None:
+        results.append(result)
+
+    await enrolment.enrol(await enrolment.accept(SERVICE), read, write)
+    return results
 
 
 def stored_ids(store: FakeStore) -> list[str]:
