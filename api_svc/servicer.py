@@ -177,21 +177,14 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
             request = await context.read()
             return None if request is grpc.aio.EOF else request
 
-        try:
-            service = await self._authenticator.authenticate(
-                context.invocation_metadata(), ServiceType.RECOGNITION
-            )
+        async def enrol(service: Service) -> None:
             stream = await self._bulk.accept(service)
             # Initial metadata says "accepted": a client may wait for it before sending items,
             # so that a refusal reaches it as the call's status rather than as a failed write.
             await context.send_initial_metadata(())
             await self._bulk.enrol(stream, read, context.write)
-        except ServiceError as error:
-            await abort(context, error)
-        except Exception:
-            log.exception("request_failed")
-            await abort(context, _internal())
-        self._stats.record(service.id)
+
+        await self._recognition(context, enrol)
 
     async def ListFaces(
         self, request: pb.ListFacesRequest, context: grpc.aio.ServicerContext

@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +50,7 @@ import numpy as np
 import psutil
 from google.api import httpbody_pb2
 
+from bench.throughput import rate
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
 from launcher.readiness import grpc_serving
@@ -195,23 +196,6 @@ def second_api_node(mesh: Mesh, work: Path) -> Iterator[tuple[str, int]]:
         process.wait(timeout=60)
 
 
-async def rate(call: Callable[[int], Awaitable[int]], in_flight: int, seconds: float) -> float:
-    """Faces/s of ``call(i)`` (returning its face count) kept ``in_flight`` deep."""
-    deadline = time.perf_counter() + seconds
-    faces = 0
-    counter = iter(range(10**9))
-
-    async def worker() -> None:
-        nonlocal faces
-        while time.perf_counter() < deadline:
-            found = await call(next(counter))
-            faces += found
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-    return faces / (time.perf_counter() - started)
-
-
 def _key(mesh: Mesh) -> tuple[tuple[str, str]]:
     return (("x-api-key", mesh.key),)
 
@@ -231,7 +215,7 @@ async def add_face_rate(
 
     await rate(add, args.in_flight, 3.0)  # warm-up
     await _empty(stub, mesh)
-    return await rate(add, args.in_flight, args.seconds)
+    return (await rate(add, args.in_flight, args.seconds))[1]
 
 
 async def bulk_rate(
@@ -268,27 +252,17 @@ async def bulk_rate(
 async def in_process_rate(photos: list[bytes], args: argparse.Namespace) -> float:
     from concurrent.futures import ThreadPoolExecutor
 
-    from bench.throughput import LIMITS, PARAMS
+    from bench.throughput import in_process_pipeline
     from embed_svc import catalog
-    from embed_svc.analyzer import AnalyzerSettings, FaceAnalyzer
     from embed_svc.backends.onnx import OnnxBackend
-    from embed_svc.landmarks import PREDICTOR_FILE, LandmarkPredictor, package_model_path
 
     backend = await OnnxBackend.connect(
         args.repository, [catalog.DETECTOR.model, catalog.DLIB_RESNET.model], threads=1
     )
     executor = ThreadPoolExecutor(max_workers=2)
-    predictor = LandmarkPredictor.load(package_model_path(PREDICTOR_FILE))
-    analyzer = FaceAnalyzer(
-        backend, predictor, executor, AnalyzerSettings(LIMITS, "dlib68", True), None
-    )
-
-    async def analyze(i: int) -> int:
-        results, _ = await analyzer.analyze([photos[i % len(photos)]], PARAMS)
-        return len(results[0].faces)
-
+    analyze = in_process_pipeline(backend, photos, executor)
     await rate(analyze, args.in_flight, 3.0)  # warm-up
-    faces_s = await rate(analyze, args.in_flight, args.seconds)
+    _, faces_s = await rate(analyze, args.in_flight, args.seconds)
     executor.shutdown()
     await backend.close()
     return faces_s

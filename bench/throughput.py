@@ -138,10 +138,11 @@ def one_face_photos(faces: Path) -> list[bytes]:
     ]
 
 
-async def pipeline_in_process(
-    args: argparse.Namespace, backend: OnnxBackend, photos: list[bytes]
-) -> dict[int, float]:
-    executor = ThreadPoolExecutor(max_workers=2)
+def in_process_pipeline(
+    backend: OnnxBackend, photos: list[bytes], executor: ThreadPoolExecutor
+) -> Callable[[int], Awaitable[int]]:
+    """embed_svc's FaceAnalyzer on ``backend`` called directly: call i analyses photo i mod n
+    (with the calculator) and returns its face count."""
     predictor = LandmarkPredictor.load(package_model_path(PREDICTOR_FILE))
     analyzer = FaceAnalyzer(
         backend, predictor, executor, AnalyzerSettings(LIMITS, "dlib68", True), None
@@ -151,6 +152,14 @@ async def pipeline_in_process(
         results, _ = await analyzer.analyze([photos[i % len(photos)]], PARAMS)
         return len(results[0].faces)
 
+    return analyze
+
+
+async def pipeline_in_process(
+    args: argparse.Namespace, backend: OnnxBackend, photos: list[bytes]
+) -> dict[int, float]:
+    executor = ThreadPoolExecutor(max_workers=2)
+    analyze = in_process_pipeline(backend, photos, executor)
     out = {}
     for concurrency in (1, 32):
         _, faces_s = await rate(analyze, concurrency, args.seconds)
