@@ -1,14 +1,15 @@
 """Bulk enrolment: faces/s of BulkAddFaces against one AddFace per request and the in-process
 pipeline, and an import of precomputed embeddings found on two api_svc nodes.
 
-    python -m bench.bulk images [--faces /work/shared/faces] [--seconds 20] [--in-flight 8]
+    python -m bench.bulk images [--faces /work/shared/faces] [--seconds 15] [--rounds 3]
     python -m bench.bulk embeddings [--count 1000000] [--streams 2] [--to nodes|envoy]
 
 Both start the real mesh (``python -m launcher``: PostgreSQL, Triton, embed_svc, admin_svc,
 api_svc, Envoy) on free ports in a scratch data dir, and use the demo RECOGNITION key.
 
 ``images``: the one-face identity photos of the faces folder, cycled, at ``--in-flight`` photos in
-flight, each figure over ``--seconds`` after a warm-up, in this order (one run, same machine):
+flight, each figure over ``--seconds``, the three in turn for ``--rounds`` rounds (the machine is
+shared: its load drifts, so each round's ratios are printed as well as the means):
 1. the in-process pipeline: embed_svc's FaceAnalyzer on onnxruntime called directly (as
    bench/throughput.py builds it), ``--in-flight`` concurrent calls: no enrolment, no network;
 2. AddFace through Envoy over gRPC, ``--in-flight`` concurrent requests;
@@ -213,8 +214,6 @@ async def add_face_rate(
         await stub.AddFace(request, metadata=_key(mesh), timeout=120)
         return 1
 
-    await rate(add, args.in_flight, 3.0)  # warm-up
-    await _empty(stub, mesh)
     return (await rate(add, args.in_flight, args.seconds))[1]
 
 
@@ -249,49 +248,51 @@ async def bulk_rate(
     return stored / (time.perf_counter() - started), failed
 
 
-async def in_process_rate(photos: list[bytes], args: argparse.Namespace) -> float:
+async def images(args: argparse.Namespace, mesh: Mesh) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from bench.throughput import in_process_pipeline
+    from bench.throughput import in_process_pipeline, one_face_photos
     from embed_svc import catalog
     from embed_svc.backends.onnx import OnnxBackend
 
+    photos = one_face_photos(args.faces)
+    print(
+        f"machine: {os.cpu_count()} CPUs, shared; {len(photos)} one-face photos of {args.faces};"
+        f" {args.in_flight} in flight; {args.seconds:.0f} s per figure, {args.rounds} rounds"
+    )
     backend = await OnnxBackend.connect(
         args.repository, [catalog.DETECTOR.model, catalog.DLIB_RESNET.model], threads=1
     )
     executor = ThreadPoolExecutor(max_workers=2)
     analyze = in_process_pipeline(backend, photos, executor)
-    await rate(analyze, args.in_flight, 3.0)  # warm-up
-    _, faces_s = await rate(analyze, args.in_flight, args.seconds)
-    executor.shutdown()
-    await backend.close()
-    return faces_s
-
-
-async def images(args: argparse.Namespace, mesh: Mesh) -> None:
-    from bench.throughput import one_face_photos
-
-    photos = one_face_photos(args.faces)
-    print(
-        f"machine: {os.cpu_count()} CPUs, shared; {len(photos)} one-face photos of {args.faces};"
-        f" {args.in_flight} in flight; {args.seconds:.0f} s per figure"
-    )
-    local = await in_process_rate(photos, args)
-    print(f"in-process pipeline (FaceAnalyzer, onnxruntime): {local:.1f} faces/s")
     async with grpc.aio.insecure_channel(mesh.envoy, options=_CHANNEL_OPTIONS) as channel:
         stub = pb_grpc.RecognitionServiceStub(channel)
-        await _empty(stub, mesh)
-        single = await add_face_rate(stub, mesh, photos, args)
-        print(f"AddFace through Envoy, one photo per request: {single:.1f} faces/s")
-        await _empty(stub, mesh)
-        await bulk_rate(stub, mesh, photos, 3.0, args.in_flight)  # warm-up
-        await _empty(stub, mesh)
-        bulk, failed = await bulk_rate(stub, mesh, photos, args.seconds, args.in_flight)
-        print(f"BulkAddFaces through Envoy, one stream: {bulk:.1f} faces/s ({failed} failed)")
-        await _empty(stub, mesh)
-    print(f"ratio BulkAddFaces / in-process: {bulk / local:.2f}")
-    print(f"ratio AddFace / in-process: {single / local:.2f}")
-    print(f"ratio BulkAddFaces / AddFace: {bulk / single:.2f}")
+        await rate(analyze, args.in_flight, 3.0)  # warm-ups
+        await bulk_rate(stub, mesh, photos, 3.0, args.in_flight)
+        totals = {"in-process": 0.0, "AddFace": 0.0, "BulkAddFaces": 0.0}
+        for round_ in range(1, args.rounds + 1):
+            local = (await rate(analyze, args.in_flight, args.seconds))[1]
+            await _empty(stub, mesh)
+            single = await add_face_rate(stub, mesh, photos, args)
+            await _empty(stub, mesh)
+            bulk, failed = await bulk_rate(stub, mesh, photos, args.seconds, args.in_flight)
+            await _empty(stub, mesh)
+            print(
+                f"round {round_}: in-process pipeline {local:.1f} faces/s, AddFace through Envoy"
+                f" {single:.1f}, BulkAddFaces through Envoy {bulk:.1f} ({failed} failed);"
+                f" Bulk/in-process {bulk / local:.2f}, AddFace/in-process {single / local:.2f},"
+                f" Bulk/AddFace {bulk / single:.2f}"
+            )
+            for name, value in zip(totals, (local, single, bulk), strict=True):
+                totals[name] += value
+    executor.shutdown()
+    await backend.close()
+    local, single, bulk = (value / args.rounds for value in totals.values())
+    print(
+        f"mean of {args.rounds} rounds: in-process {local:.1f} faces/s, AddFace {single:.1f},"
+        f" BulkAddFaces {bulk:.1f}; Bulk/in-process {bulk / local:.2f},"
+        f" AddFace/in-process {single / local:.2f}, Bulk/AddFace {bulk / single:.2f}"
+    )
 
 
 def _vectors(seed: int, count: int) -> np.ndarray:
@@ -424,7 +425,8 @@ def main() -> None:
     one = sub.add_parser("images")
     one.add_argument("--faces", type=Path, default=Path("/work/shared/faces"))
     one.add_argument("--repository", type=Path, default=Path("triton_models"))
-    one.add_argument("--seconds", type=float, default=20.0)
+    one.add_argument("--seconds", type=float, default=15.0)
+    one.add_argument("--rounds", type=int, default=3)
     one.add_argument("--in-flight", type=int, default=8)
     many = sub.add_parser("embeddings")
     many.add_argument("--count", type=int, default=1_000_000)
