@@ -26,10 +26,19 @@ class NodeContext:
 
     Everything else is the wrapped context's (attribute access is delegated)."""
 
-    def __init__(self, context: grpc.aio.ServicerContext[Any, Any], node: Metadata) -> None:
+    def __init__(
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        node: Metadata,
+        trailers_only_errors: bool = False,
+    ) -> None:
         self._context = context
         self._node = node
         self._sent = False
+        self._trailers_only_errors = trailers_only_errors
+        """A streamed response aborted before anything was sent carries the header in its
+        trailers: a trailers-only answer is what Envoy's transcoder turns into an HTTP error
+        status (after initial metadata it has answered 200 with the error in the body)."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)
@@ -51,11 +60,15 @@ class NodeContext:
         trailing_metadata: Metadata = (),
     ) -> None:
         """Ends the call with an error, after the node header."""
+        if self._trailers_only_errors and not self._sent:
+            await self._context.abort(code, details, (*trailing_metadata, *self._node))
         await self.send_node_header()
         await self._context.abort(code, details, trailing_metadata)
 
     async def abort_with_status(self, status: grpc.Status) -> None:
         """Ends the call with ``status``, after the node header."""
+        if self._trailers_only_errors and not self._sent:
+            await self._context.abort_with_status(_TrailedStatus(status, self._node))
         await self.send_node_header()
         await self._context.abort_with_status(status)
 
@@ -65,9 +78,20 @@ class NodeContext:
         await self._context.write(message)
 
 
-def _unary_response(inner: Callable[..., Awaitable[Any]], node: Metadata) -> Any:
+class _TrailedStatus(grpc.Status):
+    """``status`` with the node header added to its trailing metadata."""
+
+    def __init__(self, status: grpc.Status, node: Metadata) -> None:
+        self.code = status.code
+        self.details = status.details
+        self.trailing_metadata = (*(status.trailing_metadata or ()), *node)
+
+
+def _unary_response(
+    inner: Callable[..., Awaitable[Any]], node: Metadata, streamed: bool = False
+) -> Any:
     async def behaviour(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        wrapped = NodeContext(context, node)
+        wrapped = NodeContext(context, node, trailers_only_errors=streamed)
         try:
             response = await inner(request, wrapped)
         except grpc.aio.AbortError:
@@ -84,12 +108,12 @@ def _unary_response(inner: Callable[..., Awaitable[Any]], node: Metadata) -> Any
 def _stream_response(inner: Callable[..., Any], node: Metadata) -> Any:
     if not inspect.isasyncgenfunction(inner):
         # A handler that writes with context.write and returns: the wrapper is a coroutine too.
-        return _unary_response(inner, node)
+        return _unary_response(inner, node, streamed=True)
 
     async def behaviour(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        wrapped = NodeContext(context, node)
+        wrapped = NodeContext(context, node, trailers_only_errors=True)
         try:
             async for message in inner(request, wrapped):
                 await wrapped.send_node_header()
