@@ -10,7 +10,7 @@ import pytest
 
 from api_svc.image_body import BodyLimits, read_images
 from facegrid.errors import ServiceError
-from tests.rest_client import multipart
+from tests.helpers.rest_client import multipart
 
 LIMITS = BodyLimits(max_file_bytes=100, max_request_bytes=1000)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\r\n--x\r\n" * 3

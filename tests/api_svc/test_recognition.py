@@ -8,7 +8,7 @@ import grpc
 
 from facegrid.embedding.v1 import embedding_service_pb2 as embed_pb
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
-from tests.api_svc.test_recognition_store import OTHER, PNG, Store, add, api
+from tests.api_svc.test_face_store import OTHER, PNG, Store, add, api
 from tests.api_svc.test_servicer import EMPTY, GROUP, as_json, failure, image
 
 __all__ = ["api"]

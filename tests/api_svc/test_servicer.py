@@ -36,7 +36,7 @@ from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
 from facegrid.server import start_server, stop_server
 from facegrid.similarity import Calibration
 from tests.api_svc.fakes import FakeCounter, FakeEmbed, FakeKeyStore, face
-from tests.rest_client import multipart
+from tests.helpers.rest_client import multipart
 
 ONE = b"one face"
 GROUP = b"group"

@@ -14,7 +14,7 @@ from embed_svc.config import EmbedConfig, load_config
 from embed_svc.server import create_server
 from facegrid.embedding.v1 import embedding_service_pb2_grpc
 from facegrid.server import channel_options
-from tests.embed_svc.embed_fakes import FAKE_ATTRIBUTES, FakeBackend, ServedEmbed
+from tests.embed_svc.fakes import FAKE_ATTRIBUTES, FakeBackend, ServedEmbed
 
 
 def embed_config(**overrides: str) -> EmbedConfig:

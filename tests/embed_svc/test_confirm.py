@@ -13,7 +13,7 @@ from PIL import Image
 
 from embed_svc.confirm import FaceConfirmer
 from embed_svc.types import Box, Detection, RgbImage
-from tests.embed_svc.face_photos import astronaut_png
+from tests.helpers.photos import astronaut_png
 
 KEYPOINTS = np.zeros((6, 2))
 

@@ -14,7 +14,7 @@ from embed_svc import catalog
 from facegrid.embedding.v1 import embedding_service_pb2 as pb
 from facegrid.errors import COMPREFACE_CODE_KEY, error_info
 from facegrid.server import READY_SERVICE
-from tests.embed_svc.embed_fakes import ServedEmbed, encode_png
+from tests.embed_svc.fakes import ServedEmbed, encode_png
 
 
 def _scene() -> bytes:

@@ -32,8 +32,8 @@ from facegrid.embedding.v1 import embedding_service_pb2_grpc as pb_grpc
 from facegrid.errors import error_info
 from facegrid.server import READY_SERVICE, channel_options
 from facegrid.similarity import Calibration
-from tests.embed_svc.face_photos import FACE_API_COUNTS, astronaut_png, face_api_samples
-from tests.embed_svc.triton_process import REPOSITORY, TritonProcess, missing_models
+from tests.helpers.photos import FACE_API_COUNTS, astronaut_png, face_api_samples
+from tests.helpers.triton import REPOSITORY, TritonProcess, missing_models
 
 pytestmark = pytest.mark.integration
 

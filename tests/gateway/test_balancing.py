@@ -19,7 +19,7 @@ from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
 from facegrid.server import RunningServer, start_server, stop_server
 from gateway.render import GatewayPorts, node_ports
 from tests.conftest import free_base_port
-from tests.rest_client import Reply, call
+from tests.helpers.rest_client import Reply, call
 
 pytestmark = pytest.mark.integration
 

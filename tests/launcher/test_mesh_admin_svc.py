@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.embed_svc.face_photos import astronaut_png
-from tests.integration.conftest import MeshHandle
-from tests.rest_client import call
+from tests.helpers.photos import astronaut_png
+from tests.helpers.rest_client import call
+from tests.launcher.conftest import MeshHandle
 
 pytestmark = pytest.mark.integration
 

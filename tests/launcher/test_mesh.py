@@ -12,8 +12,8 @@ from facegrid.embedding.v1 import embedding_service_pb2, embedding_service_pb2_g
 from facegrid.errors import error_info
 from facegrid.recognition.v1 import recognition_service_pb2, recognition_service_pb2_grpc
 from launcher.readiness import http_ok
-from tests.integration.conftest import MeshHandle
-from tests.rest_client import call
+from tests.helpers.rest_client import call
+from tests.launcher.conftest import MeshHandle
 
 pytestmark = pytest.mark.integration
 
@@ -77,8 +77,8 @@ EXTENSION_PATHS = [
     ),
 ]
 
-#: Every RPC is served (tests/integration/test_api_svc.py, test_recognition_store.py,
-#: test_recognition.py, test_bulk.py): none answers 501 any more.
+#: Every RPC is served (test_mesh_api_svc.py, test_mesh_face_store.py,
+#: test_mesh_recognition.py, test_mesh_bulk.py): none answers 501 any more.
 IMPLEMENTED_PATHS = COMPREFACE_PATHS + EXTENSION_PATHS
 
 

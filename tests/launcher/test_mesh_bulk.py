@@ -20,17 +20,17 @@ import pytest
 
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
-from tests.integration.conftest import REPO, MeshHandle
-from tests.integration.test_api_svc import error, keys, photos
-from tests.integration.test_recognition import until
-from tests.integration.test_recognition_store import (
+from tests.launcher.conftest import REPO, MeshHandle
+from tests.launcher.test_mesh_api_svc import error, keys, photos
+from tests.launcher.test_mesh_recognition import until
+from tests.launcher.test_mesh_face_store import (
     FACES,
     SUBJECTS,
     detected_embedding,
     empty_collection,
     rest,
 )
-from tests.rest_client import call
+from tests.helpers.rest_client import call
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ import pytest
 from gateway.render import GatewayPorts, render
 from launcher.readiness import envoy_cluster_healthy, grpc_serving, http_ok
 from tests.admin_svc.helpers import TEST_TOKEN_SECRET, add_example, add_subject
-from tests.rest_client import Reply, call
+from tests.helpers.rest_client import Reply, call
 
 pytestmark = pytest.mark.integration
 

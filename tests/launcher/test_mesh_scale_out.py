@@ -24,9 +24,9 @@ from facegrid.node_header import NODE_HEADER
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
 from launcher.readiness import http_ok
-from tests.embed_svc.face_photos import astronaut_png
-from tests.integration.conftest import MeshHandle, running_mesh
-from tests.rest_client import Reply, call
+from tests.helpers.photos import astronaut_png
+from tests.helpers.rest_client import Reply, call
+from tests.launcher.conftest import MeshHandle, running_mesh
 
 pytestmark = pytest.mark.integration
 

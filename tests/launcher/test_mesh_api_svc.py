@@ -18,9 +18,9 @@ from PIL import Image, ImageOps
 
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
-from tests.embed_svc.face_photos import FACE_API_COUNTS, astronaut_png, face_api_samples
-from tests.integration.conftest import MeshHandle
-from tests.rest_client import Reply, call
+from tests.helpers.photos import FACE_API_COUNTS, astronaut_png, face_api_samples
+from tests.helpers.rest_client import Reply, call
+from tests.launcher.conftest import MeshHandle
 
 pytestmark = pytest.mark.integration
 

@@ -9,15 +9,15 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.integration.conftest import MeshHandle
-from tests.integration.test_api_svc import GROUP, error, keys, photos
-from tests.integration.test_recognition_store import (
+from tests.helpers.rest_client import Reply
+from tests.launcher.conftest import MeshHandle
+from tests.launcher.test_mesh_api_svc import GROUP, error, keys, photos
+from tests.launcher.test_mesh_face_store import (
     detected_embedding,
     empty_collection,
     enrol,
     rest,
 )
-from tests.rest_client import Reply
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 
-from tests.integration.conftest import MeshHandle
-from tests.integration.test_api_svc import GROUP, error, keys, photos
-from tests.rest_client import Reply, call
+from tests.helpers.rest_client import Reply, call
+from tests.launcher.conftest import MeshHandle
+from tests.launcher.test_mesh_api_svc import GROUP, error, keys, photos
 
 pytestmark = pytest.mark.integration
 
