@@ -12,7 +12,11 @@ created from ``requirements-build.txt`` on first use).
    (``models/verify.py``) and must have its pinned fingerprint (``EXPECTED``).
 3. Writes ``triton_models/<model>/1/model.onnx`` and the GPU variant ``build/triton_models_gpu``.
 
-When every output is present with its expected fingerprint, nothing is fetched or converted.
+It also fetches the tests' photos (``sources.TEST_DATA``) into ``build/cache``: the tests read
+them from there and fetch nothing.
+
+When every output is present with its expected fingerprint, nothing is converted, and nothing
+is fetched once the cache holds every source.
 """
 
 from __future__ import annotations
@@ -267,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
     args = parser.parse_args(argv)
     start = time.monotonic()
+    for source in sources.TEST_DATA:
+        fetch(source, CACHE)
     if not args.force and outputs_current():
         print(f"models: up to date ({time.monotonic() - start:.1f} s)")
         return 0

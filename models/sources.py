@@ -66,4 +66,20 @@ HUMAN_MODELS = Source(
 #: Folder of the TFJS graph models inside the npm tarball.
 HUMAN_MODELS_FOLDER = "package/models"
 
-ALL = (BLAZEFACE, DLIB_MODELS, HUMAN_MODELS)
+#: Not a model: the demo group photos of ``@vladmandic/face-api`` (``package/demo/sample1.jpg``
+#: ... ``sample6.jpg``), which the tests use as real faces. ``make models`` fetches them into the
+#: same cache, so that no test fetches anything.
+FACE_API = Source(
+    registry="npm",
+    package="@vladmandic/face-api",
+    version="1.7.15",
+    filename="vladmandic-face-api-1.7.15.tgz",
+    sha256="0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031",
+    licence="MIT (package, Vladimir Mandic; the demo photos ship in it)",
+)
+#: Folder of the demo photos inside the npm tarball.
+FACE_API_DEMO_FOLDER = "package/demo"
+
+MODEL_SOURCES = (BLAZEFACE, DLIB_MODELS, HUMAN_MODELS)
+TEST_DATA = (FACE_API,)
+ALL = MODEL_SOURCES + TEST_DATA

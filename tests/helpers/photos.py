@@ -1,18 +1,21 @@
-"""Face photos for tests, from registry packages: scikit-image's astronaut and the group
-photos of npm ``@vladmandic/face-api``'s demo folder (fetched once with ``npm pack`` into
-``build/test-data``)."""
+"""Face photos for tests, from registry packages: scikit-image's astronaut (installed with the
+venv) and the group photos of npm ``@vladmandic/face-api``'s demo folder, read from the pinned
+tarball that ``make models`` puts in ``build/cache`` (models/sources.py ``FACE_API``). Nothing
+is fetched here: a missing or altered tarball fails the test, naming the command to run."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import functools
 import tarfile
 from pathlib import Path
 
+import pytest
+
+from models import sources
+from models.fetch import sha256
+
 REPO = Path(__file__).resolve().parents[2]
-CACHE = REPO / "build" / "test-data"
-#: Pinned npm package holding the demo photos.
-FACE_API = "@vladmandic/face-api@1.7.15"
+CACHE = REPO / "build" / "cache"
 #: Faces a person counts in each demo photo (sample1.jpg ... sample6.jpg).
 FACE_API_COUNTS = {
     "sample1.jpg": 3,
@@ -31,33 +34,19 @@ def astronaut_png() -> bytes:
     return (Path(skimage.__file__).parent / "data" / "astronaut.png").read_bytes()
 
 
-def face_api_samples() -> dict[str, bytes] | None:
-    """The six demo group photos by file name, or None when npm cannot fetch them."""
-    folder = CACHE / "face-api"
-    if not all((folder / name).is_file() for name in FACE_API_COUNTS):
-        npm = shutil.which("npm")
-        if npm is None:
-            return None
-        CACHE.mkdir(parents=True, exist_ok=True)
-        try:
-            packed = (
-                subprocess.run(
-                    [npm, "pack", FACE_API, "--pack-destination", str(CACHE), "--silent"],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                    timeout=300,
-                )
-                .stdout.strip()
-                .splitlines()[-1]
-            )
-        except (subprocess.SubprocessError, IndexError):
-            return None
-        folder.mkdir(exist_ok=True)
-        with tarfile.open(CACHE / packed) as archive:
-            for name in FACE_API_COUNTS:
-                member = archive.extractfile(f"package/demo/{name}")
-                if member is None:
-                    return None
-                (folder / name).write_bytes(member.read())
-    return {name: (folder / name).read_bytes() for name in FACE_API_COUNTS}
+@functools.cache
+def face_api_samples() -> dict[str, bytes]:
+    """The six demo group photos by file name."""
+    archive = CACHE / sources.FACE_API.filename
+    if not archive.is_file():
+        pytest.fail(f"{archive} is missing: run `make models` (it fetches the test photos)")
+    if sha256(archive) != sources.FACE_API.sha256:
+        pytest.fail(f"{archive} is not the pinned {sources.FACE_API.spec}: run `make models`")
+    wanted = {f"{sources.FACE_API_DEMO_FOLDER}/{name}": name for name in FACE_API_COUNTS}
+    photos = {}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            if member.name in wanted and (handle := tar.extractfile(member)) is not None:
+                photos[wanted[member.name]] = handle.read()
+    assert set(photos) == set(FACE_API_COUNTS), f"{archive} lacks {wanted}"
+    return {name: photos[name] for name in FACE_API_COUNTS}

@@ -45,8 +45,8 @@ def predictor_path() -> Path:
 
 
 def photos() -> dict[str, np.ndarray]:
-    """The test photos by name, RGB uint8 (face-api's only when npm can fetch them)."""
-    raw = {"astronaut.png": astronaut_png(), **(face_api_samples() or {})}
+    """The test photos by name, RGB uint8."""
+    raw = {"astronaut.png": astronaut_png(), **face_api_samples()}
     return {
         name: np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for name, data in raw.items()
     }
