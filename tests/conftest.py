@@ -1,40 +1,47 @@
-"""Fixtures shared by every test level: free ports and short scratch directories."""
+"""Fixtures shared by every test level (free ports, short scratch directories, and through the
+plugin tests/helpers/postgres.py an embedded PostgreSQL), and the check that every test
+starting a real process carries the ``integration`` marker."""
 
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from gateway.render import node_ports
-from launcher.ports import port_is_free
+from tests.helpers.ports import unused_port
+
+pytest_plugins = ["tests.helpers.postgres"]
+
+#: Fixtures that start a real process (PostgreSQL, Envoy, Triton, the launcher's mesh) or read
+#: what ``make models`` produced. A test that uses one, directly or through another fixture,
+#: must be marked ``integration``, so that ``make unit`` (``-m "not integration"``) stays fast
+#: and self-contained; collection fails naming the tests that are not.
+REAL_PROCESS_FIXTURES = frozenset(
+    {"pg_server", "start_envoy", "triton", "mesh", "repository", "faces"}
+)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def free_base_port(nodes: int) -> int:
-    """A base port such that node i's port (base + 100 * i, DESIGN.md "Ports and names") is
-    free for each of ``nodes`` nodes."""
-    for _ in range(200):
-        base = _free_port()
-        ports = node_ports(base, nodes)
-        if ports[-1] < 65536 and all(port_is_free("127.0.0.1", port) for port in ports):
-            return base
-    raise AssertionError(f"no free base port for {nodes} nodes")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    unmarked = [
+        item.nodeid
+        for item in items
+        if REAL_PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        and item.get_closest_marker("integration") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests start real processes or need `make models` but are not marked "
+            "@pytest.mark.integration:\n  " + "\n  ".join(unmarked)
+        )
 
 
 @pytest.fixture(scope="session")
 def free_port() -> Callable[[], int]:
     """Returns a function giving a currently unused loopback TCP port."""
-    return _free_port
+    return unused_port
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,15 @@ import time
 import uuid
 
 import grpc
+import pytest
 import structlog
 
 from admin_svc.tokens import TokenSigner
 from facegrid.admin.v1 import admin_service_pb2 as pb
 from facegrid.errors import error_info
 from tests.admin_svc.helpers import TEST_TOKEN_SECRET, Admin, rpc_error
+
+pytestmark = pytest.mark.integration
 
 
 def _reason(error: grpc.aio.AioRpcError) -> str | None:

@@ -6,6 +6,7 @@ import uuid
 
 import asyncpg
 import grpc
+import pytest
 
 from admin_svc.config import load_config
 from admin_svc.demo import describe, ensure_demo
@@ -14,6 +15,8 @@ from admin_svc.server import create_server
 from facegrid.admin.v1 import admin_service_pb2 as pb
 from facegrid.admin.v1 import admin_service_pb2_grpc
 from tests.admin_svc.helpers import FakeEmbed, admin_env
+
+pytestmark = pytest.mark.integration
 
 
 async def test_an_empty_database_gets_one_demo_service_of_each_type_once(

@@ -55,6 +55,7 @@ async def _seed(
     return with_images, without
 
 
+@pytest.mark.integration
 async def test_a_migration_blocks_writes_then_swaps_every_embedding_at_once(admin: Admin) -> None:
     _, auth = await admin.user("owner@example.com")
     app = await admin.create_app(auth)
@@ -140,6 +141,7 @@ async def test_a_migration_blocks_writes_then_swaps_every_embedding_at_once(admi
         await listener.close()
 
 
+@pytest.mark.integration
 async def test_rejected_images_count_as_failed_and_keep_their_embedding(admin: Admin) -> None:
     _, auth = await admin.user("owner@example.com")
     app = await admin.create_app(auth)
@@ -175,6 +177,7 @@ async def test_rejected_images_count_as_failed_and_keep_their_embedding(admin: A
         await conn.close()
 
 
+@pytest.mark.integration
 async def test_start_refusals(admin: Admin) -> None:
     _, auth = await admin.user("owner@example.com")
     app = await admin.create_app(auth)
@@ -226,6 +229,7 @@ async def _service_row(conn: asyncpg.Connection, service_id: uuid.UUID) -> servi
     return row
 
 
+@pytest.mark.integration
 async def test_embed_svc_going_away_fails_the_migration_and_changes_nothing(
     pool: asyncpg.Pool,
 ) -> None:
@@ -252,6 +256,7 @@ async def test_embed_svc_going_away_fails_the_migration_and_changes_nothing(
     assert len(embed.calls) == 3  # the first try and two retries
 
 
+@pytest.mark.integration
 async def test_a_failed_migration_records_no_text_of_embed_svc(pool: asyncpg.Pool) -> None:
     embed = FakeEmbed(failure=EmbedError("failed", "embed_svc failed (INTERNAL): /srv/secret.py"))
     migrator = EmbeddingMigrator(pool, embed, worker="w1")
@@ -296,6 +301,7 @@ async def test_the_supervisor_outlives_an_interface_error() -> None:
         await asyncio.gather(supervisor, enough, return_exceptions=True)
 
 
+@pytest.mark.integration
 async def test_a_dead_workers_migration_is_taken_over_and_finished_once(
     pool: asyncpg.Pool,
 ) -> None:
@@ -329,6 +335,7 @@ async def test_a_dead_workers_migration_is_taken_over_and_finished_once(
         assert {rows[i]["calculator"] for i in migrated_ids} == {"calc-b"}
 
 
+@pytest.mark.integration
 async def test_deleting_the_service_mid_migration_stops_the_job(pool: asyncpg.Pool) -> None:
     embed = FakeEmbed(gate=asyncio.Event())
     migrator = EmbeddingMigrator(pool, embed, worker="w1")

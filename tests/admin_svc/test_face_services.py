@@ -18,6 +18,8 @@ from facegrid.errors import error_info
 from facegrid.schema import api_key_digest
 from tests.admin_svc.helpers import Admin, add_example, add_subject, count_requests, rpc_error
 
+pytestmark = pytest.mark.integration
+
 Auth = tuple[tuple[str, str], ...]
 UUID_FORM = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 

@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,15 +22,16 @@ from typing import Any
 import asyncpg
 import pytest
 
-from gateway.render import GatewayPorts, render
-from launcher.readiness import envoy_cluster_healthy, grpc_serving, http_ok
+from gateway.render import GatewayPorts
+from launcher.readiness import envoy_cluster_healthy, grpc_serving
 from tests.admin_svc.helpers import TEST_TOKEN_SECRET, add_example, add_subject
+from tests.helpers.envoy import running_envoy
 from tests.helpers.rest_client import Reply, call
+from tests.helpers.wait import wait_for_process, wait_until
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-ENVOY = Path(sys.executable).parent / "envoy"
 DESCRIPTOR = REPO / "gateway" / "descriptor.pb"
 API = "/api/v1/admin"
 UUID_TEXT = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -53,18 +53,9 @@ class Edge:
         return call(method, f"{self.base}{API}{path}", json=json, headers=headers)
 
 
-def _wait(check: Callable[[], bool], what: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while not check():
-        assert process.poll() is None, f"{what} exited with {process.returncode}"
-        assert time.monotonic() < deadline, f"{what} not ready"
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def edge(empty_db_url: str, short_tmp: Path, free_port: Callable[[], int]) -> Iterator[Edge]:
-    if not ENVOY.exists() or b"facegrid.admin.v1" not in DESCRIPTOR.read_bytes():
-        pytest.skip("needs the envoy binary and `make proto` (admin service in the descriptor)")
+    assert b"facegrid.admin.v1" in DESCRIPTOR.read_bytes(), "run `make proto`"
     ports = GatewayPorts(
         listen_port=free_port(),
         admin_port=free_port(),
@@ -90,39 +81,22 @@ def edge(empty_db_url: str, short_tmp: Path, free_port: Callable[[], int]) -> It
         admin = subprocess.Popen(
             [sys.executable, "-m", "admin_svc"], cwd=REPO, env=env, stdout=out, stderr=out
         )
-    config = work / "envoy.yaml"
-    config.write_text(render(ports))
-    with (work / "envoy.log").open("wb") as log:
-        envoy = subprocess.Popen(
-            [
-                str(ENVOY),
-                "-c",
-                str(config),
-                "--log-level",
-                "warn",
-                "--base-id",
-                str(ports.listen_port),
-            ],
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
     try:
-        _wait(lambda: grpc_serving(f"127.0.0.1:{ports.admin_svc_port}"), "admin_svc", admin)
-        base = f"http://127.0.0.1:{ports.listen_port}"
-        _wait(lambda: http_ok(f"{base}/healthz"), "envoy", envoy)
-        admin_url = f"http://127.0.0.1:{ports.admin_port}"
-        _wait(lambda: envoy_cluster_healthy(admin_url, "admin_svc"), "envoy routes", envoy)
-        yield Edge(base, empty_db_url, output)
+        with running_envoy(ports, work) as base:
+            address = f"127.0.0.1:{ports.admin_svc_port}"
+            wait_for_process(admin, lambda: grpc_serving(address), 60, "admin_svc", output)
+            admin_url = f"http://127.0.0.1:{ports.admin_port}"
+            wait_until(
+                lambda: envoy_cluster_healthy(admin_url, "admin_svc"), 30, "envoy to route to it"
+            )
+            yield Edge(base, empty_db_url, output)
     finally:
-        for process in (envoy, admin):
-            process.terminate()
-        for process in (envoy, admin):
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        admin.terminate()
+        try:
+            admin.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            admin.kill()
+            admin.wait()
     assert admin.returncode == 0, output.read_text()[-2000:]
 
 
@@ -219,10 +193,11 @@ def test_the_acceptance_path_over_rest(edge: Edge) -> None:
 
 
 def test_the_demo_keys_printed_at_first_start_belong_to_the_demo_services(edge: Edge) -> None:
-    deadline = time.monotonic() + 30
-    while "demo-verification" not in edge.admin_output.read_text():
-        assert time.monotonic() < deadline, edge.admin_output.read_text()
-        time.sleep(0.1)
+    wait_until(
+        lambda: "demo-verification" in edge.admin_output.read_text(),
+        30,
+        "admin_svc to print the demo keys",
+    )
     printed = dict(re.findall(rf"(demo-\w+)\s+({UUID_TEXT})", edge.admin_output.read_text()))
     assert set(printed) == {"demo-recognition", "demo-detection", "demo-verification"}
     edge.call(

@@ -38,6 +38,7 @@ async def _tables(conn: asyncpg.Connection) -> set[str]:
     return {r["tablename"] for r in rows}
 
 
+@pytest.mark.integration
 async def test_from_empty_applies_every_migration_and_records_it(empty_db_url: str) -> None:
     conn = await asyncpg.connect(empty_db_url)
     try:
@@ -52,6 +53,7 @@ async def test_from_empty_applies_every_migration_and_records_it(empty_db_url: s
         await conn.close()
 
 
+@pytest.mark.integration
 async def test_reapplying_changes_nothing(empty_db_url: str) -> None:
     conn = await asyncpg.connect(empty_db_url)
     try:
@@ -64,6 +66,7 @@ async def test_reapplying_changes_nothing(empty_db_url: str) -> None:
         await conn.close()
 
 
+@pytest.mark.integration
 async def test_two_nodes_at_once_apply_each_migration_once(empty_db_url: str) -> None:
     first, second = await asyncpg.connect(empty_db_url), await asyncpg.connect(empty_db_url)
     try:
@@ -77,6 +80,7 @@ async def test_two_nodes_at_once_apply_each_migration_once(empty_db_url: str) ->
         await second.close()
 
 
+@pytest.mark.integration
 async def test_a_failing_migration_leaves_nothing_behind(empty_db_url: str) -> None:
     good = Migration(1, "good", "CREATE TABLE good_table (id int)")
     bad = Migration(2, "bad", "CREATE TABLE half_done (id int); SELECT no_such_function();")
@@ -94,6 +98,7 @@ async def test_a_failing_migration_leaves_nothing_behind(empty_db_url: str) -> N
         await conn.close()
 
 
+@pytest.mark.integration
 async def test_an_edited_migration_is_refused(empty_db_url: str) -> None:
     conn = await asyncpg.connect(empty_db_url)
     try:
@@ -105,6 +110,7 @@ async def test_an_edited_migration_is_refused(empty_db_url: str) -> None:
         await conn.close()
 
 
+@pytest.mark.integration
 async def test_a_database_newer_than_the_build_is_refused(empty_db_url: str) -> None:
     conn = await asyncpg.connect(empty_db_url)
     try:

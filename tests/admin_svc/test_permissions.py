@@ -14,6 +14,8 @@ from facegrid.common.v1 import common_pb2
 from facegrid.errors import error_info
 from tests.admin_svc.helpers import Admin, rpc_error
 
+pytestmark = pytest.mark.integration
+
 Auth = tuple[tuple[str, str], ...]
 
 

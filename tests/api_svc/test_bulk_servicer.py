@@ -18,10 +18,9 @@ from api_svc.face_store import NewExample, NewFace, PgFaceStore
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
 from tests.api_svc.fakes import DLIB
-from tests.api_svc.test_recognition_store import OTHER, PNG, Store, api
-from tests.api_svc.test_servicer import EMPTY, GROUP
+from tests.api_svc.helpers import EMPTY, GROUP, OTHER, PNG, Store
 
-__all__ = ["api"]
+pytestmark = pytest.mark.integration
 
 
 def image_item(key: str, subject: str, data: bytes) -> pb.BulkAddFacesRequest:

@@ -8,21 +8,14 @@ import uuid
 import asyncpg
 import pytest
 
-from admin_svc.demo import ensure_demo
 from api_svc.auth import Authenticator, ServiceType
 from api_svc.db import PgKeyStore, PgRequestCounter
 from api_svc.stats import RequestStats, utc_today
 from facegrid.errors import ServiceError
 from facegrid.schema import api_key_digest
+from tests.api_svc.helpers import demo_keys
 
-
-async def demo_keys(pool: asyncpg.Pool) -> dict[str, tuple[uuid.UUID, uuid.UUID]]:
-    """(service id, API key) by service type."""
-    async with pool.acquire() as conn:
-        setup = await ensure_demo(conn)
-        assert setup is not None
-        rows = await conn.fetch("SELECT id, type, api_key FROM services")
-    return {r["type"]: (r["id"], r["api_key"]) for r in rows}
+pytestmark = pytest.mark.integration
 
 
 async def test_a_key_finds_its_service_by_digest(pool: asyncpg.Pool) -> None:

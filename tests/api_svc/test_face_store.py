@@ -5,8 +5,6 @@ against a stored example, and writes refused while a migration blocks the collec
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 
 import asyncpg
 import grpc
@@ -14,74 +12,14 @@ import numpy as np
 import pytest
 from google.protobuf import struct_pb2
 
-from api_svc.auth import Authenticator
-from api_svc.db import PgKeyStore
 from api_svc.embed_client import embed_unavailable
 from api_svc.face_store import PgFaceStore
-from api_svc.stats import RequestStats
 from facegrid.errors import ServiceError
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
-from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
-from tests.api_svc.fakes import DLIB, FakeCounter, FakeEmbed, face
-from tests.api_svc.test_db import demo_keys
-from tests.api_svc.test_servicer import (
-    EMPTY,
-    GROUP,
-    as_json,
-    build_servicer,
-    failure,
-    image,
-    serving,
-)
+from tests.api_svc.fakes import DLIB
+from tests.api_svc.helpers import EMPTY, GROUP, PNG, Store, add, as_json, failure, image
 
-PNG = b"\x89PNG\r\n\x1a\n astronaut"
-OTHER = b"\xff\xd8\xff other person"
-
-
-@dataclass
-class Store:
-    stub: pb_grpc.RecognitionServiceStub
-    embed: FakeEmbed
-    pool: asyncpg.Pool
-    service_id: uuid.UUID
-    metadata: tuple[tuple[str, str]]
-    detection_key: tuple[tuple[str, str]]
-
-
-@pytest.fixture
-async def api(free_port: Callable[[], int], pool: asyncpg.Pool) -> AsyncIterator[Store]:
-    keys = await demo_keys(pool)
-    embed = FakeEmbed(
-        faces={
-            PNG: [face(10, 50, [2.0, 0.0, 0.0])],
-            OTHER: [face(10, 50, [0.0, 0.0, 3.0])],
-            GROUP: [
-                face(100, 80, [0.0, 1.0, 0.0]),
-                face(300, 60, [0.9, 0.1, 0.0]),
-            ],
-        }
-    )
-    servicer = build_servicer(
-        Authenticator(PgKeyStore(pool, 5), 0), RequestStats(FakeCounter()), embed, pool
-    )
-    service_id, key = keys["RECOGNITION"]
-    async with serving(servicer, free_port()) as stub:
-        yield Store(
-            stub,
-            embed,
-            pool,
-            service_id,
-            (("x-api-key", str(key)),),
-            (("x-api-key", str(keys["DETECTION"][1])),),
-        )
-
-
-async def add(api: Store, subject: str, data: bytes = PNG) -> str:
-    reply = await api.stub.AddFace(
-        pb.AddFaceRequest(image=image(data), subject=subject), metadata=api.metadata
-    )
-    assert reply.subject == subject
-    return reply.image_id
+pytestmark = pytest.mark.integration
 
 
 async def rows(api: Store, query: str) -> list[asyncpg.Record]:

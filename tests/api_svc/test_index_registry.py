@@ -18,6 +18,7 @@ from api_svc.notifications import Notification, parse
 from api_svc.similarity import Calculators
 from facegrid.errors import ServiceError
 from tests.api_svc.fakes import DLIB, FakeEmbed
+from tests.helpers.wait import wait_until_async
 
 SERVICE = uuid.uuid4()
 SUBJECT = uuid.uuid4()
@@ -36,6 +37,8 @@ class FakeSource:
     snapshots: int = 0
     gate: asyncio.Event | None = None
     broken: bool = False
+    read: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once a snapshot has been read (before it waits on ``gate``)."""
 
     def write(self, *examples: Example) -> Notification:
         self.seq += 1
@@ -53,6 +56,7 @@ class FakeSource:
     async def snapshot(self, service_id: uuid.UUID, default: str) -> Snapshot:
         self.snapshots += 1
         seq, rows = self.seq, list(self.rows.values())
+        self.read.set()
         if self.gate is not None:
             await self.gate.wait()
         if self.broken:
@@ -74,11 +78,11 @@ class FakeSource:
 
 async def settle(registry: IndexRegistry) -> None:
     """Waits (bounded) until no rebuild is running."""
-    for _ in range(200):
-        if not registry.rebuilding():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("rebuild did not finish")
+
+    async def idle() -> bool:
+        return not registry.rebuilding()
+
+    await wait_until_async(idle, 2, "the rebuild to finish", interval_s=0.005)
 
 
 def registry_over(source: FakeSource) -> IndexRegistry:
@@ -129,8 +133,9 @@ async def test_notifications_during_a_rebuild_are_applied_after_it() -> None:
     registry = registry_over(source)
     old = await registry.get(SERVICE)
     source.gate = asyncio.Event()
+    source.read.clear()
     registry.rebuild(SERVICE, "test")
-    await asyncio.sleep(0.01)  # the rebuild has read its snapshot and waits on the gate
+    await asyncio.wait_for(source.read.wait(), 2)  # the rebuild now waits on the gate
     late = row([0.0, 0.0, 1.0])
     await registry.handle(source.write(late))
     assert registry.loaded()[SERVICE] is old  # the old index keeps serving meanwhile

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +23,8 @@ from api_svc.server import ApiServer, create_server
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
 from tests.api_svc.fakes import FakeEmbed, face
-from tests.api_svc.test_db import demo_keys
-from tests.api_svc.test_servicer import image
+from tests.api_svc.helpers import demo_keys, image
+from tests.helpers.wait import wait_until_async
 
 ASTRONAUT = b"\x89PNG\r\n\x1a\n astronaut"
 MIRROR = b"\x89PNG\r\n\x1a\n mirror"
@@ -79,17 +79,6 @@ async def cluster(db_url: str, pool: asyncpg.Pool) -> AsyncIterator[Cluster]:
         await node.server.stop(0)
 
 
-async def eventually(
-    check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 10
-) -> None:
-    """Polls ``check`` until it holds; fails after ``timeout_s``."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 async def subjects_on(node: Node, cluster: Cluster, data: bytes = MIRROR) -> list[str]:
     reply = await node.stub.RecognizeFaces(
         pb.RecognizeFacesRequest(image=image(data), prediction_count=5),
@@ -131,6 +120,7 @@ async def insert_silently(cluster: Cluster, subject: str) -> uuid.UUID:
         )
 
 
+@pytest.mark.integration
 async def test_a_face_enrolled_on_one_node_is_recognised_on_the_other(cluster: Cluster) -> None:
     assert await subjects_on(cluster.b, cluster) == []  # B loads the empty collection first
     image_id = await enrol(cluster.a, cluster, "Eileen")
@@ -138,7 +128,7 @@ async def test_a_face_enrolled_on_one_node_is_recognised_on_the_other(cluster: C
     async def b_knows() -> bool:
         return await subjects_on(cluster.b, cluster) == ["Eileen"]
 
-    await eventually(b_knows, "node B to see the enrolment")
+    await wait_until_async(b_knows, 10, "node B to see the enrolment")
     reply = await cluster.b.stub.RecognizeFaces(
         pb.RecognizeFacesRequest(image=image(MIRROR)), metadata=cluster.metadata
     )
@@ -151,10 +141,11 @@ async def test_a_face_enrolled_on_one_node_is_recognised_on_the_other(cluster: C
     async def b_forgot() -> bool:
         return await subjects_on(cluster.b, cluster) == []
 
-    await eventually(b_forgot, "node B to see the deletion")
+    await wait_until_async(b_forgot, 10, "node B to see the deletion")
     assert cluster.b.server.indexes.rebuilds == 1  # applied in place, never rebuilt
 
 
+@pytest.mark.integration
 async def test_a_gap_in_seq_rebuilds_the_collection(cluster: Cluster) -> None:
     await enrol(cluster.a, cluster, "Eileen")
     registry = cluster.b.server.indexes
@@ -162,7 +153,7 @@ async def test_a_gap_in_seq_rebuilds_the_collection(cluster: Cluster) -> None:
     async def b_loaded() -> bool:
         return await subjects_on(cluster.b, cluster) == ["Eileen"]
 
-    await eventually(b_loaded, "node B to load the collection")
+    await wait_until_async(b_loaded, 10, "node B to load the collection")
     hidden = await insert_silently(cluster, "Hidden")
     seq = registry.seq(cluster.service_id)
     assert seq is not None
@@ -180,11 +171,12 @@ async def test_a_gap_in_seq_rebuilds_the_collection(cluster: Cluster) -> None:
         index = registry.loaded().get(cluster.service_id)
         return index is not None and hidden in index.image_ids()
 
-    await eventually(rebuilt, "the gap to trigger a rebuild")
+    await wait_until_async(rebuilt, 10, "the gap to trigger a rebuild")
     assert registry.loaded()[cluster.service_id].image_ids() == await database_ids(cluster)
     assert registry.rebuilds == 2
 
 
+@pytest.mark.integration
 async def test_a_dropped_listener_reconnects_and_rebuilds(cluster: Cluster) -> None:
     await enrol(cluster.a, cluster, "Eileen")
     sync, registry = cluster.b.server.sync, cluster.b.server.indexes
@@ -192,7 +184,7 @@ async def test_a_dropped_listener_reconnects_and_rebuilds(cluster: Cluster) -> N
     async def b_loaded() -> bool:
         return await subjects_on(cluster.b, cluster) == ["Eileen"]
 
-    await eventually(b_loaded, "node B to load the collection")
+    await wait_until_async(b_loaded, 10, "node B to load the collection")
     hidden = await insert_silently(cluster, "Hidden")
     pid = sync.listener_pid
     assert pid is not None
@@ -202,7 +194,7 @@ async def test_a_dropped_listener_reconnects_and_rebuilds(cluster: Cluster) -> N
         index = registry.loaded().get(cluster.service_id)
         return sync.connects >= 2 and index is not None and hidden in index.image_ids()
 
-    await eventually(rebuilt, "the listener to reconnect and rebuild")
+    await wait_until_async(rebuilt, 10, "the listener to reconnect and rebuild")
     assert sync.listener_pid not in (None, pid)
     assert registry.loaded()[cluster.service_id].image_ids() == await database_ids(cluster)
     # Changes after the reconnect arrive again.
@@ -211,9 +203,10 @@ async def test_a_dropped_listener_reconnects_and_rebuilds(cluster: Cluster) -> N
     async def later_seen() -> bool:
         return (await subjects_on(cluster.b, cluster, OTHER))[:1] == ["Later"]
 
-    await eventually(later_seen, "a notification on the new connection")
+    await wait_until_async(later_seen, 10, "a notification on the new connection")
 
 
+@pytest.mark.integration
 async def test_a_rotated_key_stops_working_on_every_node(cluster: Cluster) -> None:
     assert await subjects_on(cluster.b, cluster) == []  # B caches the key
     new_key = uuid.uuid4()
@@ -228,7 +221,7 @@ async def test_a_rotated_key_stops_working_on_every_node(cluster: Cluster) -> No
             return error.code() == grpc.StatusCode.UNAUTHENTICATED
         return False
 
-    await eventually(old_key_refused, "node B to drop the rotated key")
+    await wait_until_async(old_key_refused, 10, "node B to drop the rotated key")
     cluster.metadata = (("x-api-key", str(new_key)),)
     assert await subjects_on(cluster.b, cluster) == []
 

@@ -5,13 +5,13 @@ CompreFace's codes."""
 from __future__ import annotations
 
 import grpc
+import pytest
 
 from facegrid.embedding.v1 import embedding_service_pb2 as embed_pb
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
-from tests.api_svc.test_face_store import OTHER, PNG, Store, add, api
-from tests.api_svc.test_servicer import EMPTY, GROUP, as_json, failure, image
+from tests.api_svc.helpers import EMPTY, GROUP, OTHER, PNG, Store, add, as_json, failure, image
 
-__all__ = ["api"]
+pytestmark = pytest.mark.integration
 
 
 async def recognize(api: Store, data: bytes = GROUP, **fields: object) -> dict:

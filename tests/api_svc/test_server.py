@@ -13,6 +13,8 @@ from api_svc.config import load_config
 from api_svc.server import create_server
 from tests.api_svc.fakes import FakeEmbed
 
+pytestmark = pytest.mark.integration
+
 
 async def test_a_start_that_fails_half_way_closes_what_it_opened(
     db_url: str, monkeypatch: pytest.MonkeyPatch

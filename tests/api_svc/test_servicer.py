@@ -4,44 +4,34 @@ authentication before work, CompreFace's shapes and codes, request statistics.""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
-import asyncpg
 import grpc
 import pytest
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 
 from api_svc.auth import Authenticator, ServiceType
-from api_svc.bulk_enrolment import BulkEnrolment, BulkSettings
-from api_svc.detection import FaceDetection
-from api_svc.embed_client import EmbedClient, embed_unavailable
-from api_svc.face_store import PgFaceStore
-from api_svc.face_verification import FaceVerification
-from api_svc.faces import Faces
-from api_svc.image_body import BodyLimits
-from api_svc.index_registry import IndexRegistry
-from api_svc.index_source import PgIndexSource
-from api_svc.recognition import Recognition
+from api_svc.embed_client import embed_unavailable
 from api_svc.servicer import RecognitionServicer
-from api_svc.similarity import Calculators, round5, similarities
+from api_svc.similarity import round5, similarities
 from api_svc.stats import RequestStats
-from api_svc.subjects import Subjects
-from api_svc.verification import Verification
 from facegrid.embedding.v1 import embedding_service_pb2 as embed_pb
-from facegrid.errors import error_info
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
-from facegrid.server import start_server, stop_server
 from facegrid.similarity import Calibration
 from tests.api_svc.fakes import FakeCounter, FakeEmbed, FakeKeyStore, face
-from tests.helpers.rest_client import multipart
-
-ONE = b"one face"
-GROUP = b"group"
-EMPTY = b"no face"
-LIMITS = BodyLimits(max_file_bytes=1000, max_request_bytes=3000)
+from tests.api_svc.helpers import (
+    EMPTY,
+    GROUP,
+    ONE,
+    as_json,
+    build_servicer,
+    failure,
+    image,
+    no_database,
+    serving,
+    two_images,
+)
 
 
 @dataclass
@@ -53,50 +43,10 @@ class Api:
     keys: dict[ServiceType, str]
 
 
-def build_servicer(
-    authenticator: Authenticator, stats: RequestStats, embed: EmbedClient, pool: asyncpg.Pool
-) -> RecognitionServicer:
-    """The servicer as server.py wires it, over ``pool`` and a fake embed_svc."""
-    calculators = Calculators(embed)
-    store = PgFaceStore(pool, timeout_s=5)
-    return RecognitionServicer(
-        authenticator=authenticator,
-        stats=stats,
-        detection=FaceDetection(embed, LIMITS),
-        verification=Verification(embed, calculators, LIMITS),
-        subjects=Subjects(store),
-        faces=Faces(store, embed, LIMITS),
-        face_verification=FaceVerification(store, embed, calculators, LIMITS),
-        recognition=Recognition(
-            IndexRegistry(PgIndexSource(pool, 5), calculators), embed, calculators, LIMITS
-        ),
-        bulk=BulkEnrolment(
-            store, embed, calculators, LIMITS.max_file_bytes, BulkSettings(2, 3, 10_000)
-        ),
-    )
-
-
-@asynccontextmanager
-async def serving(
-    servicer: RecognitionServicer, port: int
-) -> AsyncIterator[pb_grpc.RecognitionServiceStub]:
-    """``servicer`` on a real gRPC server on ``port``, and a stub calling it."""
-    running = await start_server(
-        host="127.0.0.1",
-        port=port,
-        register=lambda server: pb_grpc.add_RecognitionServiceServicer_to_server(servicer, server),
-        service_names=["facegrid.recognition.v1.RecognitionService"],
-    )
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-    try:
-        yield pb_grpc.RecognitionServiceStub(channel)
-    finally:
-        await channel.close()
-        await stop_server(running, 0)
-
-
 @pytest.fixture
-async def api(free_port: Callable[[], int], pool: asyncpg.Pool) -> AsyncIterator[Api]:
+async def api(free_port: Callable[[], int]) -> AsyncIterator[Api]:
+    """The servicer with fakes for keys, counts and embed_svc; no database (overrides the
+    conftest's database-backed ``api``)."""
     store = FakeKeyStore()
     keys = {t: str(store.add(t)) for t in ServiceType}
     embed = FakeEmbed(
@@ -111,7 +61,7 @@ async def api(free_port: Callable[[], int], pool: asyncpg.Pool) -> AsyncIterator
     )
     counter = FakeCounter()
     stats = RequestStats(counter)
-    servicer = build_servicer(Authenticator(store, 5), stats, embed, pool)
+    servicer = build_servicer(Authenticator(store, 5), stats, embed, no_database())
     async with serving(servicer, free_port()) as stub:
         yield Api(stub, embed, counter, stats, keys)
 
@@ -120,38 +70,10 @@ def key(api: Api, service_type: ServiceType) -> tuple[tuple[str, str]]:
     return (("x-api-key", api.keys[service_type]),)
 
 
-def image(data: bytes) -> dict[str, Any]:
-    """A google.api.HttpBody of raw image bytes (as a constructor mapping)."""
-    return {"content_type": "image/png", "data": data}
-
-
-def two_images(source: bytes, target: bytes) -> dict[str, Any]:
-    data, ctype = multipart(
-        {
-            "source_image": ("s.png", source, "image/png"),
-            "target_image": ("t.png", target, "image/png"),
-        }
-    )
-    return {"content_type": ctype, "data": data}
-
-
-async def failure(call: Any) -> tuple[grpc.StatusCode, dict[str, str]]:
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await call
-    info = error_info(raised.value)
-    assert info is not None
-    return raised.value.code(), {**info.metadata, "reason": info.reason}
-
-
-async def settled(api: Api) -> list:
-    await api.stats.drain()  # counts are written in the background
+async def counted(api: Api) -> list:
+    """The services counted once the counts in flight have run."""
+    await api.stats.drain()
     return api.counter.counted
-
-
-def as_json(message: Any) -> dict:
-    return json_format.MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
 
 
 async def test_detect_answers_compreface_fields_and_counts_the_request(api: Api) -> None:
@@ -171,7 +93,7 @@ async def test_detect_answers_compreface_fields_and_counts_the_request(api: Api)
     assert "plugins_versions" not in as_json(reply)
     [(_, options)] = api.embed.calls
     assert list(options.plugins) == [embed_pb.FACE_PLUGIN_LANDMARKS]
-    assert len(await settled(api)) == 1
+    assert len(await counted(api)) == 1
 
 
 async def test_detect_with_plugins_status_and_limit(api: Api) -> None:
@@ -208,7 +130,7 @@ async def test_no_face_is_code_28_and_is_not_counted(api: Api) -> None:
         )
     )
     assert (code, info["compreface_code"]) == (grpc.StatusCode.INVALID_ARGUMENT, "28")
-    assert await settled(api) == []
+    assert await counted(api) == []
 
 
 @pytest.mark.parametrize(
@@ -309,7 +231,7 @@ async def test_verify_images_ranks_target_faces_by_similarity(api: Api) -> None:
     assert result["plugins_versions"]["calculator"] == "dlib-resnet-v1 (0.3.0)"
     [(names, options)] = api.embed.calls
     assert names == ["source_image", "target_image"] and options.limit == 0
-    assert await settled(api)
+    assert await counted(api)
 
 
 async def test_verify_images_limit_keeps_the_largest_target_faces(api: Api) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 
 import grpc
@@ -15,6 +14,7 @@ from facegrid.embedding.v1 import embedding_service_pb2 as pb
 from facegrid.errors import COMPREFACE_CODE_KEY, error_info
 from facegrid.server import READY_SERVICE
 from tests.embed_svc.fakes import ServedEmbed, encode_png
+from tests.helpers.health import health_becomes
 
 
 def _scene() -> bytes:
@@ -196,25 +196,17 @@ async def _health(served: ServedEmbed, service: str = READY_SERVICE) -> int:
     return int(response.status)
 
 
-async def _wait_health(served: ServedEmbed, status: int) -> None:
-    for _ in range(50):
-        if await _health(served) == status:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"readiness never became {status}")
-
-
 async def test_backend_outage_is_unavailable_and_recovers(served_fake: ServedEmbed) -> None:
-    await _wait_health(served_fake, health_pb2.HealthCheckResponse.SERVING)
+    await health_becomes(served_fake.channel, health_pb2.HealthCheckResponse.SERVING)
     served_fake.backend.up = False
     code, reason, _, trailing = await _error(_analyze(served_fake, [_scene()]))
     assert (code, reason) == (grpc.StatusCode.UNAVAILABLE, "INFERENCE_UNAVAILABLE")
     assert trailing[COMPREFACE_CODE_KEY] == "41"
-    await _wait_health(served_fake, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await health_becomes(served_fake.channel, health_pb2.HealthCheckResponse.NOT_SERVING)
     # not ready for work, but alive: the process keeps answering (and is not restarted)
     assert await _health(served_fake, "") == health_pb2.HealthCheckResponse.SERVING
     served_fake.backend.up = True
-    await _wait_health(served_fake, health_pb2.HealthCheckResponse.SERVING)
+    await health_becomes(served_fake.channel, health_pb2.HealthCheckResponse.SERVING)
     response = await _analyze(served_fake, [_scene()])
     assert len(response.images[0].faces) == 2
 
@@ -229,7 +221,7 @@ async def test_missing_model_is_unavailable(served_fake: ServedEmbed) -> None:
 async def test_age_and_gender_come_from_the_attribute_network(
     served_with_attributes: ServedEmbed,
 ) -> None:
-    await _wait_health(served_with_attributes, health_pb2.HealthCheckResponse.SERVING)
+    await health_becomes(served_with_attributes.channel, health_pb2.HealthCheckResponse.SERVING)
     pixels = np.full((600, 800, 3), 60, dtype=np.uint8)
     pixels[100:300, 100:300] = 255  # a bright "face"
     response = await _analyze(

@@ -2,16 +2,15 @@
 transformations, backend parity, and recovery when Triton restarts.
 
 Photos come from registry packages (scikit-image's astronaut; npm @vladmandic/face-api's demo
-group photos) and from transformations the tests make. Skipped until ``make models`` has
-filled ``triton_models/``.
+group photos, from ``make models``' cache) and from transformations the tests make. Fails until
+``make models`` has filled ``triton_models/``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import cv2
 import grpc
 import numpy as np
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from PIL import Image
 
 from embed_svc import catalog
@@ -30,25 +29,27 @@ from embed_svc.server import EmbedServer, create_server
 from facegrid.embedding.v1 import embedding_service_pb2 as pb
 from facegrid.embedding.v1 import embedding_service_pb2_grpc as pb_grpc
 from facegrid.errors import error_info
-from facegrid.server import READY_SERVICE, channel_options
+from facegrid.server import channel_options
 from facegrid.similarity import Calibration
+from tests.helpers.health import health_becomes
 from tests.helpers.photos import FACE_API_COUNTS, astronaut_png, face_api_samples
 from tests.helpers.triton import REPOSITORY, TritonProcess, missing_models
 
 pytestmark = pytest.mark.integration
 
 REQUIRED = catalog.all_models()
+SERVING = health_pb2.HealthCheckResponse.SERVING
 CALCULATOR_PLUGINS = [pb.FACE_PLUGIN_CALCULATOR, pb.FACE_PLUGIN_LANDMARKS, pb.FACE_PLUGIN_POSE]
 
 
 @pytest.fixture(scope="module")
-def triton(short_tmp: Path, free_port: object) -> Iterator[TritonProcess]:
+def triton(short_tmp: Path, free_port: Callable[[], int]) -> Iterator[TritonProcess]:
     missing = missing_models(REQUIRED)
     if missing:
         pytest.fail(f"models {missing} not in {REPOSITORY}: run `make models`")
     work = short_tmp / "triton-embed"
     work.mkdir(exist_ok=True)
-    process = TritonProcess(work, free_port(), free_port())  # type: ignore[operator]
+    process = TritonProcess(work, free_port(), free_port())
     process.start()
     yield process
     process.stop()
@@ -66,25 +67,13 @@ class Served:
         return Calibration(self.calibration.c0, self.calibration.c1).similarity(distance)
 
 
-async def _wait_serving(channel: grpc.aio.Channel, timeout_s: float = 60.0) -> None:
-    stub = health_pb2_grpc.HealthStub(channel)
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        reply = await stub.Check(health_pb2.HealthCheckRequest(service=READY_SERVICE))
-        if reply.status == health_pb2.HealthCheckResponse.SERVING:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("embed_svc never became SERVING")
-        await asyncio.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 async def served(triton: TritonProcess) -> AsyncIterator[Served]:
     config = load_config({"FACEGRID_EMBED_PORT": "0", "FACEGRID_TRITON_URL": triton.grpc_url})
     backend = await TritonBackend.connect(config.triton_url, config.triton_timeout_s)
     server = await create_server(config, backend)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}", options=channel_options())
-    await _wait_serving(channel)
+    await health_becomes(channel, SERVING, timeout_s=60)
     stub = pb_grpc.EmbeddingServiceStub(channel)
     status = await stub.GetStatus(pb.GetStatusRequest())
     (default,) = [c for c in status.calculators if c.is_default]
@@ -146,8 +135,6 @@ async def test_astronaut_has_one_face_with_landmarks_inside(served: Served) -> N
 
 async def test_group_photos_have_every_face(served: Served) -> None:
     samples = face_api_samples()
-    if samples is None:
-        pytest.skip("npm cannot fetch @vladmandic/face-api")
     response = await served.stub.AnalyzeImages(
         pb.AnalyzeImagesRequest(images=list(samples.values()))
     )
@@ -200,8 +187,6 @@ async def test_pose_follows_mirroring_and_rotation(served: Served) -> None:
 
 async def test_different_people_are_below_half(served: Served) -> None:
     samples = face_api_samples()
-    if samples is None:
-        pytest.skip("npm cannot fetch @vladmandic/face-api")
     (astronaut,) = await _faces(served, astronaut_png())
     reference = np.array(astronaut.embedding)
     by_photo = {name: await _faces(served, data) for name, data in samples.items()}
@@ -223,8 +208,6 @@ async def test_different_people_are_below_half(served: Served) -> None:
 async def test_age_and_gender_of_women(served: Served) -> None:
     """Every face of the test photos is a woman's, adult, photographed at 20-50."""
     samples = face_api_samples()
-    if samples is None:
-        pytest.skip("npm cannot fetch @vladmandic/face-api")
     plugins = [pb.FACE_PLUGIN_AGE, pb.FACE_PLUGIN_GENDER]
     response = await served.stub.AnalyzeImages(
         pb.AnalyzeImagesRequest(
@@ -248,8 +231,6 @@ async def test_other_calculators_tell_the_astronaut_from_others(
     served: Served, calculator: str
 ) -> None:
     samples = face_api_samples()
-    if samples is None:
-        pytest.skip("npm cannot fetch @vladmandic/face-api")
     status = await served.stub.GetStatus(pb.GetStatusRequest())
     (info,) = [c for c in status.calculators if c.model.name == calculator]
     options = pb.AnalyzeOptions(plugins=[pb.FACE_PLUGIN_CALCULATOR], calculator=calculator)
@@ -284,7 +265,7 @@ async def test_onnxruntime_and_triton_give_the_same_numbers(
         local = await create_server(config, onnx)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{local.port}", options=channel_options())
         try:
-            await _wait_serving(channel)
+            await health_becomes(channel, SERVING, timeout_s=60)
             stub = pb_grpc.EmbeddingServiceStub(channel)
             plugins = [*CALCULATOR_PLUGINS, pb.FACE_PLUGIN_AGE, pb.FACE_PLUGIN_GENDER]
             request = pb.AnalyzeImagesRequest(
@@ -324,6 +305,6 @@ async def test_triton_outage_is_unavailable_then_recovers(
     info = error_info(caught.value)
     assert info is not None and info.reason in {"INFERENCE_UNAVAILABLE", "MODEL_UNAVAILABLE"}
     triton.start()
-    await _wait_serving(served.channel)
+    await health_becomes(served.channel, SERVING, timeout_s=60)
     faces = await _faces(served, astronaut_png())
     assert len(faces) == 1

@@ -23,8 +23,7 @@ from facegrid_import.files import scan
 from facegrid_import.state import ImportState, default_path
 from facegrid_import.upload import CallFailed, upload
 from tests.api_svc.fakes import FakeCounter, FakeEmbed, face
-from tests.api_svc.test_db import demo_keys
-from tests.api_svc.test_servicer import build_servicer, serving
+from tests.api_svc.helpers import build_servicer, demo_keys, serving
 
 REPO = Path(__file__).resolve().parents[2]
 FACE = b"\xff\xd8\xff a face"
@@ -109,6 +108,7 @@ def test_the_state_survives_a_reopen_and_a_cut_line(tmp_path: Path) -> None:
     assert ImportState(path).done == {"Ann/1.jpg": "id-1", "Bob/2.jpg": "id-2"}
 
 
+@pytest.mark.integration
 async def test_upload_stores_good_files_and_reports_bad_ones(
     server: Server, tmp_path: Path
 ) -> None:
@@ -138,6 +138,7 @@ async def test_upload_stores_good_files_and_reports_bad_ones(
     assert await server.stored() == [("Ann", FACE), ("Bob", OTHER_FACE)]
 
 
+@pytest.mark.integration
 async def test_a_stopped_upload_resumes_where_it_stopped(server: Server, tmp_path: Path) -> None:
     root = folder(tmp_path, {f"P{i}/{i}.jpg": FACE for i in range(8)})
     photos, _ = scan(root)
@@ -171,6 +172,7 @@ async def test_a_stopped_upload_resumes_where_it_stopped(server: Server, tmp_pat
     assert sorted(name for name, _ in await server.stored()) == [f"P{i}" for i in range(8)]
 
 
+@pytest.mark.integration
 async def test_a_wrong_key_is_refused_before_any_photo_is_sent(
     server: Server, tmp_path: Path
 ) -> None:
@@ -191,6 +193,7 @@ async def test_a_wrong_key_is_refused_before_any_photo_is_sent(
     assert await server.stored() == []
 
 
+@pytest.mark.integration
 async def test_the_command_line_reports_and_resumes(server: Server, tmp_path: Path) -> None:
     root = folder(tmp_path, {"Ann/1.jpg": FACE, "Bob/1.jpg": BLANK, "loose.jpg": FACE})
     report = tmp_path / "report.json"

@@ -18,7 +18,7 @@ from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
 from facegrid.server import RunningServer, start_server, stop_server
 from gateway.render import GatewayPorts, node_ports
-from tests.conftest import free_base_port
+from tests.helpers.ports import free_base_port
 from tests.helpers.rest_client import Reply, call
 
 pytestmark = pytest.mark.integration

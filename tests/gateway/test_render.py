@@ -42,6 +42,7 @@ def test_embed_service_is_never_exposed() -> None:
     assert 'prefix: "/facegrid.embedding' not in text
 
 
+@pytest.mark.integration
 def test_envoy_accepts_the_default_config_and_descriptor() -> None:
     envoy = str(Path(sys.executable).parent / "envoy")
     result = subprocess.run(

@@ -27,6 +27,8 @@ from tests.helpers.rest_client import Reply, call
 
 NODE = "api_svc-3"
 
+pytestmark = pytest.mark.integration
+
 
 class FakeRecognition(pb_grpc.RecognitionServiceServicer):
     """Answers from what it received, so the test sees what crossed the edge."""

@@ -23,7 +23,7 @@ import pytest
 
 from gateway.render import node_ports
 from launcher.readiness import http_ok
-from tests.conftest import free_base_port
+from tests.helpers.ports import free_base_port
 
 REPO = Path(__file__).resolve().parents[2]
 

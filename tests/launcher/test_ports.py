@@ -11,7 +11,7 @@ import pytest
 from facegrid.config import ConfigError
 from launcher.config import load_config
 from launcher.ports import PORT_VARIABLES, mesh_ports, port_is_free, port_problems
-from tests.conftest import free_base_port
+from tests.helpers.ports import free_base_port
 
 
 def _config(free_port: Callable[[], int], **overrides: int) -> dict[str, str]:

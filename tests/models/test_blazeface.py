@@ -6,10 +6,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from models import build
 from models.verify import session
 from tests.models.face_chips import Face
+
+pytestmark = pytest.mark.integration
 
 
 def _letterbox(image: np.ndarray) -> np.ndarray:

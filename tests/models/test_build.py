@@ -43,6 +43,7 @@ def test_members_are_read_from_wheels_and_tarballs(tmp_path: Path) -> None:
         read_member(tarball, "package/models/missing.json")
 
 
+@pytest.mark.integration
 def test_built_repository_is_current_and_a_second_run_does_nothing(
     repository: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -54,6 +55,7 @@ def test_built_repository_is_current_and_a_second_run_does_nothing(
     assert sha256(build.CACHE / sources.HUMAN_MODELS.filename) == sources.HUMAN_MODELS.sha256
 
 
+@pytest.mark.integration
 def test_fingerprint_ignores_names_but_not_weights(repository: Path, tmp_path: Path) -> None:
     model = onnx.load(str(build.onnx_file(repository, "mobileface")))
     renamed = tmp_path / "renamed.onnx"

@@ -31,6 +31,7 @@ def chips(faces: list[Face]) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([base, base[:, :, ::-1], jittered]))
 
 
+@pytest.mark.integration
 def test_the_file_matches_the_network_definition(dat: bytes) -> None:
     net = read_dat(dat)
     assert net.mean_rgb == pytest.approx((122.782, 117.001, 104.298), abs=1e-4)
@@ -40,6 +41,7 @@ def test_the_file_matches_the_network_definition(dat: bytes) -> None:
     assert next(w for w in net.layers if w.layer.kind == "fc").arrays["weights"].shape == (256, 128)
 
 
+@pytest.mark.integration
 def test_a_truncated_or_altered_file_is_refused(dat: bytes) -> None:
     with pytest.raises(DlibFormatError):
         read_dat(dat[:-1])
@@ -56,6 +58,7 @@ def test_network_definition_has_the_tags_of_dnn_face_recognition_ex() -> None:
     assert kinds.count("add_prev") == 14 and kinds.count("skip") == 4
 
 
+@pytest.mark.integration
 def test_onnx_reproduces_dlib_on_real_faces(
     repository: Path, dat: bytes, chips: np.ndarray, tmp_path: Path
 ) -> None:
@@ -77,6 +80,7 @@ def test_onnx_reproduces_dlib_on_real_faces(
     assert cosines(got[:1].repeat(len(got), 0), got).min() < 0.9
 
 
+@pytest.mark.integration
 def test_batching_does_not_change_descriptors(repository: Path, chips: np.ndarray) -> None:
     onnx_session = session(repository / "dlib_resnet" / "1" / "model.onnx")
     batch = chips[:5].astype(np.float32)
@@ -87,6 +91,7 @@ def test_batching_does_not_change_descriptors(repository: Path, chips: np.ndarra
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
+@pytest.mark.integration
 def test_conversion_is_deterministic(dat: bytes) -> None:
     first = to_onnx(read_dat(dat)).SerializeToString()
     assert to_onnx(read_dat(dat)).SerializeToString() == first

@@ -43,6 +43,7 @@ def onnx_signature(values: Any) -> dict[str, tuple[str, list[int]]]:
     return result
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("model", build.MODELS)
 def test_config_matches_the_onnx_graph(repository: Path, model: str) -> None:
     cfg = config(repository, model)
@@ -54,14 +55,14 @@ def test_config_matches_the_onnx_graph(repository: Path, model: str) -> None:
     assert signature(cfg.output) == onnx_signature(graph.output)
 
 
-def test_every_model_uses_the_same_model_py() -> None:
-    texts = {(build.TRITON_MODELS / m / "1" / "model.py").read_text() for m in build.MODELS}
+@pytest.mark.integration
+def test_every_model_uses_the_same_model_py(repository: Path) -> None:
+    texts = {(repository / m / "1" / "model.py").read_text() for m in build.MODELS}
     assert len(texts) == 1
-    assert sorted(p.name for p in build.TRITON_MODELS.iterdir() if p.is_dir()) == sorted(
-        build.MODELS
-    )
+    assert sorted(p.name for p in repository.iterdir() if p.is_dir()) == sorted(build.MODELS)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("model", build.MODELS)
 def test_gpu_variant_has_the_same_tensors_on_the_onnxruntime_backend(
     repository: Path, model: str
@@ -148,6 +149,7 @@ def _initialized(model_py: types.ModuleType, repository: Path, **changes: Any) -
     return model
 
 
+@pytest.mark.integration
 def test_model_py_answers_each_request_of_a_batch_with_its_own_rows(
     repository: Path, model_py: types.ModuleType
 ) -> None:
@@ -166,6 +168,7 @@ def test_model_py_answers_each_request_of_a_batch_with_its_own_rows(
         )
 
 
+@pytest.mark.integration
 def test_model_py_puts_a_failure_inside_every_response(
     repository: Path, model_py: types.ModuleType
 ) -> None:
@@ -182,6 +185,7 @@ def test_model_py_puts_a_failure_inside_every_response(
         )
 
 
+@pytest.mark.integration
 def test_model_py_refuses_a_config_that_does_not_match_the_graph(
     repository: Path, model_py: types.ModuleType
 ) -> None:

@@ -28,6 +28,7 @@ def crops(faces: list[Face]) -> np.ndarray:
     return np.stack([box_crop(face, 224) for face in faces]).astype(np.float32)
 
 
+@pytest.mark.integration
 def test_faceres_deep_matches_tensorflow_js_on_real_faces(
     installed: Path, crops: np.ndarray
 ) -> None:
@@ -45,6 +46,7 @@ def test_faceres_deep_matches_tensorflow_js_on_real_faces(
     assert result.max_abs_diff < 1e-3
 
 
+@pytest.mark.integration
 def test_mobileface_matches_tensorflow_js_on_real_faces(installed: Path, faces: list[Face]) -> None:
     spec = build.TFJS_MODELS["mobileface"]
     batch = np.stack([aligned_112(face) for face in faces[:4]]).astype(np.float32)
@@ -55,6 +57,7 @@ def test_mobileface_matches_tensorflow_js_on_real_faces(installed: Path, faces: 
     print(compare("mobileface", "TensorFlow.js", got, want))
 
 
+@pytest.mark.integration
 def test_faceres_deep_reads_women_of_plausible_age(crops: np.ndarray) -> None:
     """Every face of the test photos is a woman's, adult, photographed at 20-50."""
     age, gender, descriptor = session(build.onnx_file(build.TRITON_MODELS, "faceres_deep")).run(
@@ -70,6 +73,7 @@ def test_faceres_deep_reads_women_of_plausible_age(crops: np.ndarray) -> None:
     assert years.min() > 15 and years.max() < 60 and 20 < years.mean() < 45
 
 
+@pytest.mark.integration
 def test_mobileface_finds_each_face_in_its_mirror_image(faces: list[Face]) -> None:
     aligned = np.stack([aligned_112(face) for face in faces]).astype(np.float32)
     mirrored = np.ascontiguousarray(aligned[:, :, ::-1])
@@ -110,6 +114,7 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+@pytest.mark.integration
 def test_converter_on_asymmetric_same_padding_depth_multiplier_and_dilation(
     installed: Path, tmp_path: Path
 ) -> None:

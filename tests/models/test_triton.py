@@ -14,8 +14,8 @@ from tritonclient.utils import InferenceServerException
 
 from models import build
 from models.verify import probe_images, session
+from tests.helpers.triton import TritonProcess, running_triton
 from tests.models.face_chips import Face, aligned_112, box_crop
-from tests.models.triton_server import TritonServer, running_triton
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ OUTPUTS = {
 
 
 @pytest.fixture(scope="module")
-def triton(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
+def triton(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonProcess]:
     with running_triton(repository, tmp_path_factory.mktemp("triton")) as server:
         yield server
 
@@ -60,7 +60,7 @@ def _infer(url: str, model: str, batch: np.ndarray) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("model", build.MODELS)
 def test_model_answers_like_onnxruntime_in_process(
-    triton: TritonServer, inputs: dict[str, np.ndarray], model: str
+    triton: TritonProcess, inputs: dict[str, np.ndarray], model: str
 ) -> None:
     client = grpcclient.InferenceServerClient(triton.grpc_url)
     assert client.is_model_ready(model)
@@ -79,7 +79,7 @@ def test_model_answers_like_onnxruntime_in_process(
 
 
 def test_concurrent_requests_each_get_their_own_rows(
-    triton: TritonServer, inputs: dict[str, np.ndarray]
+    triton: TritonProcess, inputs: dict[str, np.ndarray]
 ) -> None:
     chips = inputs["dlib_resnet"]
     requests = [chips[:1], chips[1:3], chips, chips[2:], chips[:2], chips[1:2]] * 2
@@ -98,6 +98,6 @@ def test_concurrent_requests_each_get_their_own_rows(
     assert int(count) >= sum(len(b) for b in requests)
 
 
-def test_a_wrong_input_shape_is_refused(triton: TritonServer) -> None:
+def test_a_wrong_input_shape_is_refused(triton: TritonProcess) -> None:
     with pytest.raises(InferenceServerException):
         _infer(triton.grpc_url, "dlib_resnet", np.zeros((1, 100, 100, 3), np.float32))

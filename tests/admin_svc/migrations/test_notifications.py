@@ -17,6 +17,8 @@ from admin_svc.store import services as service_store
 from facegrid.schema import CHANGES_CHANNEL
 from tests.admin_svc.helpers import add_example, add_subject, make_service, unit_vector
 
+pytestmark = pytest.mark.integration
+
 CHANNEL = CHANGES_CHANNEL
 
 
