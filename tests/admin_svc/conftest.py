@@ -1,5 +1,6 @@
 """admin_svc fixtures: an in-process admin_svc on a free port with a fake embed_svc, on the
-test's fresh database (PostgreSQL fixtures: tests/helpers/postgres.py)."""
+test's fresh database (PostgreSQL fixtures: tests/helpers/postgres.py), and a listener of its
+change notifications."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from admin_svc.config import load_config
 from admin_svc.server import create_server
 from facegrid.admin.v1 import admin_service_pb2_grpc
-from tests.admin_svc.helpers import Admin, FakeEmbed, admin_env
+from tests.admin_svc.helpers import Admin, FakeEmbed, Listener, admin_env
 
 
 @pytest.fixture
@@ -23,3 +24,11 @@ async def admin(db_url: str) -> AsyncIterator[Admin]:
     yield Admin(server, admin_service_pb2_grpc.AdminServiceStub(channel), channel, embed, db_url)
     await channel.close()
     await server.stop(0)
+
+
+@pytest.fixture
+async def listener(db_url: str) -> AsyncIterator[Listener]:
+    """The test database's change notifications, from the test's start."""
+    listener = await Listener.listen(db_url)
+    yield listener
+    await listener.close()

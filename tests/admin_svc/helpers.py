@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from admin_svc.server import AdminServer
 from facegrid.admin.v1 import admin_service_pb2 as pb
 from facegrid.admin.v1 import admin_service_pb2_grpc
 from facegrid.common.v1 import common_pb2
+from facegrid.schema import CHANGES_CHANNEL
 
 #: A token secret for tests (never used outside them).
 TEST_TOKEN_SECRET = "test-secret-" + "x" * 40
@@ -106,6 +108,45 @@ async def count_requests(
     """Adds ``count`` requests to a service's day (UTC today by default) as api_svc does;
     returns the new total of that day."""
     return int(await conn.fetchval("SELECT fg_count_requests($1, $2, $3)", service_id, count, day))
+
+
+# --- change notifications -------------------------------------------------------------------
+
+
+class Listener:
+    """A LISTENing connection collecting decoded payloads in arrival order."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.sizes: list[int] = []
+
+    @classmethod
+    async def listen(cls, db_url: str) -> Listener:
+        """Listens from now on: a notification reaches the listeners present at its commit."""
+        listener = cls(await asyncpg.connect(db_url))
+        await listener.conn.add_listener(CHANGES_CHANNEL, listener._on_notify)
+        return listener
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self.sizes.append(len(payload.encode()))
+        self.queue.put_nowait(json.loads(payload))
+
+    async def take(self, count: int) -> list[dict[str, Any]]:
+        """The next ``count`` notifications (waits up to 10 s for them to arrive)."""
+        return [await asyncio.wait_for(self.queue.get(), 10) for _ in range(count)]
+
+    async def take_for(self, collection: uuid.UUID, count: int) -> list[dict[str, Any]]:
+        """The next ``count`` notifications of one collection, skipping others."""
+        found: list[dict[str, Any]] = []
+        while len(found) < count:
+            item = await asyncio.wait_for(self.queue.get(), 10)
+            if item["collection"] == str(collection):
+                found.append(item)
+        return found
 
 
 # --- a fake embed_svc -------------------------------------------------------------------------

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from typing import Any
 
@@ -20,10 +19,10 @@ from admin_svc.store import services as service_store
 from facegrid.admin.v1 import admin_service_pb2 as pb
 from facegrid.common.v1 import common_pb2
 from facegrid.errors import error_info
-from facegrid.schema import CHANGES_CHANNEL
 from tests.admin_svc.helpers import (
     Admin,
     FakeEmbed,
+    Listener,
     add_example,
     add_subject,
     make_service,
@@ -62,12 +61,9 @@ async def test_a_migration_blocks_writes_then_swaps_every_embedding_at_once(admi
     service = await admin.create_service(auth, app.application_id)
     sid = uuid.UUID(service.service_id)
     conn = await asyncpg.connect(admin.db_url)
-    listener = await asyncpg.connect(admin.db_url)
-    events: list[dict[str, Any]] = []
+    migrated_ids, without_image = await _seed(conn, sid)
+    listener = await Listener.listen(admin.db_url)
     try:
-        migrated_ids, without_image = await _seed(conn, sid)
-        # Listening from now on: notifications reach only the listeners present at commit.
-        await listener.add_listener(CHANGES_CHANNEL, lambda *a: events.append(json.loads(a[3])))
         before = await _examples(conn, sid)
         admin.embed.gate = asyncio.Event()
         ids = {"application_id": app.application_id, "service_id": service.service_id}
@@ -125,11 +121,7 @@ async def test_a_migration_blocks_writes_then_swaps_every_embedding_at_once(admi
         await add_subject(conn, sid, "allowed again")
         assert admin.embed.calls == [(3, "calc-b")]
         # One notification for the whole swap, between the block and the switch.
-        for _ in range(200):
-            if any(e["op"] == "subject_insert" for e in events):
-                break
-            await asyncio.sleep(0.05)
-        ops = [(e["op"], e["count"]) for e in events if e["collection"] == str(sid)]
+        ops = [(e["op"], e["count"]) for e in await listener.take_for(sid, 4)]
         assert ops == [
             ("collection_update", 1),
             ("example_update", 3),

@@ -14,6 +14,9 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 #: Pause between two looks, in seconds: short, the condition is cheap to check.
 INTERVAL_S = 0.05
@@ -32,6 +35,24 @@ def wait_until(
         if time.monotonic() > deadline:
             raise _timed_out(what, timeout_s)
         time.sleep(interval_s)
+
+
+def wait_for_value(
+    probe: Callable[[], T | None], timeout_s: float, what: str, *, interval_s: float = INTERVAL_S
+) -> T:
+    """Returns the first value of ``probe()`` that is not None; fails naming ``what`` after
+    ``timeout_s``."""
+    found: list[T] = []
+
+    def done() -> bool:
+        value = probe()
+        if value is None:
+            return False
+        found.append(value)
+        return True
+
+    wait_until(done, timeout_s, what, interval_s=interval_s)
+    return found[0]
 
 
 def wait_for_process(

@@ -13,7 +13,7 @@ from facegrid.errors import error_info
 from facegrid.recognition.v1 import recognition_service_pb2, recognition_service_pb2_grpc
 from launcher.readiness import http_ok
 from tests.helpers.rest_client import call
-from tests.launcher.conftest import MeshHandle
+from tests.launcher.helpers import MeshHandle
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,8 @@ from PIL import Image
 
 from tests.helpers.photos import astronaut_png
 from tests.helpers.rest_client import call
-from tests.launcher.conftest import MeshHandle
+from tests.helpers.wait import wait_until
+from tests.launcher.helpers import MeshHandle
 
 pytestmark = pytest.mark.integration
 
@@ -179,12 +180,14 @@ def test_a_migration_recomputes_stored_faces_with_the_real_calculator(mesh: Mesh
     assert started.status == 201, started.body
     migration = started.json()["migration"]
     assert migration["target_calculator"] == "mobileface" and migration["total_count"] == 2
-    deadline = time.monotonic() + 120
-    while migration["status"] == "MIGRATION_STATUS_RUNNING" and time.monotonic() < deadline:
-        time.sleep(0.5)
-        migration = call(
-            "GET", f"{base}/migrations/{migration['migration_id']}", headers=auth
-        ).json()["migration"]
+    progress = f"{base}/migrations/{migration['migration_id']}"
+
+    def ended() -> bool:
+        nonlocal migration
+        migration = call("GET", progress, headers=auth).json()["migration"]
+        return bool(migration["status"] != "MIGRATION_STATUS_RUNNING")
+
+    wait_until(ended, 120, "the migration to end", interval_s=0.5)
     assert migration["status"] == "MIGRATION_STATUS_SUCCEEDED", migration
     assert migration["migrated_count"] == 2
 

@@ -5,55 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import json
-import re
-import time
 import uuid
 
 import asyncpg
 import grpc
 import pytest
-from PIL import Image, ImageOps
 
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
-from tests.helpers.photos import FACE_API_COUNTS, astronaut_png, face_api_samples
+from tests.helpers.photos import FACE_API_COUNTS, astronaut_png
 from tests.helpers.rest_client import Reply, call
-from tests.launcher.conftest import MeshHandle
+from tests.helpers.wait import wait_until
+from tests.launcher.helpers import GROUP, MeshHandle, error
 
 pytestmark = pytest.mark.integration
 
 DETECT = "/api/v1/detection/detect"
 VERIFY = "/api/v1/verification/verify"
 VERIFY_EMBEDDINGS = "/api/v1/verification/embeddings/verify"
-GROUP = "sample5.jpg"
-
-
-@pytest.fixture(scope="module")
-def keys(mesh: MeshHandle) -> dict[str, str]:
-    """The demo API keys admin_svc announced at the mesh's first start, by service type."""
-    text = (mesh.data_dir / "logs" / "admin_svc.log").read_text()
-    found = dict(re.findall(r"^\s+(RECOGNITION|DETECTION|VERIFICATION)\s+\S+\s+(\S+)$", text, re.M))
-    assert set(found) == {"RECOGNITION", "DETECTION", "VERIFICATION"}, text[-2000:]
-    return found
-
-
-@pytest.fixture(scope="module")
-def photos() -> dict[str, bytes]:
-    samples = face_api_samples()
-    astronaut = astronaut_png()
-    flipped = io.BytesIO()
-    ImageOps.mirror(Image.open(io.BytesIO(astronaut))).save(flipped, format="PNG")
-    blank = io.BytesIO()
-    Image.new("RGB", (320, 240), "white").save(blank, format="PNG")
-    return {
-        "astronaut": astronaut,
-        "flipped": flipped.getvalue(),
-        "blank": blank.getvalue(),
-        GROUP: samples[GROUP],
-        "other": samples["sample1.jpg"],
-    }
 
 
 def post(
@@ -70,12 +40,6 @@ def post(
     if files is not None:
         kwargs["files"] = {name: (f"{name}.png", data, "image/png") for name, data in files.items()}
     return call("POST", mesh.rest + path, headers=headers, **kwargs)
-
-
-def error(reply: Reply) -> tuple[int, int]:
-    body = reply.json()
-    assert set(body) == {"message", "code"}, body
-    return reply.status, body["code"]
 
 
 def test_astronaut_is_one_face_with_five_landmarks(mesh, keys, photos) -> None:
@@ -288,10 +252,7 @@ def test_successful_requests_are_counted_per_service(mesh, keys, photos) -> None
     own = {"VERIFICATION": own_key}
     assert verify(mesh, own, photos["astronaut"], photos["flipped"]).status == 200
     assert error(verify(mesh, own, photos["blank"], photos["flipped"])) == (400, 28)
-    for _ in range(50):
-        if asyncio.run(count()) > 0:
-            break
-        time.sleep(0.1)
+    wait_until(lambda: asyncio.run(count()) > 0, 10, "the request to be counted")
     assert asyncio.run(count()) == 1  # the failed request is not counted
 
 
@@ -315,13 +276,15 @@ def test_one_request_id_follows_a_request_through_envoy_api_svc_and_embed_svc(
         files={"file": ("a.png", photos["astronaut"], "image/png")},
     )
     assert reply.status == 200, reply.body
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        api = [e for e in _finished(mesh, "api_svc") if e["request_id"] == sent]
-        embed = [e for e in _finished(mesh, "embed_svc") if e["request_id"] == sent]
-        if api and embed:
-            break
-        time.sleep(0.2)
+    api: list[dict] = []
+    embed: list[dict] = []
+
+    def both_logged() -> bool:
+        api[:] = [e for e in _finished(mesh, "api_svc") if e["request_id"] == sent]
+        embed[:] = [e for e in _finished(mesh, "embed_svc") if e["request_id"] == sent]
+        return bool(api and embed)
+
+    wait_until(both_logged, 10, "api_svc and embed_svc to log the request")
     assert [(e["rpc"], e["code"]) for e in api] == [
         ("/facegrid.recognition.v1.RecognitionService/DetectFaces", "OK")
     ]

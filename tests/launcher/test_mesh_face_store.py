@@ -5,69 +5,23 @@ write refused while a migration blocks the collection."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-from collections.abc import Iterator
 
-import asyncpg
 import pytest
 
-from tests.helpers.rest_client import Reply, call
-from tests.launcher.conftest import MeshHandle
-from tests.launcher.test_mesh_api_svc import GROUP, error, keys, photos
+from tests.helpers.rest_client import call
+from tests.launcher.helpers import (
+    FACES,
+    GROUP,
+    SUBJECTS,
+    detected_embedding,
+    enrol,
+    error,
+    rest,
+    sql,
+)
 
-pytestmark = pytest.mark.integration
-
-__all__ = ["keys", "photos"]  # module fixtures shared with test_api_svc
-
-FACES = "/api/v1/recognition/faces"
-SUBJECTS = "/api/v1/recognition/subjects"
-
-
-def rest(mesh: MeshHandle, keys: dict[str, str], method: str, path: str, **kwargs) -> Reply:
-    return call(method, mesh.rest + path, headers={"x-api-key": keys["RECOGNITION"]}, **kwargs)
-
-
-def enrol(mesh: MeshHandle, keys: dict[str, str], subject: str, data: bytes) -> Reply:
-    return rest(
-        mesh,
-        keys,
-        "POST",
-        FACES,
-        files={"file": ("face.png", data, "image/png")},
-        query={"subject": subject},
-    )
-
-
-def detected_embedding(mesh: MeshHandle, keys: dict[str, str], data: bytes) -> list[float]:
-    """The embedding of the first face of ``data``, from the detection endpoint."""
-    return call(
-        "POST",
-        mesh.rest + "/api/v1/detection/detect",
-        headers={"x-api-key": keys["DETECTION"]},
-        files={"file": ("f.png", data, "image/png")},
-        query={"face_plugins": "calculator"},
-    ).json()["result"][0]["embedding"]
-
-
-def sql(mesh: MeshHandle, query: str, *args: object) -> list[asyncpg.Record]:
-    async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(f"postgresql://postgres:@/postgres?host={mesh.data_dir}/pg")
-        try:
-            return await conn.fetch(query, *args)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
-
-
-@pytest.fixture(autouse=True)
-def empty_collection(mesh: MeshHandle, keys: dict[str, str]) -> Iterator[None]:
-    """Each test starts (and leaves) the demo recognition collection empty and writable."""
-    assert rest(mesh, keys, "DELETE", SUBJECTS).status == 200
-    yield
-    sql(mesh, "UPDATE collection_state SET writes_blocked = false WHERE writes_blocked")
-    assert rest(mesh, keys, "DELETE", SUBJECTS).status == 200
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("empty_collection")]
 
 
 def test_enrol_list_download_and_verify(mesh, keys, photos) -> None:

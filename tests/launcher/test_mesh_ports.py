@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from launcher.readiness import http_ok
-from tests.launcher.conftest import REPO, MeshHandle
+from tests.launcher.helpers import REPO, MeshHandle
 
 pytestmark = pytest.mark.integration
 

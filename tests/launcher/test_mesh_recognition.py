@@ -4,24 +4,15 @@ from NOTIFY (polled with a deadline, since the index follows the database asynch
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
 
 from tests.helpers.rest_client import Reply
-from tests.launcher.conftest import MeshHandle
-from tests.launcher.test_mesh_api_svc import GROUP, error, keys, photos
-from tests.launcher.test_mesh_face_store import (
-    detected_embedding,
-    empty_collection,
-    enrol,
-    rest,
-)
+from tests.helpers.wait import wait_until
+from tests.launcher.helpers import GROUP, MeshHandle, detected_embedding, enrol, error, rest
 
-pytestmark = pytest.mark.integration
-
-__all__ = ["empty_collection", "keys", "photos"]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("empty_collection")]
 
 RECOGNIZE = "/api/v1/recognition/recognize"
 
@@ -33,15 +24,17 @@ def recognize(mesh: MeshHandle, keys: dict[str, str], data: bytes, **query: str)
 
 
 def until(fetch: Callable[[], Reply], done: Callable[[dict], bool], timeout_s: float = 15) -> dict:
-    """Calls ``fetch`` until its JSON satisfies ``done`` (the index has caught up)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    """Calls ``fetch`` until its JSON satisfies ``done`` (the index has caught up); that JSON."""
+    seen: list[dict] = []
+
+    def caught_up() -> bool:
         reply = fetch()
         assert reply.status == 200, reply.body
-        body = reply.json()
-        if done(body) or time.monotonic() > deadline:
-            return body
-        time.sleep(0.05)
+        seen.append(reply.json())
+        return done(seen[-1])
+
+    wait_until(caught_up, timeout_s, "the index to catch up")
+    return seen[-1]
 
 
 def test_the_flipped_astronaut_is_recognised_as_eileen(mesh, keys, photos) -> None:

@@ -9,7 +9,6 @@ import io
 import os
 import re
 import signal
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +25,8 @@ from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
 from launcher.readiness import http_ok
 from tests.helpers.photos import astronaut_png
 from tests.helpers.rest_client import Reply, call
-from tests.launcher.conftest import MeshHandle, running_mesh
+from tests.helpers.wait import wait_for_value
+from tests.launcher.helpers import MeshHandle, running_mesh
 
 pytestmark = pytest.mark.integration
 
@@ -36,14 +36,7 @@ RECOGNIZE = "/api/v1/recognition/recognize"
 
 def eventually(probe: Callable[[], T | None], what: str, timeout_s: float = 60.0) -> T:
     """Polls ``probe`` until it returns something other than None (bounded by ``timeout_s``)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = probe()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what}")
-        time.sleep(0.1)
+    return wait_for_value(probe, timeout_s, what, interval_s=0.1)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ rollbacks, concurrent writers, and the subject-name unique constraint under conc
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,47 +13,16 @@ import asyncpg
 import pytest
 
 from admin_svc.store import services as service_store
-from facegrid.schema import CHANGES_CHANNEL
-from tests.admin_svc.helpers import add_example, add_subject, make_service, unit_vector
+from tests.admin_svc.helpers import (
+    Listener,
+    add_example,
+    add_subject,
+    make_service,
+    unit_vector,
+)
+from tests.helpers.wait import wait_until_async
 
 pytestmark = pytest.mark.integration
-
-CHANNEL = CHANGES_CHANNEL
-
-
-class Listener:
-    """A LISTENing connection collecting decoded payloads in arrival order."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.sizes: list[int] = []
-
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        self.sizes.append(len(payload.encode()))
-        self.queue.put_nowait(json.loads(payload))
-
-    async def take(self, count: int) -> list[dict[str, Any]]:
-        """The next ``count`` notifications (waits up to 10 s for them to arrive)."""
-        return [await asyncio.wait_for(self.queue.get(), 10) for _ in range(count)]
-
-    async def take_for(self, collection: uuid.UUID, count: int) -> list[dict[str, Any]]:
-        """The next ``count`` notifications of one collection, skipping others."""
-        found: list[dict[str, Any]] = []
-        while len(found) < count:
-            item = await asyncio.wait_for(self.queue.get(), 10)
-            if item["collection"] == str(collection):
-                found.append(item)
-        return found
-
-
-@pytest.fixture
-async def listener(db_url: str) -> AsyncIterator[Listener]:
-    conn = await asyncpg.connect(db_url)
-    listener = Listener(conn)
-    await conn.add_listener(CHANNEL, listener._on_notify)
-    yield listener
-    await conn.close()
 
 
 @pytest.fixture
@@ -70,6 +38,12 @@ async def _state(conn: asyncpg.Connection, service_id: uuid.UUID) -> asyncpg.Rec
         " WHERE service_id = $1",
         service_id,
     )
+
+
+async def waits_on_a_lock(pool: asyncpg.Pool, pid: int) -> bool:
+    """Whether backend ``pid`` is waiting for a lock."""
+    wait = await pool.fetchval("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", pid)
+    return bool(wait == "Lock")
 
 
 def _ops(events: list[dict[str, Any]]) -> list[tuple[str, int | None, int]]:
@@ -293,7 +267,6 @@ async def test_concurrent_writers_get_contiguous_sequence_numbers_in_commit_orde
                 tx = conn.transaction()
                 await tx.start()
                 subject = await add_subject(conn, collection, f"w{index}-r{round_}")
-                await asyncio.sleep(0)
                 await add_example(conn, collection, subject, seed=index * 100 + round_)
                 if (index * 7 + round_) % 3 == 0:
                     await tx.rollback()
@@ -376,7 +349,9 @@ async def test_two_writers_creating_the_same_subject_exactly_one_wins(
         await add_subject(first, service_id, "same name")
         # The second insert waits on the first transaction's index entry.
         blocked = asyncio.create_task(add_subject(second, service_id, "same name"))
-        await asyncio.sleep(0)
+        await wait_until_async(
+            lambda: waits_on_a_lock(pool, second.get_server_pid()), 10, "the second insert to block"
+        )
         assert not blocked.done()
         await tx1.commit()
         with pytest.raises(asyncpg.UniqueViolationError) as info:
