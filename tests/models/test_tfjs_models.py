@@ -12,7 +12,7 @@ import pytest
 
 from models import build, tfjs_reference
 from models.tfjs_onnx import TfjsConversionError, convert
-from models.verify import compare, cosines, session
+from models.verify import MIN_COSINE, compare, cosines, session
 from tests.models.face_chips import Face, aligned_112, box_crop
 
 
@@ -41,9 +41,9 @@ def test_faceres_deep_matches_tensorflow_js_on_real_faces(
     got = session(build.onnx_file(build.TRITON_MODELS, "faceres_deep")).run(
         list(spec.outputs.values()), {"input": batch}
     )
-    result = compare("faceres_deep", "TensorFlow.js", got, want)
-    print(result)
-    assert result.max_abs_diff < 1e-3
+    result = compare("faceres_deep", "TensorFlow.js", got, want)  # raises beyond tolerance
+    assert result.samples == 4 and result.max_abs_diff < 1e-3, result
+    assert result.min_cosine >= MIN_COSINE, result
 
 
 @pytest.mark.integration
@@ -54,7 +54,9 @@ def test_mobileface_matches_tensorflow_js_on_real_faces(installed: Path, faces: 
     got = session(build.onnx_file(build.TRITON_MODELS, "mobileface")).run(
         ["embedding"], {"input": batch}
     )
-    print(compare("mobileface", "TensorFlow.js", got, want))
+    result = compare("mobileface", "TensorFlow.js", got, want)  # raises beyond tolerance
+    assert result.samples == 4 and result.max_abs_diff < 1e-3, result
+    assert result.min_cosine >= MIN_COSINE, result
 
 
 @pytest.mark.integration
@@ -67,7 +69,6 @@ def test_faceres_deep_reads_women_of_plausible_age(crops: np.ndarray) -> None:
     np.testing.assert_allclose(age.sum(axis=1), 1.0, atol=1e-4)
     years = (age * np.arange(100)).sum(axis=1)
     male = gender[:, 0]
-    print(f"{len(crops)} women: P(male) {np.round(male, 2)}, years {np.round(years, 1)}")
     assert male[0] < 0.2  # the astronaut
     assert np.mean(male < 0.5) >= 0.8
     assert years.min() > 15 and years.max() < 60 and 20 < years.mean() < 45
@@ -165,7 +166,8 @@ def test_converter_on_asymmetric_same_padding_depth_multiplier_and_dilation(
     batch = rng.uniform(0, 1, (2, 10, 10, 3)).astype(np.float32)
     want = tfjs_reference.run(installed, model_json, batch, list(outputs))
     got = session(converted).run(list(outputs.values()), {"input": batch})
-    print(compare("tiny", "TensorFlow.js", got, want))
+    result = compare("tiny", "TensorFlow.js", got, want)  # raises beyond tolerance
+    assert result.samples == 2 and result.max_abs_diff < 1e-4, result
 
 
 def test_converter_refuses_unknown_operators(tmp_path: Path) -> None:
