@@ -36,6 +36,10 @@ run: venv proto models
 test: venv proto models
 	$(VPY) -m pytest
 
+# Unit tests only: nothing started, no `make models` output read (well under a minute).
+unit: venv proto
+	$(VPY) -m pytest -m "not integration"
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
