@@ -26,6 +26,7 @@ from gateway.render import GatewayPorts
 from launcher.readiness import envoy_cluster_healthy, grpc_serving
 from tests.admin_svc.helpers import TEST_TOKEN_SECRET, add_example, add_subject
 from tests.helpers.envoy import running_envoy
+from tests.helpers.processes import stop_process
 from tests.helpers.rest_client import Reply, call
 from tests.helpers.wait import wait_for_process, wait_until
 
@@ -91,13 +92,8 @@ def edge(empty_db_url: str, short_tmp: Path, free_port: Callable[[], int]) -> It
             )
             yield Edge(base, empty_db_url, output)
     finally:
-        admin.terminate()
-        try:
-            admin.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            admin.kill()
-            admin.wait()
-    assert admin.returncode == 0, output.read_text()[-2000:]
+        status = stop_process(admin)
+    assert status == 0, output.read_text()[-2000:]
 
 
 def _insert_faces(db_url: str, service_id: str) -> None:

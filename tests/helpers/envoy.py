@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gateway.render import GatewayPorts, render
 from launcher.readiness import http_ok
+from tests.helpers.processes import stop_process
 from tests.helpers.wait import wait_for_process
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,9 +38,4 @@ def running_envoy(ports: GatewayPorts, work_dir: Path, timeout_s: float = 30) ->
         wait_for_process(process, lambda: http_ok(f"{base}/healthz"), timeout_s, "envoy", log)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 10)

@@ -17,6 +17,7 @@ from pathlib import Path
 from launcher.readiness import http_ok
 from launcher.triton import triton_command
 from tests.helpers.ports import unused_port
+from tests.helpers.processes import stop_process
 from tests.helpers.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,14 +89,8 @@ class TritonProcess:
 
     def stop(self) -> None:
         """Stops the server (SIGTERM, then SIGKILL after 30 s)."""
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        if self._process is not None:
+            stop_process(self._process, 30)
         self._process = None
 
 
