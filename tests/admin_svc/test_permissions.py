@@ -1,4 +1,5 @@
-"""Roles and permissions through AdminService: who may do what, and who may not."""
+"""Roles and permissions: the rules (admin_svc/permissions.py), and through AdminService on a
+real database who may do what, and who may not."""
 
 from __future__ import annotations
 
@@ -9,12 +10,20 @@ from typing import Any
 import grpc
 import pytest
 
+from admin_svc.permissions import (
+    AppAction,
+    Role,
+    app_allows,
+    can_change_member_role,
+    can_delete_user,
+    can_remove_member,
+    can_set_global_role,
+    effective_app_role,
+)
 from facegrid.admin.v1 import admin_service_pb2 as pb
 from facegrid.common.v1 import common_pb2
 from facegrid.errors import error_info
 from tests.admin_svc.helpers import Admin, rpc_error
-
-pytestmark = pytest.mark.integration
 
 Auth = tuple[tuple[str, str], ...]
 
@@ -74,6 +83,7 @@ async def _add(
     )
 
 
+@pytest.mark.integration
 async def test_global_users_cannot_create_applications(admin: Admin, team: Team) -> None:
     await _denied(
         admin.stub.CreateApplication(
@@ -85,6 +95,7 @@ async def test_global_users_cannot_create_applications(admin: Admin, team: Team)
     assert created.caller_role == pb.APPLICATION_ROLE_OWNER
 
 
+@pytest.mark.integration
 async def test_non_members_are_refused_everything_in_an_application(
     admin: Admin, team: Team
 ) -> None:
@@ -125,6 +136,7 @@ async def test_non_members_are_refused_everything_in_an_application(
     assert list(listed.applications) == []
 
 
+@pytest.mark.integration
 async def test_application_users_only_read(admin: Admin, team: Team) -> None:
     await _add(admin, team, "alice@example.com", pb.APPLICATION_ROLE_USER)
     app_id, service_id = team.app.application_id, team.service.service_id
@@ -174,6 +186,7 @@ async def test_application_users_only_read(admin: Admin, team: Team) -> None:
         await _denied(call, "INSUFFICIENT_ROLE")
 
 
+@pytest.mark.integration
 async def test_application_administrators_manage_all_but_the_owner_and_deletion(
     admin: Admin, team: Team
 ) -> None:
@@ -245,6 +258,7 @@ async def test_application_administrators_manage_all_but_the_owner_and_deletion(
     assert add_owner.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+@pytest.mark.integration
 async def test_members_leave_and_owners_transfer_ownership(admin: Admin, team: Team) -> None:
     app_id = team.app.application_id
     await _add(admin, team, "alice@example.com", pb.APPLICATION_ROLE_USER)
@@ -292,6 +306,7 @@ async def test_members_leave_and_owners_transfer_ownership(admin: Admin, team: T
     )
 
 
+@pytest.mark.integration
 async def test_global_administrators_act_as_owner_of_every_application(
     admin: Admin, team: Team
 ) -> None:
@@ -314,6 +329,7 @@ async def test_global_administrators_act_as_owner_of_every_application(
     assert gone.code() == grpc.StatusCode.NOT_FOUND
 
 
+@pytest.mark.integration
 async def test_global_roles_follow_compreface(admin: Admin, team: Team) -> None:
     def set_role(user: pb.User, role: pb.GlobalRole, auth: Auth) -> Any:
         return admin.stub.UpdateUserRole(
@@ -342,6 +358,7 @@ async def test_global_roles_follow_compreface(admin: Admin, team: Team) -> None:
     assert owners == ["alice@example.com"]
 
 
+@pytest.mark.integration
 async def test_who_may_rename_and_delete_accounts(admin: Admin, team: Team) -> None:
     def rename(user: pb.User, auth: Auth) -> Any:
         return admin.stub.UpdateUser(
@@ -364,6 +381,7 @@ async def test_who_may_rename_and_delete_accounts(admin: Admin, team: Team) -> N
     assert sorted(u.email for u in users.users) == ["alice@example.com", "owner@example.com"]
 
 
+@pytest.mark.integration
 async def test_unknown_and_malformed_ids(admin: Admin, team: Team) -> None:
     missing = await rpc_error(
         admin.stub.GetApplication(
@@ -389,3 +407,50 @@ async def test_unknown_and_malformed_ids(admin: Admin, team: Team) -> None:
         )
     )
     assert wrong_app.code() == grpc.StatusCode.NOT_FOUND
+
+
+# --- the rules themselves (admin_svc/permissions.py) ---------------------------------------
+
+
+def test_application_role_rights() -> None:
+    assert all(app_allows(Role.OWNER, action) for action in AppAction)
+    assert not app_allows(Role.ADMINISTRATOR, AppAction.DELETE)
+    assert app_allows(Role.ADMINISTRATOR, AppAction.MANAGE_SERVICES)
+    assert [a for a in AppAction if app_allows(Role.USER, a)] == [AppAction.VIEW]
+    assert effective_app_role(Role.ADMINISTRATOR, None) is Role.OWNER
+    assert effective_app_role(Role.USER, None) is None
+    assert effective_app_role(Role.USER, Role.ADMINISTRATOR) is Role.ADMINISTRATOR
+
+
+@pytest.mark.parametrize(
+    ("actor", "target", "new", "is_self", "allowed"),
+    [
+        (Role.OWNER, Role.USER, Role.ADMINISTRATOR, False, True),
+        (Role.OWNER, Role.ADMINISTRATOR, Role.OWNER, False, True),
+        (Role.OWNER, Role.OWNER, Role.USER, True, False),
+        (Role.ADMINISTRATOR, Role.USER, Role.ADMINISTRATOR, False, True),
+        (Role.ADMINISTRATOR, Role.USER, Role.OWNER, False, False),
+        (Role.ADMINISTRATOR, Role.OWNER, Role.USER, False, False),
+        (Role.ADMINISTRATOR, Role.ADMINISTRATOR, Role.USER, True, False),
+        (Role.USER, Role.USER, Role.ADMINISTRATOR, False, False),
+    ],
+)
+def test_global_role_changes(
+    actor: Role, target: Role, new: Role, is_self: bool, allowed: bool
+) -> None:
+    assert can_set_global_role(actor, target, new, is_self) is allowed
+
+
+def test_account_deletion_and_member_rules() -> None:
+    assert not can_delete_user(Role.OWNER, Role.OWNER, is_self=True)
+    assert can_delete_user(Role.USER, Role.USER, is_self=True)
+    assert not can_delete_user(Role.USER, Role.USER, is_self=False)
+    assert not can_delete_user(Role.ADMINISTRATOR, Role.OWNER, is_self=False)
+    assert can_change_member_role(Role.OWNER, Role.USER, Role.OWNER, is_self=False)
+    assert not can_change_member_role(Role.ADMINISTRATOR, Role.USER, Role.OWNER, is_self=False)
+    assert not can_change_member_role(Role.ADMINISTRATOR, Role.OWNER, Role.USER, is_self=False)
+    assert can_change_member_role(Role.ADMINISTRATOR, Role.USER, Role.ADMINISTRATOR, False)
+    assert not can_change_member_role(Role.USER, Role.USER, Role.ADMINISTRATOR, False)
+    assert can_remove_member(Role.USER, Role.USER, is_self=True)
+    assert not can_remove_member(Role.USER, Role.ADMINISTRATOR, is_self=False)
+    assert not can_remove_member(Role.OWNER, Role.OWNER, is_self=True)
