@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import grpc
 
 from facegrid.server import RunningServer, start_server
+from tests.helpers.wait import wait_until_async
 
 
 class Node:
@@ -47,12 +47,10 @@ async def answers(channel: grpc.aio.Channel, calls: int) -> list[str]:
 
 
 async def until_answering(channel: grpc.aio.Channel, names: set[str], calls: int = 4) -> None:
-    """Polls (bounded: 5 s) until ``calls`` calls are answered by exactly the nodes ``names``:
+    """Waits (bounded: 5 s) until ``calls`` calls are answered by exactly the nodes ``names``:
     subchannels connect and pass or fail their health checks in their own time."""
-    seen: set[str] = set()
-    for _ in range(100):
-        seen = set(await answers(channel, calls))
-        if seen == names:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"answered by {seen}, never exactly {names}")
+
+    async def exactly() -> bool:
+        return set(await answers(channel, calls)) == names
+
+    await wait_until_async(exactly, 5, f"exactly {sorted(names)} to answer")

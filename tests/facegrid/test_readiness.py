@@ -11,6 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from facegrid.server import READY_SERVICE, RunningServer, start_server, stop_server
+from tests.helpers.health import health_becomes
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -48,15 +49,6 @@ async def _status(channel: grpc.aio.Channel, service: str) -> int:
     return int(reply.status)
 
 
-async def _until(channel: grpc.aio.Channel, service: str, status: int) -> None:
-    """Polls health (bounded: 5 s) until ``service`` reports ``status``."""
-    for _ in range(100):
-        if await _status(channel, service) == status:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{service!r} never became {status}")
-
-
 async def test_a_new_server_is_neither_alive_nor_ready(
     served: tuple[RunningServer, grpc.aio.Channel, Dependency],
 ) -> None:
@@ -74,11 +66,11 @@ async def test_readiness_follows_the_dependency_while_the_node_stays_alive(
     assert await running.keep_ready(dependency.check, interval_s=0.05, timeout_s=0.2) is True
     assert await _status(channel, READY_SERVICE) == SERVING
     dependency.state = failure
-    await _until(channel, READY_SERVICE, NOT_SERVING)
+    await health_becomes(channel, NOT_SERVING, timeout_s=5)
     assert await _status(channel, "") == SERVING
     assert await _status(channel, "t.T") == SERVING
     dependency.state = "up"
-    await _until(channel, READY_SERVICE, SERVING)
+    await health_becomes(channel, SERVING, timeout_s=5)
 
 
 async def test_stopping_ends_the_check_and_readiness(

@@ -20,6 +20,7 @@ from facegrid.server import RunningServer, start_server, stop_server
 from gateway.render import GatewayPorts, node_ports
 from tests.helpers.ports import free_base_port
 from tests.helpers.rest_client import Reply, call
+from tests.helpers.wait import wait_until_async
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +101,7 @@ async def _start(
     others = [await _serve(p, None, None) for p in (ports.embed_port, ports.admin_svc_port)]
     rest = await asyncio.to_thread(start_envoy, ports)
     mesh = Mesh(rest, nodes, servers, others)
-    await _until(lambda: _ready(mesh), "Envoy ready")
+    await wait_until_async(lambda: _ready(mesh), 10, "Envoy ready", interval_s=0.1)
     return mesh
 
 
@@ -134,15 +135,6 @@ async def rest(method: str, url: str, **kwargs: Any) -> Reply:
 
 async def _ready(mesh: Mesh) -> bool:
     return (await rest("GET", f"{mesh.rest}/ready")).status == 200
-
-
-async def _until(condition: Callable[[], Any], what: str, attempts: int = 100) -> None:
-    """Polls ``condition`` (bounded: ``attempts`` x 0.1 s)."""
-    for _ in range(attempts):
-        if await condition():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never: {what}")
 
 
 async def _list(mesh: Mesh) -> Reply:
@@ -194,7 +186,7 @@ async def test_no_live_node_is_a_compreface_503_and_grpc_unavailable(two_nodes: 
         with pytest.raises(grpc.aio.AioRpcError) as failed:
             await pb_grpc.RecognitionServiceStub(channel).ListSubjects(pb.ListSubjectsRequest())
     assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
-    await _until(lambda: _not_ready(two_nodes), "/ready turns 503")
+    await wait_until_async(lambda: _not_ready(two_nodes), 10, "/ready turns 503", interval_s=0.1)
 
 
 async def _not_ready(mesh: Mesh) -> bool:
@@ -205,11 +197,13 @@ async def test_ready_needs_one_ready_node_not_a_live_one(two_nodes: Mesh) -> Non
     await two_nodes.servers[0].set_ready(False)
     assert await _ready(two_nodes)
     await two_nodes.servers[1].set_ready(False)
-    await _until(lambda: _not_ready(two_nodes), "/ready turns 503 with no ready api_svc")
+    await wait_until_async(
+        lambda: _not_ready(two_nodes), 10, "/ready turns 503 with no ready api_svc", interval_s=0.1
+    )
     # Alive but not ready (its database is down, say): still routed, it answers what it can.
     assert (await _list(two_nodes)).status == 200
     await two_nodes.servers[1].set_ready(True)
-    await _until(lambda: _ready(two_nodes), "/ready turns 200 again")
+    await wait_until_async(lambda: _ready(two_nodes), 10, "/ready turns 200 again", interval_s=0.1)
 
 
 async def test_reads_are_retried_on_another_node_writes_are_not(bare_nodes: Mesh) -> None:
