@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ from gateway.render import node_ports
 from launcher.readiness import http_ok
 from tests.helpers.ports import free_base_port
 from tests.helpers.rest_client import Reply, call
-from tests.helpers.wait import wait_for_process
+from tests.helpers.wait import wait_for_process, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 FACES = "/api/v1/recognition/faces"
@@ -215,3 +215,17 @@ def sql(mesh: MeshHandle, query: str, *args: object) -> list[asyncpg.Record]:
             await conn.close()
 
     return asyncio.run(run())
+
+
+def until(fetch: Callable[[], Reply], done: Callable[[dict], bool], timeout_s: float = 15) -> dict:
+    """Calls ``fetch`` until its JSON satisfies ``done`` (the index has caught up); that JSON."""
+    seen: list[dict] = []
+
+    def caught_up() -> bool:
+        reply = fetch()
+        assert reply.status == 200, reply.body
+        seen.append(reply.json())
+        return done(seen[-1])
+
+    wait_until(caught_up, timeout_s, "the index to catch up")
+    return seen[-1]

@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -20,21 +19,20 @@ import pytest
 
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
-from tests.launcher.conftest import REPO, MeshHandle
-from tests.launcher.test_mesh_api_svc import error, keys, photos
-from tests.launcher.test_mesh_recognition import until
-from tests.launcher.test_mesh_face_store import (
-    FACES,
-    SUBJECTS,
-    detected_embedding,
-    empty_collection,
-    rest,
-)
 from tests.helpers.rest_client import call
+from tests.helpers.wait import wait_for_process
+from tests.launcher.helpers import (
+    FACES,
+    REPO,
+    SUBJECTS,
+    MeshHandle,
+    detected_embedding,
+    error,
+    rest,
+    until,
+)
 
-pytestmark = pytest.mark.integration
-
-__all__ = ["empty_collection", "keys", "photos"]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("empty_collection")]
 
 BULK = "/api/v1/recognition/faces/bulk"
 RECOGNIZE = "/api/v1/recognition/recognize"
@@ -241,11 +239,16 @@ def test_the_importer_resumes_after_an_interruption(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 120
-    while not state.exists() or len(state.read_text().splitlines()) < 3:
-        assert first.poll() is None, first.communicate()[0].decode()
-        assert time.monotonic() < deadline, "the importer stored nothing in 120 s"
-        time.sleep(0.05)
+    try:
+        wait_for_process(
+            first,
+            lambda: state.exists() and len(state.read_text().splitlines()) >= 3,
+            120,
+            "the importer to store three files",
+        )
+    except AssertionError as failed:
+        first.kill()
+        raise AssertionError(f"{failed}\n{first.communicate()[0].decode()}") from None
     first.send_signal(signal.SIGINT)
     out = first.communicate(timeout=120)[0].decode()
     assert first.returncode == 130, out

@@ -4,13 +4,18 @@ from NOTIFY (polled with a deadline, since the index follows the database asynch
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from tests.helpers.rest_client import Reply
-from tests.helpers.wait import wait_until
-from tests.launcher.helpers import GROUP, MeshHandle, detected_embedding, enrol, error, rest
+from tests.launcher.helpers import (
+    GROUP,
+    MeshHandle,
+    detected_embedding,
+    enrol,
+    error,
+    rest,
+    until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("empty_collection")]
 
@@ -21,20 +26,6 @@ def recognize(mesh: MeshHandle, keys: dict[str, str], data: bytes, **query: str)
     return rest(
         mesh, keys, "POST", RECOGNIZE, files={"file": ("f.jpg", data, "image/jpeg")}, query=query
     )
-
-
-def until(fetch: Callable[[], Reply], done: Callable[[dict], bool], timeout_s: float = 15) -> dict:
-    """Calls ``fetch`` until its JSON satisfies ``done`` (the index has caught up); that JSON."""
-    seen: list[dict] = []
-
-    def caught_up() -> bool:
-        reply = fetch()
-        assert reply.status == 200, reply.body
-        seen.append(reply.json())
-        return done(seen[-1])
-
-    wait_until(caught_up, timeout_s, "the index to catch up")
-    return seen[-1]
 
 
 def test_the_flipped_astronaut_is_recognised_as_eileen(mesh, keys, photos) -> None:
