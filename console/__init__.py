@@ -1,0 +1,1 @@
+"""The web console: its static file server (Python) and its single-page app (``web/``)."""

@@ -1,0 +1,360 @@
+// One application: its services (face collections) with their API keys, and its members.
+
+import { useEffect, useState } from "preact/hooks";
+import { admin } from "../api";
+import { href } from "../router";
+import type { AppRole, Application, Member, Service, ServiceType } from "../types";
+import { APP_ROLES, SERVICE_TYPES, canManage, roleLabel, typeLabel } from "../types";
+import {
+  ConfirmButton,
+  CopyButton,
+  Feedback,
+  Loading,
+  PageTitle,
+  Scroll,
+  useAction,
+  useLoad,
+} from "../ui";
+
+export function AppPage(props: { appId: string }) {
+  const app = useLoad(
+    () =>
+      admin<{ application: Application }>("GET", `/apps/${props.appId}`).then(
+        (r) => r.application,
+      ),
+    [props.appId],
+  );
+  if (!app.data) {
+    return (
+      <section>
+        <PageTitle title="Application">Application</PageTitle>
+        {app.error ? <Feedback error={app.error} /> : <Loading what="the application" />}
+      </section>
+    );
+  }
+  return (
+    <section>
+      <nav aria-label="Breadcrumb" class="crumbs">
+        <a href="#/apps">Applications</a> / <span aria-current="page">{app.data.name}</span>
+      </nav>
+      <PageTitle title={app.data.name}>{app.data.name}</PageTitle>
+      <p class="muted">
+        Your role: {roleLabel(app.data.caller_role)}
+        {app.data.owner ? ` · owner ${app.data.owner.email}` : ""}
+      </p>
+      <Services app={app.data} />
+      <Members app={app.data} />
+    </section>
+  );
+}
+
+function Services(props: { app: Application }) {
+  const appId = props.app.application_id;
+  const services = useLoad(
+    () => admin<{ services: Service[] }>("GET", `/apps/${appId}/services`).then((r) => r.services),
+    [appId],
+  );
+  const [name, setName] = useState("");
+  const [type, setType] = useState<ServiceType>("SERVICE_TYPE_RECOGNITION");
+  const action = useAction();
+  const create = (event: Event) => {
+    event.preventDefault();
+    void action.run(async () => {
+      const r = await admin<{ service: Service }>("POST", `/apps/${appId}/services`, {
+        name,
+        type,
+      });
+      setName("");
+      services.reload();
+      return `${typeLabel(r.service.type)} service "${r.service.name}" created.`;
+    });
+  };
+  return (
+    <section aria-labelledby="services-heading">
+      <h2 id="services-heading">Services</h2>
+      <p class="muted">
+        Each service is one face collection with its own API key; its type decides which API
+        paths the key may call.
+      </p>
+      {canManage(props.app) ? (
+        <form onSubmit={create} class="row" aria-label="Create a service">
+          <label>
+            New service name
+            <input required maxLength={50} value={name} onInput={(e) => setName(e.currentTarget.value)} />
+          </label>
+          <label>
+            Type
+            <select value={type} onChange={(e) => setType(e.currentTarget.value as ServiceType)}>
+              {SERVICE_TYPES.map((t) => (
+                <option key={t.value} value={t.value}>
+                  {t.label}
+                </option>
+              ))}
+            </select>
+          </label>
+          <button type="submit" class="primary" disabled={action.busy}>
+            Create service
+          </button>
+        </form>
+      ) : null}
+      <Feedback error={action.error ?? services.error} done={action.done} />
+      {services.loading && !services.data ? <Loading what="services" /> : null}
+      {services.data && services.data.length === 0 ? <p>No service yet.</p> : null}
+      <div class="cards">
+        {services.data?.map((service) => (
+          <ServiceCard
+            key={service.service_id}
+            app={props.app}
+            service={service}
+            onChange={services.reload}
+          />
+        ))}
+      </div>
+    </section>
+  );
+}
+
+/** The service's API key with copy and rotate; shared by the card and the service page. */
+export function ApiKey(props: {
+  app: Application;
+  service: Service;
+  onRotated: (service: Service) => void;
+}) {
+  const { service } = props;
+  const action = useAction();
+  const inputId = `key-${service.service_id}`;
+  const rotate = () =>
+    void action.run(async () => {
+      const r = await admin<{ service: Service }>(
+        "POST",
+        `/apps/${service.application_id}/services/${service.service_id}/api-key/rotate`,
+        {},
+      );
+      props.onRotated(r.service);
+      return "New API key issued: the old one no longer works.";
+    });
+  return (
+    <div class="apikey">
+      <label for={inputId}>API key of {service.name}</label>
+      <div class="row">
+        <input id={inputId} class="mono" readOnly value={service.api_key} data-testid="api-key" />
+        <CopyButton text={service.api_key} label="Copy key" targetId={inputId} />
+        {canManage(props.app) ? (
+          <ConfirmButton
+            label="Rotate key"
+            ariaLabel={`Rotate the API key of ${service.name}`}
+            confirmLabel="Issue a new key (the old one stops working)"
+            onConfirm={rotate}
+            disabled={action.busy}
+          />
+        ) : null}
+      </div>
+      <Feedback error={action.error} done={action.done} />
+    </div>
+  );
+}
+
+function ServiceCard(props: { app: Application; service: Service; onChange: () => void }) {
+  const { app } = props;
+  const [service, setService] = useState(props.service);
+  useEffect(() => setService(props.service), [props.service]);
+  const [mode, setMode] = useState<"" | "rename" | "clone">("");
+  const [name, setName] = useState("");
+  const action = useAction();
+  const base = `/apps/${service.application_id}/services/${service.service_id}`;
+  const headingId = `service-${service.service_id}`;
+  const submit = (event: Event) => {
+    event.preventDefault();
+    void action.run(async () => {
+      if (mode === "rename") {
+        const r = await admin<{ service: Service }>("PUT", base, { name });
+        setService(r.service);
+      } else {
+        await admin<{ service: Service }>("POST", `${base}/clone`, { name });
+        props.onChange();
+      }
+      setMode("");
+    });
+  };
+  const remove = () =>
+    void action.run(async () => {
+      await admin("DELETE", base);
+      props.onChange();
+    });
+  const open = (next: "rename" | "clone") => {
+    setMode(next);
+    setName(next === "rename" ? service.name : `${service.name} copy`);
+  };
+  const link = (tab: string) => href("apps", app.application_id, "services", service.service_id, tab);
+  return (
+    <article class="card" aria-labelledby={headingId}>
+      <h3 id={headingId}>
+        <a href={link("")}>{service.name}</a>{" "}
+        <span class={`badge ${service.type}`}>{typeLabel(service.type)}</span>
+      </h3>
+      {service.type === "SERVICE_TYPE_RECOGNITION" ? (
+        <p class="muted">
+          {service.subject_count} subjects · {service.image_count} photos
+          {service.writes_blocked ? " · migration running" : ""}
+        </p>
+      ) : null}
+      <ApiKey app={app} service={service} onRotated={setService} />
+      <nav class="row links" aria-label={`${service.name} pages`}>
+        {service.type === "SERVICE_TYPE_RECOGNITION" ? (
+          <a href={link("collection")}>Collection</a>
+        ) : null}
+        <a href={link("playground")}>Playground</a>
+        <a href={link("statistics")}>Statistics</a>
+        {service.type === "SERVICE_TYPE_RECOGNITION" ? (
+          <a href={link("migration")}>Migration</a>
+        ) : null}
+      </nav>
+      {canManage(app) ? (
+        mode ? (
+          <form onSubmit={submit} class="row">
+            <label>
+              {mode === "rename" ? `New name of ${service.name}` : `Name of the copy of ${service.name}`}
+              <input required maxLength={50} value={name} onInput={(e) => setName(e.currentTarget.value)} />
+            </label>
+            <button type="submit" class="primary" disabled={action.busy}>
+              {mode === "rename" ? "Save" : "Clone"}
+            </button>
+            <button type="button" class="secondary" onClick={() => setMode("")}>
+              Cancel
+            </button>
+          </form>
+        ) : (
+          <div class="row actions">
+            <button type="button" class="secondary" onClick={() => open("rename")} aria-label={`Rename ${service.name}`}>
+              Rename
+            </button>
+            <button type="button" class="secondary" onClick={() => open("clone")} aria-label={`Clone ${service.name}`}>
+              Clone
+            </button>
+            <ConfirmButton
+              label="Delete"
+              ariaLabel={`Delete ${service.name}`}
+              confirmLabel={`Delete ${service.name} and all its faces`}
+              danger
+              onConfirm={remove}
+            />
+          </div>
+        )
+      ) : null}
+      <Feedback error={action.error} />
+    </article>
+  );
+}
+
+function Members(props: { app: Application }) {
+  const appId = props.app.application_id;
+  const members = useLoad(
+    () => admin<{ members: Member[] }>("GET", `/apps/${appId}/members`).then((r) => r.members),
+    [appId],
+  );
+  const [email, setEmail] = useState("");
+  const [role, setRole] = useState<AppRole>("APPLICATION_ROLE_USER");
+  const action = useAction();
+  const manage = canManage(props.app);
+  const add = (event: Event) => {
+    event.preventDefault();
+    void action.run(async () => {
+      await admin("POST", `/apps/${appId}/members`, { email: email.trim(), role });
+      setEmail("");
+      members.reload();
+      return `${email.trim()} added.`;
+    });
+  };
+  const changeRole = (member: Member, next: AppRole) =>
+    void action.run(async () => {
+      await admin("PUT", `/apps/${appId}/members/${member.user.user_id}`, { role: next });
+      members.reload();
+      return `${member.user.email} is now ${roleLabel(next)}.`;
+    });
+  const remove = (member: Member) =>
+    void action.run(async () => {
+      await admin("DELETE", `/apps/${appId}/members/${member.user.user_id}`);
+      members.reload();
+      return `${member.user.email} removed.`;
+    });
+  return (
+    <section aria-labelledby="members-heading">
+      <h2 id="members-heading">Members</h2>
+      {manage ? (
+        <form onSubmit={add} class="row" aria-label="Add a member">
+          <label>
+            Email of an existing account
+            <input type="email" required value={email} onInput={(e) => setEmail(e.currentTarget.value)} />
+          </label>
+          <label>
+            Role
+            <select value={role} onChange={(e) => setRole(e.currentTarget.value as AppRole)}>
+              {APP_ROLES.filter((r) => r.value !== "APPLICATION_ROLE_OWNER").map((r) => (
+                <option key={r.value} value={r.value}>
+                  {r.label}
+                </option>
+              ))}
+            </select>
+          </label>
+          <button type="submit" class="primary" disabled={action.busy}>
+            Add member
+          </button>
+        </form>
+      ) : null}
+      <Feedback error={action.error ?? members.error} done={action.done} />
+      {members.data ? (
+        <Scroll label="Members">
+          <table>
+            <caption class="sr-only">Members of {props.app.name}</caption>
+            <thead>
+              <tr>
+                <th scope="col">Email</th>
+                <th scope="col">Name</th>
+                <th scope="col">Role</th>
+                <th scope="col">Actions</th>
+              </tr>
+            </thead>
+            <tbody>
+              {members.data.map((member) => (
+                <tr key={member.user.user_id}>
+                  <td>{member.user.email}</td>
+                  <td>
+                    {member.user.first_name} {member.user.last_name}
+                  </td>
+                  <td>
+                    {manage && member.role !== "APPLICATION_ROLE_OWNER" ? (
+                      <select
+                        aria-label={`Role of ${member.user.email}`}
+                        value={member.role}
+                        onChange={(e) => changeRole(member, e.currentTarget.value as AppRole)}
+                      >
+                        {APP_ROLES.map((r) => (
+                          <option key={r.value} value={r.value}>
+                            {r.label}
+                          </option>
+                        ))}
+                      </select>
+                    ) : (
+                      roleLabel(member.role)
+                    )}
+                  </td>
+                  <td>
+                    {manage && member.role !== "APPLICATION_ROLE_OWNER" ? (
+                      <ConfirmButton
+                        label="Remove"
+                        ariaLabel={`Remove ${member.user.email}`}
+                        confirmLabel={`Remove ${member.user.email}`}
+                        danger
+                        onConfirm={() => remove(member)}
+                      />
+                    ) : null}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </Scroll>
+      ) : null}
+    </section>
+  );
+}
