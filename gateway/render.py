@@ -3,7 +3,8 @@
 ``python -m gateway.render > envoy.yaml`` regenerates the committed file; the launcher renders a
 copy when any port, path or node count differs from the defaults. Routes: REST (transcoded) and
 gRPC for the recognition and admin services only (embed_svc is internal), balanced over every
-node with retries of what is safe to retry (docs/gateway.md); ``/healthz`` (liveness: Envoy is
+node with retries of what is safe to retry (docs/gateway.md); every other path to the web
+console's static file server (neither gRPC nor an ``/api/`` path ever reaches it); ``/healthz`` (liveness: Envoy is
 up) and ``/ready`` (readiness: at least one ready node of each service, counted through
 readiness-only clusters health-checked on ``facegrid.ready``).
 """
@@ -67,6 +68,8 @@ class GatewayPorts:
     """embed_svc gRPC port of node 0 (node i: + 100 * i; readiness only, never routed)."""
     admin_svc_port: int = 50053
     """admin_svc gRPC port."""
+    console_port: int = 8300
+    """The console's static file server (HTTP/1.1), which serves every non-API path."""
     host: str = "127.0.0.1"
     """Interface for the listener and the upstream services."""
     descriptor_path: str = "gateway/descriptor.pb"
@@ -126,8 +129,38 @@ def _routes() -> str:
     routes += [
         f'- match: {{prefix: "{recognition}"}}\n  route: {{cluster: api_svc, timeout: 120s}}',
         f'- match: {{prefix: "{admin}"}}\n  route: {{cluster: admin_svc, timeout: 600s}}',
+        _CONSOLE_ROUTES,
     ]
     return _indent("\n".join(routes), 24)
+
+
+#: Any other gRPC call is unknown, and a REST path under /api/ that the transcoder does not know
+#: it answers itself (404): neither reaches the console, which serves every other path, with the
+#: REST filters (Lua, transcoder) off.
+_CONSOLE_ROUTES = """\
+- match: {prefix: "/", grpc: {}}
+  direct_response: {status: 404}
+- match: {prefix: "/api/"}
+  direct_response: {status: 404}
+- match: {prefix: "/"}
+  route: {cluster: console, timeout: 30s}
+  typed_per_filter_config:
+    envoy.filters.http.lua:
+      "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute
+      disabled: true
+    envoy.filters.http.grpc_json_transcoder:
+      "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
+      disabled: true"""
+
+_CONSOLE_CLUSTER = """\
+- name: console
+  type: STATIC
+  connect_timeout: 1s
+  load_assignment:
+    cluster_name: console
+    endpoints:
+      - lb_endpoints:
+          - endpoint: {{address: {{socket_address: {{address: {host}, port_value: {port}}}}}}}"""
 
 
 _CLUSTER = """\
@@ -194,6 +227,7 @@ def _clusters(ports: GatewayPorts) -> str:
         _cluster("api_svc_ready", ports.host, api, routed=False),
         _cluster("admin_svc_ready", ports.host, admin, routed=False),
         _cluster("embed_svc_ready", ports.host, embed, routed=False),
+        _CONSOLE_CLUSTER.format(host=ports.host, port=ports.console_port),
     ]
     return _indent("\n".join(clusters), 4)
 

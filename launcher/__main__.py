@@ -38,6 +38,7 @@ def main() -> int:
     api_nodes = "  ".join(mesh.api_addresses)
     print(
         "\nFacegrid is up (Ctrl-C stops everything):\n"
+        f"  Web console:               {mesh.rest_url}/\n"
         f"  REST API (CompreFace v1):  {mesh.rest_url}/api/v1/...\n"
         f"  gRPC (recognition, admin): {mesh.grpc_address}\n"
         f"  liveness / readiness:      {mesh.rest_url}/healthz  {mesh.rest_url}/ready\n"

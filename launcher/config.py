@@ -32,6 +32,9 @@ class MeshConfig:
     this + 100 * i."""
     admin_port: int
     """admin_svc gRPC port (FACEGRID_ADMIN_PORT, default 50053)."""
+    console_port: int
+    """The console's static file server (FACEGRID_CONSOLE_PORT, default 8300; Envoy routes every
+    non-API path there)."""
     triton_grpc_port: int
     """Triton gRPC (KServe v2) port (FACEGRID_TRITON_GRPC_PORT, default 8101)."""
     triton_http_port: int
@@ -79,6 +82,7 @@ def load_config(env: Mapping[str, str]) -> MeshConfig:
         api_port=get_int(env, "FACEGRID_API_PORT", 50051, minimum=1),
         embed_port=get_int(env, "FACEGRID_EMBED_PORT", 50052, minimum=1),
         admin_port=get_int(env, "FACEGRID_ADMIN_PORT", 50053, minimum=1),
+        console_port=get_int(env, "FACEGRID_CONSOLE_PORT", 8300, minimum=1),
         triton_grpc_port=get_int(env, "FACEGRID_TRITON_GRPC_PORT", 8101, minimum=1),
         triton_http_port=get_int(env, "FACEGRID_TRITON_HTTP_PORT", 8100, minimum=1),
         model_repository=Path(get_str(env, "FACEGRID_MODEL_REPOSITORY", "triton_models")),

@@ -1,8 +1,8 @@
 """Starts, supervises and stops the processes of the embedded mesh, in dependency order.
 
 PostgreSQL (embedded, unless an external URL is configured), then Triton, the embed_svc nodes,
-admin_svc (applies the schema) and the api_svc nodes together, then Envoy once they are ready for
-work. Node i of api_svc and embed_svc listens on its base port + 100 * i; api_svc and admin_svc
+admin_svc (applies the schema), the api_svc nodes and the console's static file server
+together, then Envoy once they are ready for work. Node i of api_svc and embed_svc listens on its base port + 100 * i; api_svc and admin_svc
 balance over every embed_svc node. Each child runs in its own session so that Ctrl-C reaches only
 the launcher, which then stops them, Envoy first and PostgreSQL last. Once started, a child that
 exits is restarted with backoff (launcher/supervisor.py) while the others keep serving.
@@ -103,6 +103,7 @@ def _gateway_ports(config: MeshConfig) -> GatewayPorts:
         api_port=config.api_port,
         embed_port=config.embed_port,
         admin_svc_port=config.admin_port,
+        console_port=config.console_port,
         host=config.host,
         descriptor_path=str(REPO_ROOT / "gateway" / "descriptor.pb"),
         api_nodes=config.api_nodes,
@@ -124,7 +125,7 @@ def _log_path(config: MeshConfig, name: str) -> Path | None:
 
 
 def _service_specs(config: MeshConfig, env: dict[str, str]) -> list[ProcessSpec]:
-    """Triton, the embed_svc nodes, admin_svc and the api_svc nodes."""
+    """Triton, the embed_svc nodes, admin_svc, the api_svc nodes and the console's server."""
     host = config.host
     python = sys.executable
     triton = triton_command(
@@ -162,6 +163,17 @@ def _service_specs(config: MeshConfig, env: dict[str, str]) -> list[ProcessSpec]
     for i, port in enumerate(node_ports(config.api_port, config.api_nodes)):
         node = {"FACEGRID_API_PORT": str(port), "FACEGRID_API_NODE_NAME": f"api_svc-{i}"}
         specs.append(service(f"api_svc-{i}", "api_svc", port, node))
+    console = {"FACEGRID_CONSOLE_HOST": host, "FACEGRID_CONSOLE_PORT": str(config.console_port)}
+    specs.append(
+        ProcessSpec(
+            "console",
+            [python, "-m", "console"],
+            {**env, **console},
+            partial(http_ok, f"http://{host}:{config.console_port}/healthz"),
+            cwd=REPO_ROOT,
+            log_path=_log_path(config, "console"),
+        )
+    )
     return specs
 
 

@@ -19,6 +19,7 @@ PORT_VARIABLES = {
     "api_port": "FACEGRID_API_PORT",
     "embed_port": "FACEGRID_EMBED_PORT",
     "admin_port": "FACEGRID_ADMIN_PORT",
+    "console_port": "FACEGRID_CONSOLE_PORT",
     "triton_grpc_port": "FACEGRID_TRITON_GRPC_PORT",
     "triton_http_port": "FACEGRID_TRITON_HTTP_PORT",
 }

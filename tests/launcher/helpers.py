@@ -98,6 +98,7 @@ def running_mesh(work: Path, api_nodes: int = 1, embed_nodes: int = 1) -> Iterat
             ("API", api_nodes),
             ("EMBED", embed_nodes),
             ("ADMIN", 1),
+            ("CONSOLE", 1),
             ("TRITON_GRPC", 1),
             ("TRITON_HTTP", 1),
         )

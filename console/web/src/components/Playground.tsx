@@ -29,6 +29,13 @@ export function curlCommand(call: Call, apiKey: string): string {
   return lines.join(" \\\n     ");
 }
 
+/** Indented JSON with arrays of numbers (landmarks, embeddings) kept on one line. */
+export function prettyJson(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(/\[\s*(-?[\d.e+-]+(?:,\s*-?[\d.e+-]+)*)\s*\]/g, (_, items: string) =>
+    `[${items.split(/,\s*/).join(", ")}]`,
+  );
+}
+
 function Options(props: {
   plugins: Set<string>;
   onPlugins: (p: Set<string>) => void;
@@ -73,7 +80,7 @@ function Answer(props: { answer: FaceAnswer<unknown> | null; curl: string | null
         </h3>
         <Scroll label="JSON answer">
           <pre class="json" data-testid="json-answer">
-            {props.answer ? JSON.stringify(props.answer.data, null, 2) : "Pick a photo to see the answer."}
+            {props.answer ? prettyJson(props.answer.data) : "Pick a photo to see the answer."}
           </pre>
         </Scroll>
       </section>
