@@ -53,7 +53,7 @@ async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse
     return response
 
 
-def _file_in(root: Path, url_path: str) -> Path | None:
+def file_in(root: Path, url_path: str) -> Path | None:
     """The file ``url_path`` names inside ``root``, or None (missing, a folder, or outside)."""
     relative = url_path.lstrip("/") or "index.html"
     candidate = (root / relative).resolve()
@@ -72,7 +72,7 @@ def create_app(root: Path) -> web.Application:
         return web.Response(text="ok\n")
 
     async def static(request: web.Request) -> web.StreamResponse:
-        path = _file_in(root, request.path)
+        path = file_in(root, request.path)
         if path is None:
             raise web.HTTPNotFound(text=f"Not found: {request.path} (the console is at /)\n")
         response = web.FileResponse(path)
