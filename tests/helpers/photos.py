@@ -1,7 +1,8 @@
 """Face photos for tests, from registry packages: scikit-image's astronaut (installed with the
 venv) and the group photos of npm ``@vladmandic/face-api``'s demo folder, read from the pinned
 tarball that ``make models`` puts in ``build/cache`` (models/sources.py ``FACE_API``). Nothing
-is fetched here: a missing or altered tarball fails the test, naming the command to run."""
+is fetched here: a missing or altered tarball fails the test, naming the command to run. Also
+where the shared real photos are (``shared_faces``)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,15 @@ FACE_API_COUNTS = {
     "sample5.jpg": 5,
     "sample6.jpg": 4,
 }
+
+
+def shared_faces() -> Path:
+    """../shared/faces beside the checkout (CI), else the machine's /work/shared/faces: real
+    photos of known people and group photos, described by its manifest.json."""
+    for path in (REPO.parent / "shared" / "faces", Path("/work/shared/faces")):
+        if (path / "manifest.json").exists():
+            return path
+    pytest.fail("the shared face photos (shared/faces/manifest.json) are missing")
 
 
 def astronaut_png() -> bytes:

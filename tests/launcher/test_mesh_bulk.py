@@ -19,6 +19,7 @@ import pytest
 
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
+from tests.helpers.photos import shared_faces
 from tests.helpers.rest_client import call
 from tests.helpers.wait import wait_for_process
 from tests.launcher.helpers import (
@@ -36,14 +37,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("empty_collection
 
 BULK = "/api/v1/recognition/faces/bulk"
 RECOGNIZE = "/api/v1/recognition/recognize"
-
-
-def shared_faces() -> Path:
-    """../shared/faces beside the checkout (CI), else the machine's /work/shared/faces."""
-    for path in (REPO.parent / "shared" / "faces", Path("/work/shared/faces")):
-        if (path / "manifest.json").exists():
-            return path
-    pytest.fail("the shared face photos (shared/faces/manifest.json) are missing")
 
 
 def identities() -> dict[str, list[Path]]:

@@ -185,9 +185,9 @@ export function PageTitle(props: { children: ComponentChildren; title: string })
 }
 
 /** A horizontally scrollable region for wide tables, reachable by keyboard. */
-export function Scroll(props: { label: string; children: ComponentChildren }) {
+export function Scroll(props: { label: string; children: ComponentChildren; tall?: boolean }) {
   return (
-    <div class="scroll" role="region" aria-label={props.label} tabIndex={0}>
+    <div class={props.tall ? "scroll tall" : "scroll"} role="region" aria-label={props.label} tabIndex={0}>
       {props.children}
     </div>
   );

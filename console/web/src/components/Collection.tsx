@@ -265,7 +265,7 @@ function SubjectRow(props: {
       </th>
       <td data-testid="subject-count">{count.data ?? (count.error ? "?" : "…")}</td>
       <td class="actions">
-        <button type="button" class="secondary" aria-expanded={props.open} onClick={props.onToggle} aria-label={`Photos of ${subject}`}>
+        <button type="button" class="secondary" aria-expanded={props.open} onClick={props.onToggle} aria-label={`${props.open ? "Hide photos" : "Photos"} of ${subject}`}>
           {props.open ? "Hide photos" : "Photos"}
         </button>
         {props.writable && !renaming ? (

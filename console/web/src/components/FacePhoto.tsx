@@ -32,9 +32,11 @@ function percent(value: number, of: number): string {
 }
 
 export function FacePhoto(props: { url: string; name: string; faces: DrawnFace[]; caption: string }) {
-  const [size, setSize] = useState<{ w: number; h: number } | null>(null);
+  // The photo's own size, known once it has loaded (kept with its URL: a new photo's overlay
+  // waits for the new size).
+  const [loaded, setLoaded] = useState<{ url: string; w: number; h: number } | null>(null);
+  const size = loaded?.url === props.url ? loaded : null;
   const { faces } = props;
-  useEffect(() => setSize(null), [props.url]);
   const summary = faces.length === 1 ? "1 face" : `${faces.length} faces`;
   return (
     <figure class="face-photo">
@@ -42,7 +44,9 @@ export function FacePhoto(props: { url: string; name: string; faces: DrawnFace[]
         <img
           src={props.url}
           alt={`${props.name}: ${summary}${faces.length ? ` (${faces.map((f) => f.label).join(", ")})` : ""}`}
-          onLoad={(e) => setSize({ w: e.currentTarget.naturalWidth, h: e.currentTarget.naturalHeight })}
+          onLoad={(e) =>
+            setLoaded({ url: props.url, w: e.currentTarget.naturalWidth, h: e.currentTarget.naturalHeight })
+          }
         />
         {size ? (
           <>
@@ -90,7 +94,13 @@ export function FacePhoto(props: { url: string; name: string; faces: DrawnFace[]
                   class={d.matched ? "face-label matched" : "face-label"}
                   data-testid="face-label"
                   data-index={i}
-                  style={{ left: percent(b.x_min, size.w), top: percent(b.y_max, size.h) }}
+                  style={
+                    // labels of faces in the right half end at the box's right edge, so that
+                    // none runs off the photo
+                    b.x_min + b.x_max > size.w
+                      ? { right: percent(size.w - b.x_max, size.w), top: percent(b.y_max, size.h) }
+                      : { left: percent(b.x_min, size.w), top: percent(b.y_max, size.h) }
+                  }
                   aria-hidden="true"
                 >
                   {d.label}

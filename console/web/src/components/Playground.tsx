@@ -78,7 +78,7 @@ function Answer(props: { answer: FaceAnswer<unknown> | null; curl: string | null
             </span>
           ) : null}
         </h3>
-        <Scroll label="JSON answer">
+        <Scroll label="JSON answer" tall>
           <pre class="json" data-testid="json-answer">
             {props.answer ? prettyJson(props.answer.data) : "Pick a photo to see the answer."}
           </pre>

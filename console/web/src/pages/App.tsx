@@ -142,7 +142,7 @@ export function ApiKey(props: {
         {canManage(props.app) ? (
           <ConfirmButton
             label="Rotate key"
-            ariaLabel={`Rotate the API key of ${service.name}`}
+            ariaLabel={`Rotate key of ${service.name}`}
             confirmLabel="Issue a new key (the old one stops working)"
             onConfirm={rotate}
             disabled={action.busy}
