@@ -4,9 +4,9 @@
 copy when any port, path or node count differs from the defaults. Routes: REST (transcoded) and
 gRPC for the recognition and admin services only (embed_svc is internal), balanced over every
 node with retries of what is safe to retry (docs/gateway.md); every other path to the web
-console's static file server (neither gRPC nor an ``/api/`` path ever reaches it); ``/healthz`` (liveness: Envoy is
-up) and ``/ready`` (readiness: at least one ready node of each service, counted through
-readiness-only clusters health-checked on ``facegrid.ready``).
+console's static file server (neither gRPC nor an ``/api/`` path ever reaches it); ``/healthz``
+(liveness: Envoy is up) and ``/ready`` (readiness: at least one ready node of each service,
+counted through readiness-only clusters health-checked on ``facegrid.ready``).
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """Starts, supervises and stops the processes of the embedded mesh, in dependency order.
 
 PostgreSQL (embedded, unless an external URL is configured), then Triton, the embed_svc nodes,
-admin_svc (applies the schema), the api_svc nodes and the console's static file server
-together, then Envoy once they are ready for work. Node i of api_svc and embed_svc listens on its base port + 100 * i; api_svc and admin_svc
-balance over every embed_svc node. Each child runs in its own session so that Ctrl-C reaches only
-the launcher, which then stops them, Envoy first and PostgreSQL last. Once started, a child that
-exits is restarted with backoff (launcher/supervisor.py) while the others keep serving.
+admin_svc (applies the schema), the api_svc nodes and the console's static file server together,
+then Envoy once they are ready for work. Node i of api_svc and embed_svc listens on its base
+port + 100 * i; api_svc and admin_svc balance over every embed_svc node. Each child runs in its
+own session so that Ctrl-C reaches only the launcher, which then stops them, Envoy first and
+PostgreSQL last. Once started, a child that exits is restarted with backoff
+(launcher/supervisor.py) while the others keep serving.
 """
 
 from __future__ import annotations

@@ -78,7 +78,9 @@ def test_clusters_list_every_node_and_readiness_clusters_check_facegrid_ready() 
         "api_svc_ready",
         "admin_svc_ready",
         "embed_svc_ready",
+        "console",
     }
+    assert _endpoints(clusters.pop("console")) == [8300]
     assert _endpoints(clusters["api_svc"]) == [51051, 51151, 51251]
     assert _endpoints(clusters["api_svc_ready"]) == [51051, 51151, 51251]
     assert _endpoints(clusters["embed_svc_ready"]) == [51052, 51152]
@@ -100,13 +102,30 @@ def _routes(config: dict) -> tuple[dict, list[dict]]:
 def test_no_route_reaches_a_readiness_cluster_and_ready_needs_one_host_each() -> None:
     config = _config(GatewayPorts())
     _, routes = _routes(config)
-    assert {r["route"]["cluster"] for r in routes} == {"api_svc", "admin_svc"}
+    assert {r["route"]["cluster"] for r in routes if "route" in r} == {
+        "api_svc",
+        "admin_svc",
+        "console",
+    }
     listener = config["static_resources"]["listeners"][0]
     filters = listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
     (readiness,) = [f for f in filters if f["name"] == "readiness"]
     minimum = readiness["typed_config"]["cluster_min_healthy_percentages"]
     assert set(minimum) >= {"api_svc_ready", "admin_svc_ready", "embed_svc_ready"}
     assert all(value["value"] <= 100 / MAX_NODES for value in minimum.values())
+
+
+def test_every_other_path_reaches_the_console_without_the_rest_filters() -> None:
+    _, routes = _routes(_config(GatewayPorts(console_port=18300)))
+    *api, grpc_rest, api_rest, console = routes
+    assert all(r["route"]["cluster"] in ("api_svc", "admin_svc") for r in api)
+    assert grpc_rest["match"] == {"prefix": "/", "grpc": {}}
+    assert api_rest["match"] == {"prefix": "/api/"}
+    assert grpc_rest["direct_response"] == api_rest["direct_response"] == {"status": 404}
+    assert console["match"] == {"prefix": "/"} and console["route"]["cluster"] == "console"
+    disabled = console["typed_per_filter_config"]
+    assert set(disabled) == {"envoy.filters.http.lua", "envoy.filters.http.grpc_json_transcoder"}
+    assert all(config["disabled"] is True for config in disabled.values())
 
 
 def _retry_on(route: dict | None, host: dict) -> set[str]:

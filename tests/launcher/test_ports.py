@@ -52,7 +52,7 @@ def test_every_node_port_is_checked(free_port: Callable[[], int]) -> None:
         env["FACEGRID_API_PORT"] = str(busy_base)
         config = load_config(env)
         ports = [port for port, _, _ in mesh_ports(config)]
-        assert len(ports) == 7 + 1 + 2  # one more api_svc node, two more embed_svc nodes
+        assert len(ports) == 8 + 1 + 2  # one more api_svc node, two more embed_svc nodes
         problems = port_problems(config)
     assert problems == [
         f"port {busy_base + 100} on 127.0.0.1 (FACEGRID_API_PORT + 100 (node 1)) is already in"
