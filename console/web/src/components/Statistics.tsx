@@ -107,16 +107,13 @@ function Chart(props: { days: DailyCount[] }) {
           </rect>
         );
       })}
-      {days
-        .filter((_, i) => i % 7 === 0 || i === days.length - 1)
-        .map((d) => {
-          const i = days.indexOf(d);
-          return (
-            <text key={d.date} x={PAD.left + (i + 0.5) * step} y={HEIGHT - 12} text-anchor="middle" class="axis">
-              {d.date.slice(5)}
-            </text>
-          );
-        })}
+      {days.map((d, i) =>
+        (days.length - 1 - i) % 7 === 0 ? (
+          <text key={d.date} x={PAD.left + (i + 0.5) * step} y={HEIGHT - 12} text-anchor="middle" class="axis">
+            {d.date.slice(5)}
+          </text>
+        ) : null,
+      )}
     </svg>
   );
 }
