@@ -144,6 +144,39 @@ export function ConfirmButton(props: {
   );
 }
 
+/** A one-field form for a new name (rename, clone, merge), 1..50 characters. */
+export function NameForm(props: {
+  label: string;
+  initial: string;
+  /** The submit button's text, which may depend on the name typed. */
+  submit: (name: string) => string;
+  busy: boolean;
+  onSubmit: (name: string) => void;
+  onCancel: () => void;
+}) {
+  const [name, setName] = useState(props.initial);
+  return (
+    <form
+      class="row"
+      onSubmit={(event) => {
+        event.preventDefault();
+        props.onSubmit(name.trim());
+      }}
+    >
+      <label>
+        {props.label}
+        <input required maxLength={50} value={name} onInput={(e) => setName(e.currentTarget.value)} />
+      </label>
+      <button type="submit" class="primary" disabled={props.busy}>
+        {props.submit(name.trim())}
+      </button>
+      <button type="button" class="secondary" onClick={props.onCancel}>
+        Cancel
+      </button>
+    </form>
+  );
+}
+
 /** Copies `text` to the clipboard (or selects it where the clipboard is not allowed). */
 export function CopyButton(props: { text: string; label: string; targetId?: string }) {
   const [copied, setCopied] = useState("");

@@ -5,7 +5,7 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { faceApi, faceImage, messageOf } from "../api";
 import type { Application, FacePage, Service } from "../types";
 import { canManage } from "../types";
-import { ConfirmButton, Feedback, Loading, Scroll, useAction, useLoad } from "../ui";
+import { ConfirmButton, Feedback, Loading, NameForm, Scroll, useAction, useLoad } from "../ui";
 import { FilePicker } from "./FilePicker";
 
 const RECOGNITION = "/api/v1/recognition";
@@ -224,19 +224,15 @@ function SubjectRow(props: {
     [subject, props.apiKey],
   );
   const [renaming, setRenaming] = useState(false);
-  const [name, setName] = useState(subject);
   const action = useAction();
-  const merges = name.trim() !== subject && props.existing.includes(name.trim());
-  const rename = (event: Event) => {
-    event.preventDefault();
+  const rename = (name: string) =>
     void action.run(async () => {
       await faceApi("PUT", `${RECOGNITION}/subjects/${encodeURIComponent(subject)}`, props.apiKey, {
-        json: { subject: name.trim() },
+        json: { subject: name },
       });
       setRenaming(false);
       props.onChanged();
     });
-  };
   const remove = () =>
     void action.run(async () => {
       await faceApi("DELETE", `${RECOGNITION}/subjects/${encodeURIComponent(subject)}`, props.apiKey);
@@ -246,18 +242,14 @@ function SubjectRow(props: {
     <tr data-subject={subject}>
       <th scope="row">
         {renaming ? (
-          <form onSubmit={rename} class="row">
-            <label>
-              New name of {subject}
-              <input required maxLength={50} value={name} onInput={(e) => setName(e.currentTarget.value)} />
-            </label>
-            <button type="submit" class="primary" disabled={action.busy}>
-              {merges ? `Merge into ${name.trim()}` : "Rename"}
-            </button>
-            <button type="button" class="secondary" onClick={() => setRenaming(false)}>
-              Cancel
-            </button>
-          </form>
+          <NameForm
+            label={`New name of ${subject}`}
+            initial={subject}
+            submit={(name) => (name !== subject && props.existing.includes(name) ? `Merge into ${name}` : "Rename")}
+            busy={action.busy}
+            onSubmit={rename}
+            onCancel={() => setRenaming(false)}
+          />
         ) : (
           subject
         )}

@@ -10,6 +10,7 @@ import {
   CopyButton,
   Feedback,
   Loading,
+  NameForm,
   PageTitle,
   Scroll,
   useAction,
@@ -159,12 +160,10 @@ function ServiceCard(props: { app: Application; service: Service; onChange: () =
   const [service, setService] = useState(props.service);
   useEffect(() => setService(props.service), [props.service]);
   const [mode, setMode] = useState<"" | "rename" | "clone">("");
-  const [name, setName] = useState("");
   const action = useAction();
   const base = `/apps/${service.application_id}/services/${service.service_id}`;
   const headingId = `service-${service.service_id}`;
-  const submit = (event: Event) => {
-    event.preventDefault();
+  const submit = (name: string) =>
     void action.run(async () => {
       if (mode === "rename") {
         const r = await admin<{ service: Service }>("PUT", base, { name });
@@ -175,16 +174,11 @@ function ServiceCard(props: { app: Application; service: Service; onChange: () =
       }
       setMode("");
     });
-  };
   const remove = () =>
     void action.run(async () => {
       await admin("DELETE", base);
       props.onChange();
     });
-  const open = (next: "rename" | "clone") => {
-    setMode(next);
-    setName(next === "rename" ? service.name : `${service.name} copy`);
-  };
   const link = (tab: string) => href("apps", app.application_id, "services", service.service_id, tab);
   return (
     <article class="card" aria-labelledby={headingId}>
@@ -211,24 +205,21 @@ function ServiceCard(props: { app: Application; service: Service; onChange: () =
       </nav>
       {canManage(app) ? (
         mode ? (
-          <form onSubmit={submit} class="row">
-            <label>
-              {mode === "rename" ? `New name of ${service.name}` : `Name of the copy of ${service.name}`}
-              <input required maxLength={50} value={name} onInput={(e) => setName(e.currentTarget.value)} />
-            </label>
-            <button type="submit" class="primary" disabled={action.busy}>
-              {mode === "rename" ? "Save" : "Clone"}
-            </button>
-            <button type="button" class="secondary" onClick={() => setMode("")}>
-              Cancel
-            </button>
-          </form>
+          <NameForm
+            key={mode}
+            label={mode === "rename" ? `New name of ${service.name}` : `Name of the copy of ${service.name}`}
+            initial={mode === "rename" ? service.name : `${service.name} copy`}
+            submit={() => (mode === "rename" ? "Save" : "Clone")}
+            busy={action.busy}
+            onSubmit={submit}
+            onCancel={() => setMode("")}
+          />
         ) : (
           <div class="row actions">
-            <button type="button" class="secondary" onClick={() => open("rename")} aria-label={`Rename ${service.name}`}>
+            <button type="button" class="secondary" onClick={() => setMode("rename")} aria-label={`Rename ${service.name}`}>
               Rename
             </button>
-            <button type="button" class="secondary" onClick={() => open("clone")} aria-label={`Clone ${service.name}`}>
+            <button type="button" class="secondary" onClick={() => setMode("clone")} aria-label={`Clone ${service.name}`}>
               Clone
             </button>
             <ConfirmButton

@@ -5,7 +5,7 @@ import { admin } from "../api";
 import { href } from "../router";
 import type { Application } from "../types";
 import { canManage, roleLabel } from "../types";
-import { ConfirmButton, Feedback, Loading, PageTitle, Scroll, useAction, useLoad } from "../ui";
+import { ConfirmButton, Feedback, Loading, NameForm, PageTitle, Scroll, useAction, useLoad } from "../ui";
 
 export function Apps() {
   const apps = useLoad(
@@ -65,16 +65,13 @@ export function Apps() {
 function AppRow(props: { app: Application; onChange: () => void }) {
   const { app } = props;
   const [renaming, setRenaming] = useState(false);
-  const [name, setName] = useState(app.name);
   const action = useAction();
-  const rename = (event: Event) => {
-    event.preventDefault();
+  const rename = (name: string) =>
     void action.run(async () => {
       await admin("PUT", `/apps/${app.application_id}`, { name });
       setRenaming(false);
       props.onChange();
     });
-  };
   const remove = () =>
     void action.run(async () => {
       await admin("DELETE", `/apps/${app.application_id}`);
@@ -84,18 +81,14 @@ function AppRow(props: { app: Application; onChange: () => void }) {
     <tr>
       <td>
         {renaming ? (
-          <form onSubmit={rename} class="row">
-            <label>
-              New name of {app.name}
-              <input required maxLength={50} value={name} onInput={(e) => setName(e.currentTarget.value)} />
-            </label>
-            <button type="submit" class="primary" disabled={action.busy}>
-              Save
-            </button>
-            <button type="button" class="secondary" onClick={() => setRenaming(false)}>
-              Cancel
-            </button>
-          </form>
+          <NameForm
+            label={`New name of ${app.name}`}
+            initial={app.name}
+            submit={() => "Save"}
+            busy={action.busy}
+            onSubmit={rename}
+            onCancel={() => setRenaming(false)}
+          />
         ) : (
           <a href={href("apps", app.application_id)}>{app.name}</a>
         )}
