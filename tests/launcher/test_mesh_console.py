@@ -8,7 +8,6 @@ The tests share one browser page and run in file order, each step building on th
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import uuid
@@ -23,8 +22,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.helpers.photos import shared_faces
 from tests.helpers.rest_client import call
-from tests.launcher.helpers import MeshHandle
-from tests.launcher.test_mesh_admin_svc import database_url, make_administrator
+from tests.launcher.helpers import MeshHandle, sql
 
 pytestmark = pytest.mark.integration
 
@@ -127,9 +125,11 @@ def test_sign_up_sign_out_and_sign_in(console: Console) -> None:
     # The session's first sign-up is the OWNER; later ones are USERs, who may not create
     # applications: make this one an ADMINISTRATOR, which takes effect at the next sign-in.
     # (in a thread of its own: Playwright's sync API runs an event loop in this one)
+    promote = (
+        "UPDATE users SET global_role = 'ADMINISTRATOR' WHERE email = $1 AND global_role = 'USER'"
+    )
     with ThreadPoolExecutor(1) as pool:
-        coroutine = make_administrator(database_url(console.mesh), console.email)
-        pool.submit(asyncio.run, coroutine).result()
+        pool.submit(sql, console.mesh, promote, console.email).result()
     old_refresh = console.stored_session()["refreshToken"]
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
