@@ -11,7 +11,7 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 STUB = Path("src/facegrid_client/_proto/facegrid/recognition/v1/recognition_service_pb2.py")
 
 
-class CustomBuildHook(BuildHookInterface):  # type: ignore[misc]
+class CustomBuildHook(BuildHookInterface):
     """Checks that the stubs were generated before the wheel is built."""
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:

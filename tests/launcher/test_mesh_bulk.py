@@ -30,6 +30,7 @@ from tests.launcher.helpers import (
     detected_embedding,
     error,
     rest,
+    shared_faces,
     until,
 )
 

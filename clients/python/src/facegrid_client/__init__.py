@@ -17,6 +17,7 @@ from facegrid_client.channel import Retry
 from facegrid_client.client import Admin, Facegrid
 from facegrid_client.errors import NODE_HEADER, FacegridError
 from facegrid_client.images import ImageSource
+from facegrid_client.recognition_calls import floats
 
 __version__ = "0.1.0"
 
@@ -32,5 +33,6 @@ __all__ = [
     "FacegridError",
     "ImageSource",
     "Retry",
+    "floats",
     "pb",
 ]

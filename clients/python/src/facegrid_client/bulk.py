@@ -10,11 +10,11 @@ either an ``image_id`` or an ``error`` (reason, CompreFace code, message): a bad
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from facegrid_client.images import ImageSource, read_image
 from facegrid_client.pb import recognition as pb
+from facegrid_client.recognition_calls import Embedding, floats
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class EmbeddingItem:
     """A precomputed embedding (no image is stored) of the calculator that made it."""
 
     subject: str
-    values: Sequence[float]
+    values: Embedding
     calculator: str
     """e.g. ``"dlib-resnet-v1"``: one embed_svc offers and the collection uses."""
     calculator_version: str = ""
@@ -69,7 +69,7 @@ def bulk_request(item: BulkItem) -> pb.BulkAddFacesRequest:
             client_key=item.client_key,
             subject=item.subject,
             embedding=pb.PrecomputedEmbedding(
-                values=[float(v) for v in item.values],
+                values=floats(item.values),
                 calculator=item.calculator,
                 calculator_version=item.calculator_version,
             ),

@@ -16,8 +16,9 @@ from facegrid_client.pb import recognition as pb
 
 #: Plugins as a comma-separated string or a sequence of names.
 Plugins = str | Sequence[str]
-#: An embedding: numbers, e.g. a list or a 1-d numpy array.
-Embedding = Iterable[float]
+#: An embedding: numbers, e.g. a list, a 1-d numpy array, or a reply's ``embedding`` field
+#: (a ``ListValue``).
+Embedding = Iterable[float] | struct_pb2.ListValue
 
 
 def http_body(image: ImageSource) -> httpbody_pb2.HttpBody:
@@ -29,9 +30,16 @@ def _plugins(face_plugins: Plugins) -> str:
     return face_plugins if isinstance(face_plugins, str) else ",".join(face_plugins)
 
 
+def floats(values: Embedding) -> list[float]:
+    """The numbers of an embedding."""
+    if isinstance(values, struct_pb2.ListValue):
+        return [v.number_value for v in values.values]
+    return [float(v) for v in values]
+
+
 def _list_value(values: Embedding) -> struct_pb2.ListValue:
     listed = struct_pb2.ListValue()
-    listed.extend([float(v) for v in values])
+    listed.extend(floats(values))
     return listed
 
 
@@ -169,7 +177,7 @@ def verify_embeddings(
 ) -> pb.VerifyEmbeddingsRequest:
     """The similarity of each target embedding to ``source`` (a VERIFICATION key)."""
     return pb.VerifyEmbeddingsRequest(
-        source=[float(v) for v in source], targets=[_list_value(t) for t in targets]
+        source=floats(source), targets=[_list_value(t) for t in targets]
     )
 
 
