@@ -5,7 +5,7 @@ the event loop that uses it (``async with AsyncFacegrid(...) as fg:``)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from contextlib import suppress
 from types import TracebackType
 from typing import Any
@@ -15,27 +15,12 @@ from google.protobuf.message import Message
 
 from facegrid_client import admin_calls as ac
 from facegrid_client import recognition_calls as rc
+from facegrid_client._base import ClientBase
 from facegrid_client._calls import AsyncMethod, Call, T
-from facegrid_client._settings import DEFAULT_TIMEOUT_S, KEEP, CallSettings, plan
 from facegrid_client.bulk import BulkItem, bulk_request, reads_a_file
-from facegrid_client.channel import Retry, aio_channel
+from facegrid_client.channel import aio_channel
 from facegrid_client.errors import from_rpc_error
-from facegrid_client.pb import admin_grpc, recognition_grpc
 from facegrid_client.pb import recognition as pb
-
-
-class _Connection:
-    def __init__(self, channel: grpc.aio.Channel, admin_channel: grpc.aio.Channel | None) -> None:
-        self.channels = [channel] if admin_channel is None else [channel, admin_channel]
-        self.recognition = recognition_grpc.RecognitionServiceStub(channel)
-        self.admin = admin_grpc.AdminServiceStub(admin_channel or channel)
-
-    def stub(self, service: str) -> Any:
-        return self.recognition if service == "recognition" else self.admin
-
-    async def close(self) -> None:
-        for channel in self.channels:
-            await channel.close()
 
 
 async def _messages(
@@ -52,66 +37,12 @@ async def _messages(
             yield bulk_request(item)
 
 
-class AsyncFacegrid:
-    """The asyncio Facegrid client; arguments as :class:`facegrid_client.Facegrid`'s."""
+class AsyncFacegrid(ClientBase[grpc.aio.Channel]):
+    __doc__ = (
+        ClientBase.__doc__ or ""
+    ) + "\n\n    The asyncio client: the same calls as coroutines."
 
-    def __init__(
-        self,
-        target: str = "127.0.0.1:8000",
-        *,
-        api_key: str | None = None,
-        token: str | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT_S,
-        admin_target: str | None = None,
-        tls: bool | None = None,
-        root_certificates: bytes | None = None,
-        private_key: bytes | None = None,
-        certificate_chain: bytes | None = None,
-        retry: Retry | None = Retry(),  # noqa: B008  (frozen)
-        load_balancing: str | None = None,
-        options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        channels = plan(
-            target,
-            admin_target=admin_target,
-            tls=tls,
-            root_certificates=root_certificates,
-            private_key=private_key,
-            certificate_chain=certificate_chain,
-            retry=retry,
-            load_balancing=load_balancing,
-            options=options,
-        )
-        channel = aio_channel(channels.target, channels.tls, channels.options)
-        admin_channel = (
-            aio_channel(channels.admin, channels.tls, channels.options)
-            if channels.admin is not None
-            else None
-        )
-        self._connection = _Connection(channel, admin_channel)
-        self._settings = CallSettings(api_key, token, timeout)
-
-    def with_options(
-        self, *, api_key: str | None = KEEP, token: str | None = KEEP, timeout: float | None = KEEP
-    ) -> AsyncFacegrid:
-        """A client on the same channel with other credentials or deadline."""
-        other = object.__new__(AsyncFacegrid)
-        other._connection = self._connection
-        other._settings = self._settings.changed(api_key, token, timeout)
-        return other
-
-    @property
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        """The credentials metadata sent with each call."""
-        return self._settings.metadata()
-
-    @property
-    def recognition_stub(self) -> recognition_grpc.RecognitionServiceStub:
-        return self._connection.recognition
-
-    @property
-    def admin_stub(self) -> admin_grpc.AdminServiceStub:
-        return self._connection.admin
+    _open = staticmethod(aio_channel)
 
     @property
     def admin(self) -> AsyncAdmin:
@@ -119,7 +50,8 @@ class AsyncFacegrid:
         return AsyncAdmin(self)
 
     async def close(self) -> None:
-        await self._connection.close()
+        for channel in self._connection.channels:
+            await channel.close()
 
     async def __aenter__(self) -> AsyncFacegrid:
         return self

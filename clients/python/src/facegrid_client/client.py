@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -13,103 +13,19 @@ from google.protobuf.message import Message
 
 from facegrid_client import admin_calls as ac
 from facegrid_client import recognition_calls as rc
+from facegrid_client._base import ClientBase
 from facegrid_client._calls import Call, SyncMethod, T
-from facegrid_client._settings import DEFAULT_TIMEOUT_S, KEEP, CallSettings, plan
 from facegrid_client.bulk import BulkItem, bulk_request
-from facegrid_client.channel import Retry, sync_channel
+from facegrid_client.channel import sync_channel
 from facegrid_client.errors import from_rpc_error
-from facegrid_client.pb import admin_grpc, recognition_grpc
 from facegrid_client.pb import recognition as pb
 
 
-class _Connection:
-    """The channels and stubs, shared by a client and those made by ``with_options``."""
+class Facegrid(ClientBase[grpc.Channel]):
+    """The sync Facegrid client; constructor arguments as
+    :class:`facegrid_client._base.ClientBase`'s (target, credentials, deadline, TLS, retries)."""
 
-    def __init__(self, channel: grpc.Channel, admin_channel: grpc.Channel | None) -> None:
-        self.channels = [channel] if admin_channel is None else [channel, admin_channel]
-        self.recognition = recognition_grpc.RecognitionServiceStub(channel)
-        self.admin = admin_grpc.AdminServiceStub(admin_channel or channel)
-
-    def stub(self, service: str) -> Any:
-        return self.recognition if service == "recognition" else self.admin
-
-    def close(self) -> None:
-        for channel in self.channels:
-            channel.close()
-
-
-class Facegrid:
-    """A Facegrid client. ``target``: Envoy's ``host:port`` (or an ``https://`` URL for TLS),
-    or inside a cluster api_svc's address with ``admin_target`` admin_svc's. ``api_key`` is a
-    service's key (sent with every call), ``token`` an access token from ``admin.sign_in``;
-    ``timeout`` the deadline of each unary call in seconds; ``retry`` how gRPC retries the
-    calls that change nothing (None: never); ``load_balancing`` e.g. ``"round_robin"`` over
-    every address of a ``dns:///`` target; ``options`` more gRPC channel arguments.
-
-    A failed call raises :class:`facegrid_client.FacegridError`."""
-
-    def __init__(
-        self,
-        target: str = "127.0.0.1:8000",
-        *,
-        api_key: str | None = None,
-        token: str | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT_S,
-        admin_target: str | None = None,
-        tls: bool | None = None,
-        root_certificates: bytes | None = None,
-        private_key: bytes | None = None,
-        certificate_chain: bytes | None = None,
-        retry: Retry | None = Retry(),  # noqa: B008  (frozen)
-        load_balancing: str | None = None,
-        options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        channels = plan(
-            target,
-            admin_target=admin_target,
-            tls=tls,
-            root_certificates=root_certificates,
-            private_key=private_key,
-            certificate_chain=certificate_chain,
-            retry=retry,
-            load_balancing=load_balancing,
-            options=options,
-        )
-        channel = sync_channel(channels.target, channels.tls, channels.options)
-        admin_channel = (
-            sync_channel(channels.admin, channels.tls, channels.options)
-            if channels.admin is not None
-            else None
-        )
-        self._connection = _Connection(channel, admin_channel)
-        self._settings = CallSettings(api_key, token, timeout)
-        self._owner = True
-
-    def with_options(
-        self, *, api_key: str | None = KEEP, token: str | None = KEEP, timeout: float | None = KEEP
-    ) -> Facegrid:
-        """A client on the same channel with other credentials or deadline (closing either
-        closes the channel of both)."""
-        other = object.__new__(Facegrid)
-        other._connection = self._connection
-        other._settings = self._settings.changed(api_key, token, timeout)
-        other._owner = False
-        return other
-
-    @property
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        """The credentials metadata sent with each call (for calls through :attr:`stubs`)."""
-        return self._settings.metadata()
-
-    @property
-    def recognition_stub(self) -> recognition_grpc.RecognitionServiceStub:
-        """The generated stub of the recognition service, on this client's channel."""
-        return self._connection.recognition
-
-    @property
-    def admin_stub(self) -> admin_grpc.AdminServiceStub:
-        """The generated stub of the administration service, on this client's channel."""
-        return self._connection.admin
+    _open = staticmethod(sync_channel)
 
     @property
     def admin(self) -> Admin:
@@ -118,7 +34,8 @@ class Facegrid:
 
     def close(self) -> None:
         """Closes the channels (those of clients made by ``with_options`` too)."""
-        self._connection.close()
+        for channel in self._connection.channels:
+            channel.close()
 
     def __enter__(self) -> Facegrid:
         return self
