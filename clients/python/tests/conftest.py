@@ -1,7 +1,7 @@
 """Fixtures of the client's tests, run with the client installed from its wheel.
 
 Unit tests need nothing else. Integration tests (``-m integration``) call a running mesh,
-named by environment variables (tests/integration/test_python_client.py in the repository sets
+named by environment variables (tests/launcher/test_mesh_python_client.py in the repository sets
 them for the mesh it starts):
 
 - ``FACEGRID_TEST_TARGET``: Envoy's host:port;
