@@ -230,12 +230,3 @@ def until(fetch: Callable[[], Reply], done: Callable[[dict], bool], timeout_s: f
 
     wait_until(caught_up, timeout_s, "the index to catch up")
     return seen[-1]
-
-
-def shared_faces() -> Path:
-    """../shared/faces beside the checkout (CI), else the machine's /work/shared/faces: real
-    photos, one folder per person, described by manifest.json."""
-    for path in (REPO.parent / "shared" / "faces", Path("/work/shared/faces")):
-        if (path / "manifest.json").exists():
-            return path
-    raise AssertionError("the shared face photos (shared/faces/manifest.json) are missing")

@@ -30,7 +30,6 @@ from tests.launcher.helpers import (
     detected_embedding,
     error,
     rest,
-    shared_faces,
     until,
 )
 

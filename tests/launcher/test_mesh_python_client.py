@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.photos import shared_faces
 from tests.helpers.rest_client import call
-from tests.launcher.helpers import REPO, MeshHandle, shared_faces, sql
+from tests.launcher.helpers import REPO, MeshHandle, sql
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.photos import shared_faces
 from tests.helpers.rest_client import call
 from tests.helpers.wait import wait_for_value
-from tests.launcher.helpers import REPO, MeshHandle, shared_faces, sql
+from tests.launcher.helpers import REPO, MeshHandle, sql
 
 pytestmark = pytest.mark.integration
 
