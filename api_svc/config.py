@@ -6,9 +6,13 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from api_svc.index_device import DEVICE_SETTINGS
 from facegrid.balancing import grpc_target
-from facegrid.config import get_float, get_int, get_log_format, get_str
+from facegrid.config import ConfigError, get_float, get_int, get_log_format, get_str
 from facegrid.logs import LogFormat
+
+#: ``FACEGRID_INDEX_LOAD`` values.
+INDEX_LOAD_CHOICES = ("first_use", "start")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,27 @@ class ApiConfig:
     default 32 MiB)."""
     shutdown_grace_s: float
     """Seconds calls in flight may take to finish on SIGTERM (FACEGRID_SHUTDOWN_GRACE_S, 5)."""
+    status_port: int
+    """Port of the node status service (``facegrid.recognition.v1.NodeService``), never routed
+    by Envoy (FACEGRID_API_STATUS_PORT, default the gRPC port + 2000; 0 picks a free port, as
+    does an unset value when FACEGRID_API_PORT is 0)."""
+    index_memory_budget_mb: int
+    """MiB the collection indexes of this node may hold together before the least recently
+    used are evicted (reloaded on next use); a single collection larger than the budget is
+    still served (FACEGRID_INDEX_MEMORY_BUDGET_MB, default 4096; 0 = no limit)."""
+    index_load: str
+    """When collections load: ``first_use`` (default) or ``start`` (every recognition
+    collection at start, most examples first, until the budget is reached)
+    (FACEGRID_INDEX_LOAD)."""
+    index_exact_max: int
+    """Faces from which a collection is searched through an approximate index with exact
+    re-ranking instead of exactly (FACEGRID_INDEX_EXACT_MAX, default 20000)."""
+    index_device: str
+    """Where approximate indexes live: ``auto`` (a GPU when FAISS has GPU support and sees
+    one, else the CPU), ``cpu`` or ``gpu`` (FACEGRID_INDEX_DEVICE, default auto)."""
+    index_load_timeout_s: float
+    """Deadline of reading a whole collection from PostgreSQL, seconds
+    (FACEGRID_INDEX_LOAD_TIMEOUT_S, default 300)."""
     log_format: LogFormat
     """``console`` (key=value, default) or ``json`` (FACEGRID_LOG_FORMAT)."""
 
@@ -83,5 +108,18 @@ def load_config(env: Mapping[str, str]) -> ApiConfig:
             env, "FACEGRID_API_BULK_BATCH_MAX_BYTES", 32 * 1024 * 1024, minimum=1
         ),
         shutdown_grace_s=get_float(env, "FACEGRID_SHUTDOWN_GRACE_S", 5.0),
+        status_port=get_int(env, "FACEGRID_API_STATUS_PORT", port + 2000 if port else 0, minimum=0),
+        index_memory_budget_mb=get_int(env, "FACEGRID_INDEX_MEMORY_BUDGET_MB", 4096, minimum=0),
+        index_load=_choice(env, "FACEGRID_INDEX_LOAD", "first_use", INDEX_LOAD_CHOICES),
+        index_exact_max=get_int(env, "FACEGRID_INDEX_EXACT_MAX", 20_000, minimum=1),
+        index_device=_choice(env, "FACEGRID_INDEX_DEVICE", "auto", DEVICE_SETTINGS),
+        index_load_timeout_s=get_float(env, "FACEGRID_INDEX_LOAD_TIMEOUT_S", 300.0),
         log_format=get_log_format(env),
     )
+
+
+def _choice(env: Mapping[str, str], key: str, default: str, choices: tuple[str, ...]) -> str:
+    value = get_str(env, key, default)
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+    return value

@@ -1,7 +1,8 @@
 """The LISTEN connection that keeps the indexes current.
 
 One dedicated asyncpg connection LISTENs on ``facegrid_changes``; notifications are queued in
-arrival order (commit order) and handed one at a time to the IndexRegistry. When the
+arrival order (commit order), the parts of a split change joined (``PartAssembler``), and handed
+one whole change at a time to the IndexRegistry. When the
 connection drops (server restart, terminated backend, network) it is reopened with exponential
 backoff and jitter (tenacity), which starts again from the shortest delay only after a connection
 that stayed up for ``stable_s``; notifications sent meanwhile are lost, so every loaded collection
@@ -23,7 +24,7 @@ import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from api_svc.index_registry import IndexRegistry
-from api_svc.notifications import CHANNEL, Notification, parse
+from api_svc.notifications import CHANNEL, Notification, PartAssembler, parse
 from facegrid.backoff import jittered_backoff
 
 log = structlog.get_logger()
@@ -70,6 +71,7 @@ class IndexSync:
         self._backoff_s = backoff_s
         self._stable_s = stable_s
         self._queue: asyncio.Queue[Notification | str] = asyncio.Queue()
+        self._parts = PartAssembler()
         self._conn: asyncpg.Connection | None = None
         self._listening = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -110,10 +112,12 @@ class IndexSync:
             item = await self._queue.get()
             try:
                 if isinstance(item, Notification):
-                    if item.op in SERVICE_OPS:
-                        self._on_service_change()
-                    await self._registry.handle(item)
+                    for note in self._parts.feed(item):
+                        if note.op in SERVICE_OPS:
+                            self._on_service_change()
+                        await self._registry.handle(note)
                 else:
+                    self._parts.clear()  # parts of a change cut by the reconnect: rebuilt below
                     self._on_service_change()
                     self._registry.rebuild_all(item)
             except Exception:

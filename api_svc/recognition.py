@@ -5,17 +5,19 @@ Each face or embedding is searched in the collection's in-memory index (IndexReg
 ``prediction_count`` most similar examples, most similar first, one entry per example as
 CompreFace answers (a subject may repeat). Two Facegrid extensions of RecognizeFaces:
 ``similarity_threshold`` drops entries below it, and ``rank_by_subject`` keeps each subject's
-best example only.
+best example only. A query made by another calculator than the collection's examples is
+CALCULATOR_MISMATCH (400, code 26), as verification against a stored face answers.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from functools import partial
 
+import grpc
 import numpy as np
 import numpy.typing as npt
-import structlog
 
 from api_svc.embed_client import EmbedClient
 from api_svc.embedding_input import checked_vectors, wrong_count
@@ -24,11 +26,9 @@ from api_svc.face_index import FaceIndex, Hit
 from api_svc.image_body import BodyLimits, read_images
 from api_svc.index_registry import IndexRegistry
 from api_svc.similarity import Calculators, round5
-from facegrid.errors import invalid_argument
+from facegrid.errors import ServiceError, invalid_argument
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.similarity import Calibration
-
-log = structlog.get_logger()
 
 #: CompreFace's code for a prediction_count below 1.
 BAD_PREDICTION_COUNT = 12
@@ -59,6 +59,22 @@ def similarity_threshold(request: pb.RecognizeFacesRequest) -> float | None:
             field="similarity_threshold",
         )
     return value
+
+
+def collection_calculator_mismatch(
+    service_id: uuid.UUID, indexed: str, in_use: str
+) -> ServiceError:
+    """The collection's examples were made by another calculator than the query's: nothing is
+    comparable (FAILED_PRECONDITION, 400, code 26, as verification against a stored face)."""
+    return ServiceError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "CALCULATOR_MISMATCH",
+        f"the faces of service {service_id} were embedded by calculator {indexed}, but this"
+        f" request used {in_use}; migrate the collection's embeddings to compare them",
+        26,
+        {"service_id": str(service_id), "stored_calculator": indexed, "calculator": in_use},
+        http_status=400,
+    )
 
 
 def _best_per_subject(hits: list[Hit]) -> list[Hit]:
@@ -126,18 +142,16 @@ class Recognition:
     ) -> list[list[pb.SubjectSimilarity]]:
         index = await self._registry.get(service_id)
         if index.calculator != calculator:
-            # The collection's examples were made by another calculator: nothing to compare.
-            log.warning(
-                "recognition_calculator_mismatch",
-                collection=str(service_id),
-                indexed=index.calculator,
-                query=calculator,
-            )
-            return [[] for _ in vectors]
+            raise collection_calculator_mismatch(service_id, index.calculator, calculator)
         model = await self._calculators.get(calculator)
         queries = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), index.dim)
-        return rank(
-            index, queries, count, model.calibration, threshold=threshold, by_subject=by_subject
+        # The search runs in the index's thread pool, never on the event loop.
+        return await self._registry.run(
+            partial(rank, threshold=threshold, by_subject=by_subject),
+            index,
+            queries,
+            count,
+            model.calibration,
         )
 
     async def recognize_faces(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass
 from functools import partial
@@ -20,16 +21,20 @@ from api_svc.face_store import PgFaceStore
 from api_svc.face_verification import FaceVerification
 from api_svc.faces import Faces
 from api_svc.image_body import BodyLimits
-from api_svc.index_registry import IndexRegistry
+from api_svc.face_index import IndexSettings
+from api_svc.index_device import choose_device
+from api_svc.index_registry import IndexRegistry, RegistrySettings
 from api_svc.index_source import PgIndexSource
 from api_svc.index_sync import IndexSync
+from api_svc.node_status import SERVICE_NAME as NODE_SERVICE_NAME
+from api_svc.node_status import NodeStatusServicer
 from api_svc.recognition import Recognition
 from api_svc.servicer import RecognitionServicer
 from api_svc.similarity import Calculators
 from api_svc.stats import RequestStats
 from api_svc.subjects import Subjects
 from api_svc.verification import Verification
-from facegrid.recognition.v1 import recognition_service_pb2_grpc
+from facegrid.recognition.v1 import node_service_pb2_grpc, recognition_service_pb2_grpc
 from facegrid.server import (
     ReadinessCheck,
     RunningServer,
@@ -54,10 +59,18 @@ class ApiServer:
     stats: RequestStats
     indexes: IndexRegistry
     sync: IndexSync
+    status: RunningServer
+    """The node status server (NodeService) on its own port."""
+    preloading: asyncio.Task[None] | None
+    """Loading of every collection at start (FACEGRID_INDEX_LOAD=start), else None."""
 
     async def stop(self, grace_s: float) -> None:
         """Stops serving, lets calls and counts in flight finish, closes connections."""
         await stop_server(self.running, grace_s)
+        await stop_server(self.status, 0)
+        if self.preloading is not None:
+            self.preloading.cancel()
+            await asyncio.gather(self.preloading, return_exceptions=True)
         await self.sync.stop()
         await self.stats.drain()
         await self.embed_channel.close()
@@ -81,7 +94,8 @@ async def create_server(config: ApiConfig, embed: EmbedClient | None = None) -> 
         calculators = Calculators(embed)
         store = PgFaceStore(pool, config.db_timeout_s)
         authenticator = Authenticator(PgKeyStore(pool, config.db_timeout_s), config.api_key_cache_s)
-        indexes = IndexRegistry(PgIndexSource(pool, config.db_timeout_s), calculators)
+        source = PgIndexSource(pool, config.db_timeout_s, config.index_load_timeout_s)
+        indexes = IndexRegistry(source, calculators, registry_settings(config))
         sync = IndexSync(config.database_url, indexes, on_service_change=authenticator.forget_all)
         opened.push_async_callback(sync.stop)
         await sync.start(config.db_timeout_s)
@@ -116,10 +130,34 @@ async def create_server(config: ApiConfig, embed: EmbedClient | None = None) -> 
             node_name=config.node_name,
         )
         opened.push_async_callback(stop_server, running, 0)
+        status = await start_server(
+            host=config.host,
+            port=config.status_port,
+            register=partial(
+                node_service_pb2_grpc.add_NodeServiceServicer_to_server,
+                NodeStatusServicer(config.node_name, indexes),
+            ),
+            service_names=[NODE_SERVICE_NAME],
+        )
+        opened.push_async_callback(stop_server, status, 0)
+        await status.set_serving(True)
+        preloading = None
+        if config.index_load == "start":
+            preloading = asyncio.create_task(indexes.preload(await source.collections()))
         await running.set_serving(True)
         await running.keep_ready(ready_for_work(database_answers(pool, config.db_timeout_s), sync))
         opened.pop_all()  # all is open: the ApiServer closes it from now on
-    return ApiServer(running, pool, embed_channel, stats, indexes, sync)
+    return ApiServer(running, pool, embed_channel, stats, indexes, sync, status, preloading)
+
+
+def registry_settings(config: ApiConfig) -> RegistrySettings:
+    """How the node's indexes are built and bounded."""
+    return RegistrySettings(
+        index=IndexSettings(
+            exact_max=config.index_exact_max, device=choose_device(config.index_device)
+        ),
+        memory_budget_bytes=config.index_memory_budget_mb * 1024 * 1024,
+    )
 
 
 def ready_for_work(database: ReadinessCheck, sync: IndexSync) -> ReadinessCheck:

@@ -33,7 +33,8 @@ from pathlib import Path
 import asyncpg
 import numpy as np
 
-from api_svc.face_index import Example, FaceIndex, unit_rows
+from api_svc.face_index import FaceIndex, IndexSettings, unit_rows
+from api_svc.face_rows import Example, FaceBatch
 from launcher.postgres import start_embedded_postgres
 
 
@@ -94,9 +95,11 @@ async def bench_size(url: str, size: int, args: argparse.Namespace) -> None:
     subject = uuid.uuid4()
 
     started = time.perf_counter()
-    index = FaceIndex("bench", args.dim)
-    index.add(
+    examples = [
         Example(image_ids[i], subject, "s", stored[i].astype("<f4").tobytes()) for i in range(size)
+    ]
+    index = FaceIndex.build(
+        "bench", args.dim, FaceBatch.of(examples, args.dim), IndexSettings(exact_max=10**12)
     )
     faiss_build = time.perf_counter() - started
     number = {image_id: i for i, image_id in enumerate(image_ids)}

@@ -75,7 +75,7 @@ def build_servicer(
         faces=Faces(store, embed, LIMITS),
         face_verification=FaceVerification(store, embed, calculators, LIMITS),
         recognition=Recognition(
-            IndexRegistry(PgIndexSource(pool, 5), calculators), embed, calculators, LIMITS
+            IndexRegistry(PgIndexSource(pool, 5, 60), calculators), embed, calculators, LIMITS
         ),
         bulk=BulkEnrolment(
             store, embed, calculators, LIMITS.max_file_bytes, BulkSettings(2, 3, 10_000)

@@ -10,6 +10,7 @@ import pytest
 from facegrid.embedding.v1 import embedding_service_pb2 as embed_pb
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from tests.api_svc.helpers import EMPTY, GROUP, OTHER, PNG, Store, add, as_json, failure, image
+from tests.api_svc.test_face_store import rows
 
 pytestmark = pytest.mark.integration
 
@@ -119,3 +120,21 @@ async def test_recognize_embeddings_errors(api: Store) -> None:
     request.embeddings.add().extend([1.0, 0.0, 0.0])
     code, info = await failure(api.stub.RecognizeEmbeddings(request, metadata=api.metadata))
     assert info["compreface_code"] == "12"
+
+
+async def test_a_query_of_another_calculator_than_the_collection_is_calculator_mismatch(
+    api: Store,
+) -> None:
+    await add(api, "astronaut", PNG)
+    # The collection's examples are facenet's now; embed_svc still answers with dlib's.
+    await rows(api, "UPDATE face_examples SET calculator = 'facenet'")
+    await rows(api, "UPDATE services SET calculator = 'facenet'")
+    code, info = await failure(
+        api.stub.RecognizeFaces(pb.RecognizeFacesRequest(image=image(GROUP)), metadata=api.metadata)
+    )
+    assert (code, info["reason"], info["compreface_code"]) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "CALCULATOR_MISMATCH",
+        "26",
+    )
+    assert (info["stored_calculator"], info["calculator"]) == ("facenet", "dlib-resnet-v1")

@@ -1,6 +1,7 @@
 """Change notifications from the schema's triggers, for changes made directly in the database
-(as api_svc makes them): payloads, per-collection sequence numbers, bulk statements, clone,
-rollbacks, concurrent writers, and the subject-name unique constraint under concurrency."""
+(as api_svc makes them): payloads, per-collection sequence numbers, bulk statements split into
+parts of one seq, clone, rollbacks, concurrent writers, and the subject-name unique constraint
+under concurrency."""
 
 from __future__ import annotations
 
@@ -50,17 +51,39 @@ def _ops(events: list[dict[str, Any]]) -> list[tuple[str, int | None, int]]:
     return [(e["op"], e["seq"], e["count"]) for e in events]
 
 
+def _whole(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The changes the events carry, the parts of each joined (checking their numbering)."""
+    changes: list[dict[str, Any]] = []
+    for event in events:
+        if event["part"] == 1:
+            changes.append({**event, "ids": None if event["ids"] is None else list(event["ids"])})
+            continue
+        last = changes[-1]
+        assert (event["seq"], event["op"], event["parts"]) == (
+            last["seq"],
+            last["op"],
+            last["parts"],
+        )
+        assert event["part"] == last["part"] + 1
+        last["part"] = event["part"]
+        last["ids"].extend(event["ids"])
+    assert all(c["part"] == c["parts"] for c in changes)
+    return changes
+
+
 async def test_creating_a_service_adds_its_counter_row_and_notifies_seq_0(
     conn: asyncpg.Connection, listener: Listener
 ) -> None:
     service_id = await make_service(conn)
     [event] = await listener.take(1)
     assert event == {
-        "v": 1,
+        "v": 2,
         "collection": str(service_id),
         "seq": 0,
         "op": "collection_create",
         "count": 1,
+        "part": 1,
+        "parts": 1,
         "ids": [str(service_id)],
     }
     state = await _state(conn, service_id)
@@ -107,17 +130,17 @@ async def test_deleting_a_subject_cascades_to_its_examples_in_one_more_notificat
     assert tuple(await _state(conn, service_id)) == (6, 0, 0, False)
 
 
-async def test_bulk_statements_send_one_notification_each_without_ids(
+async def test_bulk_statements_send_their_ids_in_parts_of_one_seq(
     conn: asyncpg.Connection, listener: Listener
 ) -> None:
     service_id = await make_service(conn)
     await conn.execute(
         "INSERT INTO subjects (service_id, name)"
-        " SELECT $1, 's' || g FROM generate_series(1, 300) g",
+        " SELECT $1, 's' || g FROM generate_series(1, 400) g",
         service_id,
     )
     subjects = await conn.fetch("SELECT id FROM subjects WHERE service_id = $1", service_id)
-    # COPY, the bulk enrolment path: one notification for the whole COPY.
+    # COPY, the bulk enrolment path: one change (in parts) for the whole COPY.
     records = [
         (uuid.uuid4(), service_id, r["id"], unit_vector(i, 128), 128, "calc-a", "1")
         for i, r in enumerate(subjects)
@@ -136,29 +159,64 @@ async def test_bulk_statements_send_one_notification_each_without_ids(
         ],
     )
     await conn.execute("DELETE FROM subjects WHERE service_id = $1", service_id)
-    events = await listener.take(5)
-    assert _ops(events) == [
-        ("collection_create", 0, 1),
-        ("subject_insert", 1, 300),
-        ("example_insert", 2, 300),
-        ("subject_delete", 3, 300),
-        ("example_delete", 4, 300),
+    events = await listener.take(1 + 4 * 3)
+    assert [(e["op"], e["part"], e["parts"]) for e in events[1:4]] == [
+        ("subject_insert", 1, 3),
+        ("subject_insert", 2, 3),
+        ("subject_insert", 3, 3),
     ]
-    assert all(e["ids"] is None for e in events[1:])
+    assert [len(e["ids"]) for e in events[1:4]] == [150, 150, 100]
+    changes = _whole(events)
+    assert _ops(changes) == [
+        ("collection_create", 0, 1),
+        ("subject_insert", 1, 400),
+        ("example_insert", 2, 400),
+        ("subject_delete", 3, 400),
+        ("example_delete", 4, 400),
+    ]
+    subject_ids = sorted(str(r["id"]) for r in subjects)
+    example_ids = sorted(str(r[0]) for r in records)
+    assert [c["ids"] for c in changes[1:]] == [subject_ids, example_ids, subject_ids, example_ids]
+    assert max(listener.sizes) < 8000
     assert tuple(await _state(conn, service_id)) == (4, 0, 0, False)
 
 
-async def test_up_to_100_ids_are_listed_sorted_and_the_payload_stays_small(
+async def test_a_statement_over_the_id_limit_sends_one_part_without_ids(
+    conn: asyncpg.Connection, listener: Listener
+) -> None:
+    # This test's own database: lower the limit instead of writing 100,001 rows.
+    await conn.execute(
+        "CREATE OR REPLACE FUNCTION fg_notify_max_ids() RETURNS integer"
+        " LANGUAGE sql IMMUTABLE AS 'SELECT 200'"
+    )
+    service_id = await make_service(conn)
+    await conn.execute(
+        "INSERT INTO subjects (service_id, name)"
+        " SELECT $1, 's' || g FROM generate_series(1, 201) g",
+        service_id,
+    )
+    events = await listener.take(2)
+    assert {k: events[1][k] for k in ("op", "seq", "count", "part", "parts", "ids")} == {
+        "op": "subject_insert",
+        "seq": 1,
+        "count": 201,
+        "part": 1,
+        "parts": 1,
+        "ids": None,
+    }
+
+
+async def test_up_to_150_ids_are_listed_sorted_in_one_part_and_the_payload_stays_small(
     conn: asyncpg.Connection, listener: Listener
 ) -> None:
     service_id = await make_service(conn)
     ids = await conn.fetch(
         "INSERT INTO subjects (service_id, name)"
-        " SELECT $1, repeat('x', 40) || g FROM generate_series(1, 100) g RETURNING id",
+        " SELECT $1, repeat('x', 40) || g FROM generate_series(1, 150) g RETURNING id",
         service_id,
     )
     events = await listener.take(2)
-    assert events[1]["count"] == 100
+    assert (events[1]["count"], events[1]["part"], events[1]["parts"]) == (150, 1, 1)
     assert events[1]["ids"] == sorted(str(r["id"]) for r in ids)
     assert max(listener.sizes) < 8000
 
@@ -199,9 +257,9 @@ async def test_clone_notifies_create_then_one_insert_per_table(
         async with conn.transaction():
             assert await service_store.lock_collection_shared(conn, source_id) is False
             clone = await service_store.clone_service(conn, source, "copy")
-        events = await listener.take(3)
-        assert [e["collection"] for e in events] == [str(clone.id)] * 3
-        assert _ops(events) == [
+        events = await listener.take(1 + 1 + 2)  # 240 example ids come in two parts
+        assert [e["collection"] for e in events] == [str(clone.id)] * 4
+        assert _ops(_whole(events)) == [
             ("collection_create", 0, 1),
             ("subject_insert", 1, 120),
             ("example_insert", 2, 240),
