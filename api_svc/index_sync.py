@@ -84,6 +84,11 @@ class IndexSync:
         conn = self._conn
         return None if conn is None or conn.is_closed() else conn.get_server_pid()
 
+    @property
+    def parts_incomplete(self) -> int:
+        """Split changes given up on because a part was missing (each rebuilt its collection)."""
+        return self._parts.incomplete
+
     async def start(self, timeout_s: float) -> None:
         """Starts listening; waits up to ``timeout_s`` for the first LISTEN (then goes on)."""
         self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._work())]
