@@ -10,6 +10,7 @@ from api_svc.index_device import DEVICE_SETTINGS
 from facegrid.balancing import grpc_target
 from facegrid.config import ConfigError, get_float, get_int, get_log_format, get_str
 from facegrid.logs import LogFormat
+from facegrid.server import STATUS_PORT_OFFSET
 
 #: ``FACEGRID_INDEX_LOAD`` values.
 INDEX_LOAD_CHOICES = ("first_use", "start")
@@ -108,7 +109,9 @@ def load_config(env: Mapping[str, str]) -> ApiConfig:
             env, "FACEGRID_API_BULK_BATCH_MAX_BYTES", 32 * 1024 * 1024, minimum=1
         ),
         shutdown_grace_s=get_float(env, "FACEGRID_SHUTDOWN_GRACE_S", 5.0),
-        status_port=get_int(env, "FACEGRID_API_STATUS_PORT", port + 2000 if port else 0, minimum=0),
+        status_port=get_int(
+            env, "FACEGRID_API_STATUS_PORT", port + STATUS_PORT_OFFSET if port else 0, minimum=0
+        ),
         index_memory_budget_mb=get_int(env, "FACEGRID_INDEX_MEMORY_BUDGET_MB", 4096, minimum=0),
         index_load=_choice(env, "FACEGRID_INDEX_LOAD", "first_use", INDEX_LOAD_CHOICES),
         index_exact_max=get_int(env, "FACEGRID_INDEX_EXACT_MAX", 20_000, minimum=1),

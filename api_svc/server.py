@@ -17,11 +17,11 @@ from api_svc.config import ApiConfig
 from api_svc.db import PgKeyStore, PgRequestCounter, create_pool
 from api_svc.detection import FaceDetection
 from api_svc.embed_client import EmbedClient, GrpcEmbedClient
+from api_svc.face_index import IndexSettings
 from api_svc.face_store import PgFaceStore
 from api_svc.face_verification import FaceVerification
 from api_svc.faces import Faces
 from api_svc.image_body import BodyLimits
-from api_svc.face_index import IndexSettings
 from api_svc.index_device import choose_device
 from api_svc.index_registry import IndexRegistry, RegistrySettings
 from api_svc.index_source import PgIndexSource

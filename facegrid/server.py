@@ -28,6 +28,9 @@ from facegrid.request_id import RequestIdServerInterceptor
 
 log = structlog.get_logger()
 
+#: A node's status port (api_svc's NodeService, never routed by Envoy) is its gRPC port + this.
+STATUS_PORT_OFFSET = 2000
+
 #: Largest message a service accepts or sends, bytes (images travel in messages).
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: Health service name that is SERVING while the node is ready for work.

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import structlog
 
-from facegrid.server import READY_SERVICE
+from facegrid.server import READY_SERVICE, STATUS_PORT_OFFSET
 from gateway.render import GatewayPorts, node_ports, render
 from launcher.config import MeshConfig
 from launcher.ports import port_problems
@@ -162,7 +162,11 @@ def _service_specs(config: MeshConfig, env: dict[str, str]) -> list[ProcessSpec]
         )
     specs.append(service("admin_svc", "admin_svc", config.admin_port, {}))
     for i, port in enumerate(node_ports(config.api_port, config.api_nodes)):
-        node = {"FACEGRID_API_PORT": str(port), "FACEGRID_API_NODE_NAME": f"api_svc-{i}"}
+        node = {
+            "FACEGRID_API_PORT": str(port),
+            "FACEGRID_API_NODE_NAME": f"api_svc-{i}",
+            "FACEGRID_API_STATUS_PORT": str(port + STATUS_PORT_OFFSET),
+        }
         specs.append(service(f"api_svc-{i}", "api_svc", port, node))
     console = {"FACEGRID_CONSOLE_HOST": host, "FACEGRID_CONSOLE_PORT": str(config.console_port)}
     specs.append(

@@ -2,13 +2,15 @@
 
 Without it, a second mesh (or any program) already listening on a port would answer the new
 mesh's readiness checks, and the launcher would report ready processes that had failed to bind.
-Every node's port is checked: node i of api_svc and embed_svc listens on its base port + 100 * i.
+Every node's port is checked: node i of api_svc and embed_svc listens on its base port + 100 * i,
+and api_svc node i serves its status (NodeService) on its own port + 2000.
 """
 
 from __future__ import annotations
 
 import socket
 
+from facegrid.server import STATUS_PORT_OFFSET
 from gateway.render import NODE_PORT_STEP
 from launcher.config import MeshConfig
 
@@ -47,6 +49,10 @@ def mesh_ports(config: MeshConfig) -> list[tuple[int, str, str]]:
         for i in range(nodes):
             label = variable if i == 0 else f"{variable} + {NODE_PORT_STEP * i} (node {i})"
             ports.append((base + NODE_PORT_STEP * i, label, variable))
+    for i in range(config.api_nodes):  # each api_svc node's status port (NodeService)
+        offset = STATUS_PORT_OFFSET + NODE_PORT_STEP * i
+        label = f"FACEGRID_API_PORT + {offset} (api_svc node {i} status)"
+        ports.append((config.api_port + offset, label, "FACEGRID_API_PORT"))
     return ports
 
 

@@ -52,7 +52,8 @@ def test_every_node_port_is_checked(free_port: Callable[[], int]) -> None:
         env["FACEGRID_API_PORT"] = str(busy_base)
         config = load_config(env)
         ports = [port for port, _, _ in mesh_ports(config)]
-        assert len(ports) == 8 + 1 + 2  # one more api_svc node, two more embed_svc nodes
+        # one more api_svc node, two more embed_svc nodes, two api_svc status ports
+        assert len(ports) == 8 + 1 + 2 + 2
         problems = port_problems(config)
     assert problems == [
         f"port {busy_base + 100} on 127.0.0.1 (FACEGRID_API_PORT + 100 (node 1)) is already in"
@@ -80,3 +81,16 @@ def test_node_ports_past_65535_are_refused(free_port: Callable[[], int]) -> None
 def test_node_counts_are_1_to_10(nodes: str) -> None:
     with pytest.raises(ConfigError, match="FACEGRID_EMBED_NODES"):
         load_config({"FACEGRID_EMBED_NODES": nodes})
+
+
+def test_each_api_node_status_port_is_checked(free_port: Callable[[], int]) -> None:
+    env = _config(free_port, FACEGRID_API_NODES=2)
+    base = int(env["FACEGRID_API_PORT"])
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", base + 2100))
+        listener.listen()
+        problems = port_problems(load_config(env))
+    assert problems == [
+        f"port {base + 2100} on 127.0.0.1 (FACEGRID_API_PORT + 2100 (api_svc node 1 status)) is"
+        " already in use: stop what listens there (another Facegrid?) or set FACEGRID_API_PORT"
+    ]
