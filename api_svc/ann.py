@@ -31,10 +31,10 @@ _ADD_CHUNK = 1 << 16
 class AnnSettings:
     """How approximate indexes are shaped and searched."""
 
-    nprobe_fraction: float = 1 / 16
+    nprobe_fraction: float = 1 / 32
     """Share of the inverted lists a search scans (at least ``min_nprobe``)."""
-    min_nprobe: int = 8
-    """Fewest lists a search scans."""
+    min_nprobe: int = 32
+    """Fewest lists a search scans (all of them when there are fewer)."""
     candidates: int = 64
     """Candidates proposed per query for exact re-ranking (at least k)."""
     sample_per_list: int = 40
@@ -45,9 +45,9 @@ class AnnSettings:
 
 def lists_for(count: int) -> int:
     """Inverted lists for a collection of ``count`` faces: the power of two nearest
-    ``sqrt(count) / 2``, between 32 and 4096."""
-    target = max(1.0, math.sqrt(max(count, 1)) / 2)
-    return int(min(4096, max(32, 2 ** round(math.log2(target)))))
+    ``sqrt(count)``, between 32 and 8192 (1M faces: 1024 lists of about 1,000)."""
+    target = max(1.0, math.sqrt(max(count, 1)))
+    return int(min(8192, max(32, 2 ** round(math.log2(target)))))
 
 
 class IvfSearch:
@@ -90,7 +90,7 @@ class IvfSearch:
         # Small collections train on fewer points than FAISS likes: no warning for that.
         ivf.cp.min_points_per_centroid = 1
         ivf.train(np.ascontiguousarray(sample))
-        ivf.nprobe = max(settings.min_nprobe, round(nlist * settings.nprobe_fraction))
+        ivf.nprobe = min(nlist, max(settings.min_nprobe, round(nlist * settings.nprobe_fraction)))
         placed = device.place(ivf)
         if placed is not ivf:
             _set_nprobe(placed, ivf.nprobe)

@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import faiss
 import structlog
 
 from api_svc.db import database_unavailable
@@ -44,6 +45,13 @@ from facegrid.errors import ServiceError
 log = structlog.get_logger()
 
 T = TypeVar("T")
+
+
+def single_threaded_faiss() -> None:
+    """Makes FAISS calls of the current thread use one OpenMP thread: searches run side by side
+    in the pool's threads, and OpenMP teams on top of them only wait on each other (a 10k exact
+    search measured 0.2 ms single-threaded, 15 ms with two OpenMP threads on a busy machine)."""
+    faiss.omp_set_num_threads(1)
 
 
 @dataclass(eq=False)
@@ -89,7 +97,7 @@ class RegistrySettings:
     memory_budget_bytes: int = 0
     """Bytes the indexes may hold together before idle ones are evicted (0: no limit)."""
     threads: int = 4
-    """Worker threads for searches, changes and builds."""
+    """Worker threads for searches, changes and builds (FAISS runs single-threaded in each)."""
 
 
 class IndexRegistry:
@@ -108,7 +116,9 @@ class IndexRegistry:
         self._clock = clock
         self._entries: dict[uuid.UUID, _Entry] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._pool = ThreadPoolExecutor(self.settings.threads, thread_name_prefix="index")
+        self._pool = ThreadPoolExecutor(
+            self.settings.threads, thread_name_prefix="index", initializer=single_threaded_faiss
+        )
         self.rebuilds = 0
         """Rebuilds completed (first loads included); for logs and tests."""
         self.evictions = 0

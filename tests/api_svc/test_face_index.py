@@ -257,4 +257,4 @@ def test_status_reports_faces_bytes_and_kind() -> None:
 
 
 def test_lists_grow_with_the_collection() -> None:
-    assert [lists_for(n) for n in (1000, 100_000, 1_000_000, 10_000_000)] == [32, 128, 512, 2048]
+    assert [lists_for(n) for n in (1000, 100_000, 1_000_000, 10_000_000)] == [32, 256, 1024, 4096]
