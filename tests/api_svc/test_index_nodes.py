@@ -19,7 +19,8 @@ from facegrid.recognition.v1 import node_service_pb2 as node_pb
 from facegrid.recognition.v1 import node_service_pb2_grpc
 from tests.admin_svc.helpers import add_example, add_subject, make_service
 from tests.api_svc.fakes import DLIB, FakeEmbed
-from tests.api_svc.test_index_sync import Cluster, cluster, eventually, subjects_on
+from tests.api_svc.test_index_sync import Cluster, cluster, subjects_on
+from tests.helpers.wait import wait_until_async
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +67,7 @@ async def test_a_big_statement_reaches_the_other_node_in_parts_and_applies_in_pl
         index = registry.loaded().get(cluster.service_id)
         return index is not None and len(index) == 2000
 
-    await eventually(b_has_them, "node B to apply the 2000-row statement")
+    await wait_until_async(b_has_them, 60, "node B to apply the 2000-row statement")
     assert registry.loaded()[cluster.service_id].image_ids() == set(ids)
     assert registry.rebuilds == 1  # applied from the parts, never reloaded
     assert cluster.b.server.sync.parts_incomplete == 0
@@ -76,7 +77,7 @@ async def test_a_big_statement_reaches_the_other_node_in_parts_and_applies_in_pl
     async def b_dropped_them() -> bool:
         return len(registry.loaded()[cluster.service_id]) == 500
 
-    await eventually(b_dropped_them, "node B to apply the 1500-row delete")
+    await wait_until_async(b_dropped_them, 60, "node B to apply the 1500-row delete")
     assert registry.loaded()[cluster.service_id].image_ids() == set(ids[1500:])
     assert registry.rebuilds == 1
 
