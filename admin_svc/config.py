@@ -65,6 +65,10 @@ class AdminConfig:
     """Argon2id memory, KiB (FACEGRID_PASSWORD_MEMORY_KIB, default 65536 = 64 MiB)."""
     shutdown_grace_s: float
     """Seconds calls in flight may take to finish on SIGTERM (FACEGRID_SHUTDOWN_GRACE_S, 5)."""
+    grpc_max_connection_age_s: float
+    """Each client connection is closed after about this many seconds (calls in flight finish
+    first), so clients balancing over DNS re-resolve and reach new replicas
+    (FACEGRID_GRPC_MAX_CONNECTION_AGE_S, default 300; 0 keeps connections forever)."""
     log_format: LogFormat
     """``console`` (key=value, default) or ``json`` (FACEGRID_LOG_FORMAT)."""
 
@@ -105,5 +109,6 @@ def load_config(env: Mapping[str, str]) -> AdminConfig:
         password_time_cost=get_int(env, "FACEGRID_PASSWORD_TIME_COST", 3, minimum=1),
         password_memory_kib=get_int(env, "FACEGRID_PASSWORD_MEMORY_KIB", 65536, minimum=1024),
         shutdown_grace_s=get_float(env, "FACEGRID_SHUTDOWN_GRACE_S", 5.0),
+        grpc_max_connection_age_s=get_float(env, "FACEGRID_GRPC_MAX_CONNECTION_AGE_S", 300.0),
         log_format=get_log_format(env),
     )

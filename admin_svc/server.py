@@ -109,6 +109,7 @@ async def create_server(config: AdminConfig, embed: EmbedClient | None = None) -
             servicer, server
         ),
         service_names=[SERVICE_NAME],
+        max_connection_age_s=config.grpc_max_connection_age_s,
     )
     supervisor = asyncio.create_task(migrator.supervise(), name="migration-supervisor")
     await running.set_serving(True)

@@ -82,6 +82,10 @@ class ApiConfig:
     index_load_timeout_s: float
     """Deadline of reading a whole collection from PostgreSQL, seconds
     (FACEGRID_INDEX_LOAD_TIMEOUT_S, default 300)."""
+    grpc_max_connection_age_s: float
+    """Each client connection is closed after about this many seconds (calls in flight finish
+    first), so clients balancing over DNS re-resolve and reach new replicas
+    (FACEGRID_GRPC_MAX_CONNECTION_AGE_S, default 300; 0 keeps connections forever)."""
     log_format: LogFormat
     """``console`` (key=value, default) or ``json`` (FACEGRID_LOG_FORMAT)."""
 
@@ -117,6 +121,7 @@ def load_config(env: Mapping[str, str]) -> ApiConfig:
         index_exact_max=get_int(env, "FACEGRID_INDEX_EXACT_MAX", 20_000, minimum=1),
         index_device=_choice(env, "FACEGRID_INDEX_DEVICE", "auto", DEVICE_SETTINGS),
         index_load_timeout_s=get_float(env, "FACEGRID_INDEX_LOAD_TIMEOUT_S", 300.0),
+        grpc_max_connection_age_s=get_float(env, "FACEGRID_GRPC_MAX_CONNECTION_AGE_S", 300.0),
         log_format=get_log_format(env),
     )
 

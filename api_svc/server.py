@@ -128,6 +128,7 @@ async def create_server(config: ApiConfig, embed: EmbedClient | None = None) -> 
             ),
             service_names=[SERVICE_NAME],
             node_name=config.node_name,
+            max_connection_age_s=config.grpc_max_connection_age_s,
         )
         opened.push_async_callback(stop_server, running, 0)
         status = await start_server(

@@ -63,6 +63,10 @@ class EmbedConfig:
     (FACEGRID_ONNX_THREADS, default 1)."""
     shutdown_grace_s: float
     """Seconds calls in flight may take to finish on SIGTERM (FACEGRID_SHUTDOWN_GRACE_S, 5)."""
+    grpc_max_connection_age_s: float
+    """Each client connection is closed after about this many seconds (calls in flight finish
+    first), so clients balancing over DNS re-resolve and reach new replicas
+    (FACEGRID_GRPC_MAX_CONNECTION_AGE_S, default 300; 0 keeps connections forever)."""
     log_format: LogFormat
     """``console`` (key=value, default) or ``json`` (FACEGRID_LOG_FORMAT)."""
 
@@ -104,5 +108,6 @@ def load_config(env: Mapping[str, str]) -> EmbedConfig:
         cpu_workers=get_int(env, "FACEGRID_EMBED_CPU_WORKERS", 2, minimum=1),
         onnx_threads=get_int(env, "FACEGRID_ONNX_THREADS", 1, minimum=1),
         shutdown_grace_s=get_float(env, "FACEGRID_SHUTDOWN_GRACE_S", 5.0),
+        grpc_max_connection_age_s=get_float(env, "FACEGRID_GRPC_MAX_CONNECTION_AGE_S", 300.0),
         log_format=get_log_format(env),
     )

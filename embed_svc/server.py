@@ -108,6 +108,7 @@ async def create_server(
             servicer, server
         ),
         service_names=[SERVICE_NAME],
+        max_connection_age_s=config.grpc_max_connection_age_s,
     )
     await running.set_serving(True)
     await running.keep_ready(watch.refresh, WATCH_INTERVAL_S, timeout_s=config.triton_timeout_s)

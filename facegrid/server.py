@@ -140,25 +140,23 @@ async def start_server(
     service_names: Sequence[str],
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     node_name: str | None = None,
+    max_connection_age_s: float = MAX_CONNECTION_AGE_MS / 1000,
 ) -> RunningServer:
     """Builds, binds and starts a ``grpc.aio`` server with health and reflection; with
     ``node_name``, every answer carries it as ``x-facegrid-node`` initial metadata.
 
     The server starts NOT_SERVING and not ready; the caller flips ``""`` once it takes calls and
-    starts :meth:`RunningServer.keep_ready`.
+    starts :meth:`RunningServer.keep_ready`. ``max_connection_age_s`` (0: never) closes each client
+    connection after about that long (gRPC adds +-10% jitter; calls in flight get
+    MAX_CONNECTION_AGE_GRACE_MS to finish), so that clients balancing over DNS (a headless
+    Service, ``dns:///`` targets) re-resolve and reach replicas added since.
     """
     interceptors: list[grpc.aio.ServerInterceptor] = [RequestIdServerInterceptor()]
     if node_name is not None:
         interceptors.append(NodeHeaderServerInterceptor(node_name))
     server = grpc.aio.server(
         interceptors=interceptors,
-        options=[
-            ("grpc.so_reuseport", 0),
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
-            ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
-        ],
+        options=server_options(max_message_bytes, max_connection_age_s),
     )
     register(server)
     health_servicer = health.aio.HealthServicer()
@@ -177,6 +175,21 @@ async def start_server(
         "grpc_server_started", host=host, port=bound, services=list(service_names), node=node_name
     )
     return running
+
+
+def server_options(
+    max_message_bytes: int, max_connection_age_s: float
+) -> list[tuple[str, int]]:
+    """Channel arguments of every service's server."""
+    options = [
+        ("grpc.so_reuseport", 0),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+    ]
+    if max_connection_age_s > 0:
+        options.append(("grpc.max_connection_age_ms", round(max_connection_age_s * 1000)))
+        options.append(("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS))
+    return options
 
 
 async def wait_for_signal() -> None:

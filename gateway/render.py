@@ -55,6 +55,23 @@ NO_ANSWER = ("reset", "unavailable")
 
 
 @dataclass(frozen=True, slots=True)
+class DnsUpstreams:
+    """Upstream services found by DNS name (compose services, Kubernetes headless Services).
+
+    Envoy resolves each name (STRICT_DNS), then balances over and health-checks every address
+    the name returns; it re-resolves every 5 s (its default), so replicas added or removed are
+    picked up within seconds. Each name is used with the service's base port.
+    """
+
+    api: str
+    """Name of api_svc (e.g. ``api-svc-headless``)."""
+    embed: str
+    """Name of embed_svc (health-checked for readiness only, never routed)."""
+    admin: str
+    """Name of admin_svc."""
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayPorts:
     """Where Envoy listens and where the upstream services are (all on one host)."""
 
@@ -82,6 +99,9 @@ class GatewayPorts:
     """Number of api_svc nodes (1..10)."""
     embed_nodes: int = 1
     """Number of embed_svc nodes (1..10)."""
+    dns: DnsUpstreams | None = None
+    """Upstreams by DNS name (then ``host`` is only the listener's address and the node counts
+    are unused); None: every node at ``host`` on its port (STATIC clusters)."""
 
 
 def node_ports(base: int, nodes: int) -> list[int]:
@@ -165,7 +185,7 @@ _CONSOLE_CLUSTER = """\
 
 _CLUSTER = """\
 - name: {name}
-  type: STATIC
+  type: {cluster_type}
   connect_timeout: 1s
   typed_extension_protocol_options:
     envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
@@ -201,20 +221,45 @@ _BALANCING = """\
 """
 
 
-def _cluster(name: str, host: str, ports: Sequence[int], *, routed: bool) -> str:
+def _cluster(
+    name: str, host: str, ports: Sequence[int], *, routed: bool, by_dns: bool = False
+) -> str:
     address = "{{address: {{socket_address: {{address: {host}, port_value: {port}}}}}}}"
     endpoints = "\n".join(
         "          - endpoint: " + address.format(host=host, port=port) for port in ports
     )
-    return _CLUSTER.format(
+    text = _CLUSTER.format(
         name=name,
+        cluster_type="STRICT_DNS" if by_dns else "STATIC",
         health="" if routed else f"service_name: {READY_SERVICE}",
         balancing=_BALANCING if routed else "",
         endpoints=endpoints,
     )
+    if by_dns:
+        text = text.replace("  connect_timeout: 1s\n", _DNS_SETTINGS, 1)
+    return text
+
+
+#: STRICT_DNS clusters: every address of the name is a host (IPv4 first, as clusters mostly are).
+_DNS_SETTINGS = "  connect_timeout: 1s\n  dns_lookup_family: V4_PREFERRED\n"
+
+
+def _dns_clusters(ports: GatewayPorts, dns: DnsUpstreams) -> str:
+    """The same clusters over names: one endpoint per name, every address it has a host."""
+    api, admin, embed = [ports.api_port], [ports.admin_svc_port], [ports.embed_port]
+    clusters = [
+        _cluster("api_svc", dns.api, api, routed=True, by_dns=True),
+        _cluster("admin_svc", dns.admin, admin, routed=True, by_dns=True),
+        _cluster("api_svc_ready", dns.api, api, routed=False, by_dns=True),
+        _cluster("admin_svc_ready", dns.admin, admin, routed=False, by_dns=True),
+        _cluster("embed_svc_ready", dns.embed, embed, routed=False, by_dns=True),
+    ]
+    return _indent("\n".join(clusters), 4)
 
 
 def _clusters(ports: GatewayPorts) -> str:
+    if ports.dns is not None:
+        return _dns_clusters(ports, ports.dns)
     for count, name in ((ports.api_nodes, "api_nodes"), (ports.embed_nodes, "embed_nodes")):
         if not 1 <= count <= MAX_NODES:
             raise ValueError(f"{name} must be 1..{MAX_NODES}, got {count}")

@@ -1,0 +1,56 @@
+"""The container deployments' Envoy configs: current with the template, upstreams by DNS name,
+and accepted by Envoy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.deployments import CONTAINER_DESCRIPTOR, DEPLOYMENTS
+from gateway.render import DnsUpstreams, GatewayPorts, render
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
+def test_committed_deployment_config_is_current(name: str) -> None:
+    path, ports = DEPLOYMENTS[name]
+    assert path.read_text() == render(ports), (
+        f"{path.relative_to(REPO)} is stale: run `python -m gateway.deployments`"
+    )
+
+
+def test_dns_upstreams_make_strict_dns_clusters_of_the_names() -> None:
+    text = render(GatewayPorts(dns=DnsUpstreams(api="a.example", embed="e.example", admin="m")))
+    # Routed api_svc and admin_svc, and the three readiness-only clusters.
+    assert text.count("type: STRICT_DNS") == 5 and "type: STATIC" not in text
+    assert text.count("{address: a.example, port_value: 50051}") == 2
+    assert text.count("{address: e.example, port_value: 50052}") == 1
+    assert text.count("{address: m, port_value: 50053}") == 2
+    assert "dns_refresh_rate: 5s" in text
+
+
+def test_without_names_every_upstream_is_the_static_host() -> None:
+    text = render(GatewayPorts(host="10.1.2.3"))
+    assert text.count("type: STATIC") == 5 and "STRICT_DNS" not in text
+    assert text.count("address: 10.1.2.3, port_value: 5005") == 5
+
+
+@pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
+def test_envoy_accepts_the_deployment_config(name: str, tmp_path: Path) -> None:
+    path, _ = DEPLOYMENTS[name]
+    config = tmp_path / "envoy.yaml"
+    descriptor = str(REPO / "gateway" / "descriptor.pb")
+    config.write_text(path.read_text().replace(CONTAINER_DESCRIPTOR, descriptor))
+    envoy = str(Path(sys.executable).parent / "envoy")
+    result = subprocess.run(
+        [envoy, "--mode", "validate", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
