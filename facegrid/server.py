@@ -177,9 +177,7 @@ async def start_server(
     return running
 
 
-def server_options(
-    max_message_bytes: int, max_connection_age_s: float
-) -> list[tuple[str, int]]:
+def server_options(max_message_bytes: int, max_connection_age_s: float) -> list[tuple[str, int]]:
     """Channel arguments of every service's server."""
     options = [
         ("grpc.so_reuseport", 0),
