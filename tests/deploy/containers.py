@@ -66,13 +66,18 @@ def container_logs(name: str, tail: int = 40) -> str:
     return result.stdout + result.stderr
 
 
-def faces_dir() -> Path:
-    """../shared/faces beside the checkout (or beside a parent folder, for git worktrees)."""
+def shared_dir() -> Path:
+    """../shared beside the checkout (or beside a parent folder, for git worktrees)."""
     for parent in REPO.parents:
-        candidate = parent / "shared" / "faces"
-        if (candidate / "manifest.json").is_file():
+        candidate = parent / "shared"
+        if (candidate / "DESIGN.md").is_file():
             return candidate
-    raise AssertionError(f"no shared/faces beside {REPO} or its parents")
+    raise AssertionError(f"no shared/ beside {REPO} or its parents")
+
+
+def faces_dir() -> Path:
+    """The real photos of ../shared/faces (one folder per identity, manifest.json)."""
+    return shared_dir() / "faces"
 
 
 @dataclass(frozen=True)
