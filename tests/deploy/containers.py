@@ -104,6 +104,12 @@ class Compose:
         """The container name of replica ``number`` of ``service``."""
         return f"{self.project}_{service}_{number}"
 
+    def containers(self, *, running_only: bool = False) -> list[str]:
+        """Names of the project's containers (all of them, or the running ones)."""
+        which = [] if running_only else ["-a"]
+        label = f"label=io.podman.compose.project={self.project}"
+        return podman("ps", *which, "--format", "{{.Names}}", "--filter", label).split()
+
 
 @dataclass(frozen=True)
 class Tenant:
