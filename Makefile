@@ -140,7 +140,8 @@ proto-breaking: venv buf-deps
 	$(VENV)/bin/buf breaking --against build/buf-against
 
 typecheck: proto client-stubs
-	$(VENV)/bin/mypy facegrid/*.py facegrid_import api_svc admin_svc embed_svc console gateway launcher models tests bench
+	$(VENV)/bin/mypy facegrid/*.py facegrid_import api_svc admin_svc embed_svc console gateway launcher \
+	  models tests bench deploy/kubernetes/render.py
 	MYPYPATH=$(CLIENT)/src $(VENV)/bin/mypy -p facegrid_client
 	MYPYPATH=$(CLIENT)/src $(VENV)/bin/mypy $(CLIENT)/tests $(CLIENT)/generate_stubs.py $(CLIENT)/hatch_build.py
 

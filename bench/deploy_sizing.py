@@ -18,6 +18,7 @@ import os
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from tests.deploy.containers import (
     poll,
     send_image,
 )
-from tests.rest_client import call
+from tests.rest_client import Reply, call
 
 SERVICES = ("envoy", "api-svc", "embed-svc", "admin-svc", "triton", "postgres")
 
@@ -46,10 +47,10 @@ def usage(compose: Compose) -> dict[str, tuple[int, float]]:
     }
 
 
-def run_phase(count: int, concurrency: int, send: object) -> float:
+def run_phase(count: int, concurrency: int, send: Callable[[int], Reply]) -> float:
     start = time.monotonic()
     with ThreadPoolExecutor(concurrency) as pool:
-        replies = list(pool.map(send, range(count)))  # type: ignore[arg-type]
+        replies = list(pool.map(send, range(count)))
     assert all(reply.status == 200 for reply in replies), [r.body for r in replies][:2]
     return time.monotonic() - start
 
@@ -96,11 +97,11 @@ def main() -> None:
             )
             assert reply.status == 201, reply.body
 
-        def detect(i: int) -> object:
+        def detect(i: int) -> Reply:
             photo = photos[i % len(photos)]
             return send_image(f"{rest}/api/v1/detection/detect", tenant.detection_key, photo)
 
-        def recognize(i: int) -> object:
+        def recognize(i: int) -> Reply:
             photo = photos[i % len(photos)]
             return send_image(f"{rest}/api/v1/recognition/recognize", tenant.recognition_key, photo)
 

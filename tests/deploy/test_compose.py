@@ -6,6 +6,7 @@ recognise them in other photos, and see that both api_svc replicas answered. The
 from __future__ import annotations
 
 import uuid
+from functools import partial
 
 import pytest
 
@@ -63,7 +64,7 @@ def test_enrols_three_people_and_recognises_them_in_other_photos(compose_mesh: C
     for person in PEOPLE:
         assert (
             poll(
-                lambda p=person: best_subject(p),
+                partial(best_subject, person),
                 timeout_s=30,
                 what=f"{person} recognised",
                 every_s=0.2,

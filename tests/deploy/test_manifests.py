@@ -6,6 +6,7 @@ names with the Services, image defaults of compose and manifests, selectors, GPU
 from __future__ import annotations
 
 import re
+import runpy
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -213,21 +214,17 @@ def test_compose_keeps_secrets_out_of_the_file() -> None:
 
 
 def test_image_defaults_of_compose_and_manifests_agree() -> None:
-    sys.path.insert(0, str(KUBE))
-    try:
-        from render import IMAGE_VARIABLES  # type: ignore[import-not-found]
-    finally:
-        sys.path.remove(str(KUBE))
+    image_variables = runpy.run_path(str(KUBE / "render.py"))["IMAGE_VARIABLES"]
     defaults = dict(
         re.findall(r"\$\{(FACEGRID_[A-Z_]*IMAGE):-([^}]+)\}", (REPO / "compose.yaml").read_text())
     )
-    assert set(defaults) == set(IMAGE_VARIABLES.values())
+    assert set(defaults) == set(image_variables.values())
     for overlay in OVERLAYS:
         for _, container in containers(overlay):
             image = container["image"]
             name = image.rsplit(":", 1)[0]
-            assert name in IMAGE_VARIABLES, image
-            assert defaults[IMAGE_VARIABLES[name]] == image
+            assert name in image_variables, image
+            assert defaults[image_variables[name]] == image
 
 
 def test_envoy_reaches_the_headless_services_and_reads_the_config_map() -> None:

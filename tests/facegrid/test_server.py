@@ -21,7 +21,7 @@ def _peer_service(server: grpc.aio.Server) -> None:
     async def who(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return context.peer().encode()
 
-    handler = grpc.unary_unary_rpc_method_handler(who)
+    handler: grpc.RpcMethodHandler = grpc.unary_unary_rpc_method_handler(who)
     server.add_generic_rpc_handlers(
         [grpc.method_handlers_generic_handler("test.Peer", {"Who": handler})]
     )
@@ -38,7 +38,7 @@ async def _peers_seen(max_connection_age_s: float, within_s: float) -> set[bytes
     peers: set[bytes] = set()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            who = channel.unary_unary("/test.Peer/Who")
+            who: grpc.aio.UnaryUnaryMultiCallable = channel.unary_unary("/test.Peer/Who")
             deadline = time.monotonic() + within_s
             while len(peers) < 2 and time.monotonic() < deadline:
                 peers.add(bytes(await who(b"", timeout=5)))
