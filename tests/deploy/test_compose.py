@@ -11,7 +11,7 @@ from functools import partial
 import pytest
 
 from tests.deploy.conftest import API_REPLICAS, ComposeMesh
-from tests.deploy.containers import container_logs, faces_dir, poll, send_image
+from tests.deploy.containers import container_logs, faces_dir, podman, poll, send_image
 
 pytestmark = [pytest.mark.integration, pytest.mark.containers]
 
@@ -74,11 +74,17 @@ def test_enrols_three_people_and_recognises_them_in_other_photos(compose_mesh: C
 
 
 def test_both_api_svc_replicas_answer_through_envoy(compose_mesh: ComposeMesh) -> None:
-    """Each request carries its own id; each api_svc container logs the ids it served."""
+    """Envoy balances over both containers: the ``x-facegrid-node`` header of the answers names
+    each one (``<hostname>:50051``), and each container's log has a request id it served."""
     photo = faces_dir() / "biden" / "01.jpg"
-    sent: list[str] = []
+    containers = [compose_mesh.compose.container("api-svc", n) for n in range(1, API_REPLICAS + 1)]
+    node_of = {
+        podman("inspect", name, "--format", "{{.Config.Hostname}}").strip() + ":50051": name
+        for name in containers
+    }
+    served: dict[str, list[str]] = {}
 
-    def replicas_that_answered() -> set[str] | None:
+    def nodes_that_answered() -> set[str] | None:
         request_id = f"deploy-{uuid.uuid4().hex}"
         reply = send_image(
             f"{compose_mesh.rest}/api/v1/detection/detect",
@@ -87,14 +93,12 @@ def test_both_api_svc_replicas_answer_through_envoy(compose_mesh: ComposeMesh) -
             request_id=request_id,
         )
         assert reply.status == 200, reply.body
-        sent.append(request_id)
-        answered = set()
-        for number in range(1, API_REPLICAS + 1):
-            name = compose_mesh.compose.container("api-svc", number)
-            logs = container_logs(name, tail=400)
-            if any(rid in logs for rid in sent):
-                answered.add(name)
-        return answered if len(answered) == API_REPLICAS else None
+        node = reply.headers.get("x-facegrid-node", "")
+        assert node in node_of, f"answered by {node!r}, not one of {sorted(node_of)}"
+        served.setdefault(node, []).append(request_id)
+        return set(served) if len(served) == API_REPLICAS else None
 
-    answered = poll(replicas_that_answered, timeout_s=60, what="both api_svc replicas", every_s=0.1)
-    assert len(answered) == API_REPLICAS
+    answered = poll(nodes_that_answered, timeout_s=60, what="both api_svc replicas", every_s=0.1)
+    assert {node_of[node] for node in answered} == set(containers)
+    for node, request_ids in served.items():
+        assert request_ids[0] in container_logs(node_of[node], tail=1000)

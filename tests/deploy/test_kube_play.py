@@ -27,17 +27,18 @@ import yaml
 from google.api import httpbody_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from facegrid.node_header import NODE_HEADER
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as rpc
+from facegrid.server import READY_SERVICE
 from tests.deploy.conftest import ComposeMesh
 from tests.deploy.containers import REPO, container_logs, faces_dir, podman, poll, send_image
 
 pytestmark = [pytest.mark.integration, pytest.mark.containers]
 
 KUBE = REPO / "deploy" / "kubernetes"
-#: Liveness health service of DESIGN.md (the readiness one, facegrid.ready, once every
-#: service serves it).
-HEALTH_SERVICE = ""
+#: The pods are ready when their readiness health service (DESIGN.md) serves.
+HEALTH_SERVICE = READY_SERVICE
 #: Enrolled through compose's Envoy from one photo, recognised by the pod in another (not one of
 #: the compose test's people).
 PERSON = "alex"
@@ -190,10 +191,13 @@ def test_the_api_pod_recognises_a_person_enrolled_through_the_compose_mesh(
     with grpc.insecure_channel(api_pod) as channel:
         stub = rpc.RecognitionServiceStub(channel)
 
+        nodes: set[str] = set()
+
         def best() -> str | None:
-            answer = stub.RecognizeFaces(
+            answer, call = stub.RecognizeFaces.with_call(
                 pb.RecognizeFacesRequest(image=image), metadata=[("x-api-key", key)], timeout=30
             )
+            nodes.update(str(v) for k, v in call.initial_metadata() if k == NODE_HEADER)
             subjects = answer.result[0].subjects
             return (
                 subjects[0].subject
@@ -205,3 +209,5 @@ def test_the_api_pod_recognises_a_person_enrolled_through_the_compose_mesh(
             poll(best, timeout_s=30, what="the pod to find the new face", every_s=0.2)
             == f"{PERSON}-kube"
         )
+    # The Deployment names each node after its pod (FACEGRID_API_NODE_NAME from metadata.name).
+    assert nodes == {"api-svc-pod-0"}

@@ -1,0 +1,98 @@
+"""The services' image installs every package the services import: requirements.txt less the
+tools named in deploy/images/not-in-service-image.txt (filtered by service_requirements.py)."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import runpy
+import sys
+from importlib.metadata import distributions, packages_distributions
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGES = REPO / "deploy" / "images"
+SERVICE_CODE = ("api_svc", "embed_svc", "admin_svc", "facegrid")
+#: Imported by name at run time (importlib), not by an import statement.
+IMPORTED_BY_NAME = {"face_recognition_models"}
+
+_filter = runpy.run_path(str(IMAGES / "service_requirements.py"))
+kept_lines = _filter["kept_lines"]
+requirement_name = _filter["requirement_name"]
+normalise = _filter["normalise"]
+
+
+def imported_modules() -> set[str]:
+    """Top-level modules imported anywhere in the services' code (generated stubs included)."""
+    names = set(IMPORTED_BY_NAME)
+    for package in SERVICE_CODE:
+        for path in (REPO / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - set(SERVICE_CODE) - {"__future__"}
+
+
+def service_packages() -> set[str]:
+    lines = kept_lines(
+        (REPO / "requirements.txt").read_text(),
+        (IMAGES / "not-in-service-image.txt").read_text(),
+    )
+    return {requirement_name(line) for line in lines}
+
+
+def owners_of(module: str) -> set[str]:
+    """Distributions providing a top-level module (by name, else by the files they install)."""
+    owners = {normalise(d) for d in packages_distributions().get(module, [])}
+    if owners:
+        return owners
+    spec = importlib.util.find_spec(module)
+    origin = Path(spec.origin).resolve() if spec and spec.origin else None
+    for dist in distributions():
+        files = dist.files or []
+        if origin and any(Path(str(dist.locate_file(f))).resolve() == origin for f in files):
+            owners.add(normalise(dist.metadata["Name"]))
+    return owners
+
+
+def test_every_imported_package_goes_into_the_service_image() -> None:
+    excluded = {
+        name
+        for line in (IMAGES / "not-in-service-image.txt").read_text().splitlines()
+        if (name := requirement_name(line))
+    }
+    kept = service_packages()
+    modules = imported_modules()
+    assert {"grpc", "asyncpg", "cv2", "faiss", "jwt"} <= modules
+    for module in sorted(modules):
+        owners = owners_of(module)
+        assert owners, f"{module}: no installed distribution provides it"
+        assert owners & kept or not owners & excluded, (
+            f"{module} (from {sorted(owners)}) is imported by the services but left out of "
+            "their image by deploy/images/not-in-service-image.txt"
+        )
+
+
+def test_the_exclusions_name_packages_of_requirements_txt() -> None:
+    pinned = {
+        name
+        for line in (REPO / "requirements.txt").read_text().splitlines()
+        if (name := requirement_name(line))
+    }
+    excluded = {
+        name
+        for line in (IMAGES / "not-in-service-image.txt").read_text().splitlines()
+        if (name := requirement_name(line))
+    }
+    assert excluded <= pinned, sorted(excluded - pinned)
+    assert not service_packages() & excluded
+
+
+def test_the_filter_keeps_pins_and_extras_and_drops_named_packages() -> None:
+    requirements = "# c\nGrpcio==1.0\ntritonclient[grpc]==2.73.0\npy_test==1 # x\n\n"
+    assert kept_lines(requirements, "py-test\n# comment\n") == [
+        "Grpcio==1.0",
+        "tritonclient[grpc]==2.73.0",
+    ]
