@@ -5,13 +5,25 @@ recognise them in other photos, and see that both api_svc replicas answered. The
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
 from functools import partial
 
 import pytest
+import yaml
 
 from tests.deploy.conftest import API_REPLICAS, ComposeMesh
-from tests.deploy.containers import container_logs, faces_dir, podman, poll, send_image
+from tests.deploy.containers import (
+    PODMAN_COMPOSE,
+    PODMAN_ENV,
+    REPO,
+    container_logs,
+    faces_dir,
+    podman,
+    poll,
+    send_image,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.containers]
 
@@ -102,3 +114,40 @@ def test_both_api_svc_replicas_answer_through_envoy(compose_mesh: ComposeMesh) -
     assert {node_of[node] for node in answered} == set(containers)
     for node, request_ids in served.items():
         assert request_ids[0] in container_logs(node_of[node], tail=1000)
+
+
+def test_the_gpu_env_file_swaps_triton_for_the_gpu_one() -> None:
+    """deploy/compose/gpu.env: the gpu profile's triton-gpu reserving one NVIDIA device, no CPU
+    Triton, embed_svc pointed at the GPU one (compose's own view of the file: `config`)."""
+    env = {
+        **os.environ,
+        "FACEGRID_TOKEN_SECRET": "x" * 32,
+        "FACEGRID_POSTGRES_PASSWORD": "unused",
+    }
+    services = {}
+    for env_file in ("gpu.env", "standins.env"):
+        result = subprocess.run(
+            [
+                str(PODMAN_ENV),
+                str(PODMAN_COMPOSE),
+                "--env-file",
+                str(REPO / "deploy" / "compose" / env_file),
+                "-f",
+                str(REPO / "compose.yaml"),
+                "config",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        services[env_file] = yaml.safe_load(result.stdout)["services"]
+    gpu, cpu = services["gpu.env"], services["standins.env"]
+    assert "triton-gpu" not in cpu and int(cpu["triton"]["deploy"]["replicas"]) == 1
+    assert int(gpu["triton"]["deploy"]["replicas"]) == 0
+    device = gpu["triton-gpu"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert device == {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}
+    assert gpu["embed-svc"]["environment"]["FACEGRID_TRITON_URL"] == "triton-gpu:8001"
+    assert cpu["embed-svc"]["environment"]["FACEGRID_TRITON_URL"] == "triton:8001"

@@ -10,6 +10,10 @@ import sys
 from importlib.metadata import distributions, packages_distributions
 from pathlib import Path
 
+import pytest
+
+from tests.deploy.containers import podman
+
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "deploy" / "images"
 SERVICE_CODE = ("api_svc", "embed_svc", "admin_svc", "facegrid")
@@ -95,4 +99,47 @@ def test_the_filter_keeps_pins_and_extras_and_drops_named_packages() -> None:
     assert kept_lines(requirements, "py-test\n# comment\n") == [
         "Grpcio==1.0",
         "tritonclient[grpc]==2.73.0",
+    ]
+
+
+@pytest.mark.integration
+@pytest.mark.containers
+def test_the_gpu_triton_image_carries_the_gpu_model_repository() -> None:
+    """NVIDIA's base cannot be pulled here: the GPU Containerfile is built on the local base
+    instead, which checks its build context (build/triton_models_gpu past .containerignore)."""
+    tag = "localhost/facegrid-triton-gpu-check:latest"
+    base = "localhost/facegrid-base:bookworm"
+    podman(
+        "build",
+        "--build-arg",
+        f"TRITON_GPU_BASE={base}",
+        "-f",
+        str(IMAGES / "triton-gpu.Containerfile"),
+        "-t",
+        tag,
+        str(REPO),
+        timeout_s=300,
+    )
+    try:
+        listing = podman(
+            "run",
+            "--rm",
+            "--user",
+            "0",
+            "--entrypoint",
+            "sh",
+            tag,
+            "-c",
+            "ls /models/*/1/model.onnx; grep -l 'kind: KIND_GPU' /models/*/config.pbtxt;"
+            " grep -L 'backend: \"onnxruntime\"' /models/*/config.pbtxt",
+        ).split()
+    finally:
+        podman("rmi", "-f", tag)
+    models = sorted(path.parent.name for path in (REPO / "triton_models").glob("*/config.pbtxt"))
+    assert [p for p in listing if p.endswith("model.onnx")] == [
+        f"/models/{m}/1/model.onnx" for m in models
+    ]
+    # Every config names GPU instances, none lacks the onnxruntime backend.
+    assert [p for p in listing if p.endswith(".pbtxt")] == [
+        f"/models/{m}/config.pbtxt" for m in models
     ]
