@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Builds the local Debian base image (a stand-in for python:3.11-slim-bookworm where no registry
-# can be reached): debootstrap's minbase bookworm with CA certificates, imported into podman, then
-# Python 3.11 (venv, shared libpython) installed by base.Containerfile; tagged $1 (default
+# Builds the local Debian base image, a stand-in for python:3.11-slim-bookworm where no registry
+# can be reached: debootstrap's minbase bookworm with Python 3.11 (venv, shared libpython: Triton's
+# python backend stub links it) and CA certificates, imported into podman as $1 (default
 # localhost/facegrid-base:bookworm). The root file system is cached as a tar under build/images/
-# (keyed by suite and package list), so a second run only re-imports it. Run through
-# deploy/podman-env.
+# (keyed by suite and package list), so a second run only re-imports it. Packages come from the
+# Debian mirror apt is configured with (or $DEBIAN_MIRROR). Run through deploy/podman-env.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 image=${1:-localhost/facegrid-base:bookworm}
 suite=bookworm
-packages=ca-certificates
-here=$(dirname "$0")
-key=$( (printf '%s %s\n' "$suite" "$packages"; cat "$here/base.Containerfile") | sha256sum | cut -c1-12)
+# python3.11-venv's dependencies are spelled out: debootstrap does not resolve them all.
+packages=ca-certificates,python3.11,python3.11-venv,python3-distutils,python3-lib2to3,python3-pip-whl,python3-setuptools-whl,libpython3.11
+key=$(printf '%s %s\n' "$suite" "$packages" | sha256sum | cut -c1-12)
 cache=$repo/build/images/base-$suite-$key.tar
 
 if podman image exists "$image" \
@@ -38,7 +38,6 @@ if [ ! -s "$cache" ]; then
   tar -C "$rootfs" --numeric-owner -cf "$cache.partial" .
   mv "$cache.partial" "$cache"
 fi
-podman import --change 'CMD ["/bin/bash"]' "$cache" "localhost/facegrid-debian:$suite" >/dev/null
-podman build --network host --label "facegrid.base=$key" --build-arg "DEBIAN=localhost/facegrid-debian:$suite" \
-  -f "$here/base.Containerfile" -t "$image" "$here" >/dev/null
-echo "base image $image built from $cache"
+podman import --quiet --change "LABEL facegrid.base=$key" --change 'ENV LANG=C.UTF-8' \
+  --change 'CMD ["python3.11"]' "$cache" "$image" >/dev/null
+echo "base image $image imported from $cache"

@@ -18,6 +18,11 @@ local_base=localhost/facegrid-base:bookworm
 base=${BASE_IMAGE:-$local_base}
 
 args=(--network host --layers)
+# pip inside the build shares the host's pip cache: wheels `make venv` downloaded are not
+# downloaded again.
+pip_cache=${PIP_CACHE_DIR:-$(python3 -m pip cache dir 2>/dev/null || echo "$HOME/.cache/pip")}
+mkdir -p "$pip_cache"
+args+=(--volume "$pip_cache:/root/.cache/pip")
 # pip inside the build trusts the host's CA bundle (HTTPS through an intercepting proxy).
 for bundle in "${PIP_CERT:-}" /etc/ssl/certs/ca-certificates.crt; do
   if [ -n "$bundle" ] && [ -s "$bundle" ]; then
@@ -46,8 +51,13 @@ test -s gateway/descriptor.pb || { echo "run make proto" >&2; exit 1; }
 test -s triton_models/dlib_resnet/1/model.onnx || { echo "run make models" >&2; exit 1; }
 if [ "$base" = "$local_base" ]; then "$here/base.sh" "$local_base"; fi
 with_base=(--build-arg "BASE_IMAGE=$base")
-build localhost/facegrid:latest "$here/Containerfile" "${with_base[@]}"
-build localhost/facegrid-triton-cpu:latest "$here/triton-cpu.Containerfile" "${with_base[@]}"
-build localhost/facegrid-envoy:latest "$here/envoy.Containerfile" "${with_base[@]}"
-build localhost/facegrid-postgres:latest "$here/postgres.Containerfile" "${with_base[@]}"
+# The four builds run side by side: they mostly wait on downloads and disk, not on each other.
+pids=()
+build localhost/facegrid:latest "$here/Containerfile" "${with_base[@]}" & pids+=($!)
+build localhost/facegrid-triton-cpu:latest "$here/triton-cpu.Containerfile" "${with_base[@]}" & pids+=($!)
+build localhost/facegrid-envoy:latest "$here/envoy.Containerfile" "${with_base[@]}" & pids+=($!)
+build localhost/facegrid-postgres:latest "$here/postgres.Containerfile" "${with_base[@]}" & pids+=($!)
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+[ "$failed" = 0 ] || exit 1
 podman image prune -f >/dev/null
