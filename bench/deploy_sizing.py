@@ -22,15 +22,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.deploy.containers import (
+from tests.deploy.helpers import (
     Compose,
-    faces_dir,
     new_tenant,
     podman,
-    poll,
     send_image,
 )
-from tests.rest_client import Reply, call
+from tests.helpers.photos import shared_faces
+from tests.helpers.rest_client import Reply, call
+from tests.helpers.wait import wait_for_value
 
 SERVICES = ("envoy", "api-svc", "embed-svc", "admin-svc", "triton", "postgres")
 
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
-    faces = args.faces or faces_dir()
+    faces = args.faces or shared_faces()
     port = 18000 + secrets.randbelow(1000)
     env = dict(os.environ)
     env.update(
@@ -83,7 +83,7 @@ def main() -> None:
             except OSError:
                 return None
 
-        poll(ready, timeout_s=300, what="/ready", every_s=2)
+        wait_for_value(ready, 300, "/ready", interval_s=2)
         tenant = new_tenant(rest)
         at_rest = usage(compose)
         people = sorted(p for p in faces.iterdir() if p.is_dir() and p.name != "groups")

@@ -69,6 +69,8 @@ class DnsUpstreams:
     """Name of embed_svc (health-checked for readiness only, never routed)."""
     admin: str
     """Name of admin_svc."""
+    console: str = "console"
+    """Name of the console's static file server (its port is ``GatewayPorts.console_port``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +255,9 @@ def _dns_clusters(ports: GatewayPorts, dns: DnsUpstreams) -> str:
         _cluster("api_svc_ready", dns.api, api, routed=False, by_dns=True),
         _cluster("admin_svc_ready", dns.admin, admin, routed=False, by_dns=True),
         _cluster("embed_svc_ready", dns.embed, embed, routed=False, by_dns=True),
+        _CONSOLE_CLUSTER.format(host=dns.console, port=ports.console_port).replace(
+            "  type: STATIC\n", "  type: STRICT_DNS\n  dns_lookup_family: V4_PREFERRED\n"
+        ),
     ]
     return _indent("\n".join(clusters), 4)
 

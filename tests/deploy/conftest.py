@@ -7,34 +7,12 @@ import os
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import pytest
 
-from tests.deploy.containers import Compose, Tenant, container_logs, new_tenant, poll
-from tests.rest_client import call
-
-API_REPLICAS = 2
-
-
-@dataclass(frozen=True)
-class ComposeMesh:
-    """A running compose project: Envoy's REST URL and a signed-up owner's keys."""
-
-    compose: Compose
-    rest: str
-    tenant: Tenant
-    database_url: str
-    """The database as the services reach it inside the compose network."""
-
-    @property
-    def network(self) -> str:
-        """The compose project's network (other pods join it to reach its services by name)."""
-        return f"{self.compose.project}_default"
-
-    def all_logs(self) -> str:
-        names = self.compose.containers()
-        return "\n".join(f"== {name}\n{container_logs(name, 15)}" for name in names)
+from tests.deploy.helpers import API_REPLICAS, Compose, ComposeMesh, Tenant, new_tenant
+from tests.helpers.rest_client import call
+from tests.helpers.wait import wait_for_value
 
 
 def _ready(rest: str) -> bool | None:
@@ -64,7 +42,7 @@ def compose_mesh(free_port: Callable[[], int]) -> Iterator[ComposeMesh]:
         database_url = f"postgresql://facegrid:{password}@postgres:5432/facegrid"
         handle = ComposeMesh(compose, rest, Tenant("", ""), database_url)
         try:
-            poll(lambda: _ready(rest), timeout_s=300, what="Envoy's /ready", every_s=2)
+            wait_for_value(lambda: _ready(rest), 300, "Envoy's /ready", interval_s=2)
         except AssertionError as err:
             raise AssertionError(f"{err}\n{handle.all_logs()}") from None
         yield ComposeMesh(compose, rest, new_tenant(rest), database_url)

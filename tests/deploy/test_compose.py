@@ -13,17 +13,18 @@ from functools import partial
 import pytest
 import yaml
 
-from tests.deploy.conftest import API_REPLICAS, ComposeMesh
-from tests.deploy.containers import (
+from tests.deploy.helpers import (
+    API_REPLICAS,
     PODMAN_COMPOSE,
     PODMAN_ENV,
     REPO,
+    ComposeMesh,
     container_logs,
-    faces_dir,
     podman,
-    poll,
     send_image,
 )
+from tests.helpers.photos import shared_faces
+from tests.helpers.wait import wait_for_value
 
 pytestmark = [pytest.mark.integration, pytest.mark.containers]
 
@@ -41,7 +42,7 @@ def test_every_service_runs_with_its_replicas(compose_mesh: ComposeMesh) -> None
 
 
 def test_detects_the_face_in_a_photo(compose_mesh: ComposeMesh) -> None:
-    photo = faces_dir() / "obama" / "01.jpg"
+    photo = shared_faces() / "obama" / "01.jpg"
     reply = send_image(
         f"{compose_mesh.rest}/api/v1/detection/detect", compose_mesh.tenant.detection_key, photo
     )
@@ -52,7 +53,7 @@ def test_detects_the_face_in_a_photo(compose_mesh: ComposeMesh) -> None:
 
 def test_enrols_three_people_and_recognises_them_in_other_photos(compose_mesh: ComposeMesh) -> None:
     key = compose_mesh.tenant.recognition_key
-    faces = faces_dir()
+    faces = shared_faces()
     for person in PEOPLE:
         reply = send_image(
             f"{compose_mesh.rest}/api/v1/recognition/faces",
@@ -75,11 +76,11 @@ def test_enrols_three_people_and_recognises_them_in_other_photos(compose_mesh: C
 
     for person in PEOPLE:
         assert (
-            poll(
+            wait_for_value(
                 partial(best_subject, person),
-                timeout_s=30,
-                what=f"{person} recognised",
-                every_s=0.2,
+                30,
+                f"{person} recognised",
+                interval_s=0.2,
             )
             == person
         )
@@ -88,7 +89,7 @@ def test_enrols_three_people_and_recognises_them_in_other_photos(compose_mesh: C
 def test_both_api_svc_replicas_answer_through_envoy(compose_mesh: ComposeMesh) -> None:
     """Envoy balances over both containers: the ``x-facegrid-node`` header of the answers names
     each one (``<hostname>:50051``), and each container's log has a request id it served."""
-    photo = faces_dir() / "biden" / "01.jpg"
+    photo = shared_faces() / "biden" / "01.jpg"
     containers = [compose_mesh.compose.container("api-svc", n) for n in range(1, API_REPLICAS + 1)]
     node_of = {
         podman("inspect", name, "--format", "{{.Config.Hostname}}").strip() + ":50051": name
@@ -110,7 +111,7 @@ def test_both_api_svc_replicas_answer_through_envoy(compose_mesh: ComposeMesh) -
         served.setdefault(node, []).append(request_id)
         return set(served) if len(served) == API_REPLICAS else None
 
-    answered = poll(nodes_that_answered, timeout_s=60, what="both api_svc replicas", every_s=0.1)
+    answered = wait_for_value(nodes_that_answered, 60, "both api_svc replicas", interval_s=0.1)
     assert {node_of[node] for node in answered} == set(containers)
     for node, request_ids in served.items():
         assert request_ids[0] in container_logs(node_of[node], tail=1000)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.containers import podman
+from tests.deploy.helpers import podman
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "deploy" / "images"

@@ -31,8 +31,9 @@ from facegrid.node_header import NODE_HEADER
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as rpc
 from facegrid.server import READY_SERVICE
-from tests.deploy.conftest import ComposeMesh
-from tests.deploy.containers import REPO, container_logs, faces_dir, podman, poll, send_image
+from tests.deploy.helpers import REPO, ComposeMesh, container_logs, podman, send_image
+from tests.helpers.photos import shared_faces
+from tests.helpers.wait import wait_for_value
 
 pytestmark = [pytest.mark.integration, pytest.mark.containers]
 
@@ -130,7 +131,7 @@ def api_pod(
         played.files.append(folder / "embed-svc.yaml")
         play(played.files[-1], embed, compose_mesh.network)
         pod = "embed-svc-pod-0-embed-svc"
-        poll(lambda: serving(f"127.0.0.1:{embed_port}"), timeout_s=180, what="the embed_svc pod")
+        wait_for_value(lambda: serving(f"127.0.0.1:{embed_port}"), 180, "the embed_svc pod")
         address = podman(
             "inspect",
             pod,
@@ -150,7 +151,7 @@ def api_pod(
         played.files.append(folder / "api-svc.yaml")
         play(played.files[-1], api, compose_mesh.network)
         try:
-            poll(lambda: serving(f"127.0.0.1:{api_port}"), timeout_s=180, what="the api_svc pod")
+            wait_for_value(lambda: serving(f"127.0.0.1:{api_port}"), 180, "the api_svc pod")
         except AssertionError as err:
             raise AssertionError(f"{err}\n{container_logs('api-svc-pod-0-api-svc')}") from None
         yield f"127.0.0.1:{api_port}"
@@ -179,7 +180,7 @@ def test_the_api_pod_recognises_a_person_enrolled_through_the_compose_mesh(
     compose_mesh: ComposeMesh, api_pod: str
 ) -> None:
     key = compose_mesh.tenant.recognition_key
-    photos = faces_dir() / PERSON
+    photos = shared_faces() / PERSON
     reply = send_image(
         f"{compose_mesh.rest}/api/v1/recognition/faces",
         key,
@@ -206,7 +207,7 @@ def test_the_api_pod_recognises_a_person_enrolled_through_the_compose_mesh(
             )
 
         assert (
-            poll(best, timeout_s=30, what="the pod to find the new face", every_s=0.2)
+            wait_for_value(best, 30, "the pod to find the new face", interval_s=0.2)
             == f"{PERSON}-kube"
         )
     # The Deployment names each node after its pod (FACEGRID_API_NODE_NAME from metadata.name).

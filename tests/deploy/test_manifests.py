@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from gateway.deployments import DEPLOYMENTS
-from tests.deploy.containers import shared_dir
+from tests.deploy.helpers import shared_dir
 
 REPO = Path(__file__).resolve().parents[2]
 KUBE = REPO / "deploy" / "kubernetes"

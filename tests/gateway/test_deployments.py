@@ -25,17 +25,18 @@ def test_committed_deployment_config_is_current(name: str) -> None:
 
 def test_dns_upstreams_make_strict_dns_clusters_of_the_names() -> None:
     text = render(GatewayPorts(dns=DnsUpstreams(api="a.example", embed="e.example", admin="m")))
-    # Routed api_svc and admin_svc, and the three readiness-only clusters.
-    assert text.count("type: STRICT_DNS") == 5 and "type: STATIC" not in text
+    # Routed api_svc, admin_svc and console, and the three readiness-only clusters.
+    assert text.count("type: STRICT_DNS") == 6 and "type: STATIC" not in text
     assert text.count("{address: a.example, port_value: 50051}") == 2
     assert text.count("{address: e.example, port_value: 50052}") == 1
     assert text.count("{address: m, port_value: 50053}") == 2
-    assert text.count("dns_lookup_family: V4_PREFERRED") == 5
+    assert text.count("dns_lookup_family: V4_PREFERRED") == 6
+    assert "{address: console, port_value: 8300}" in text
 
 
 def test_without_names_every_upstream_is_the_static_host() -> None:
     text = render(GatewayPorts(host="10.1.2.3"))
-    assert text.count("type: STATIC") == 5 and "STRICT_DNS" not in text
+    assert text.count("type: STATIC") == 6 and "STRICT_DNS" not in text
     assert text.count("address: 10.1.2.3, port_value: 5005") == 5
 
 

@@ -1,18 +1,17 @@
 """Helpers of the container tests: podman and podman-compose on the project's own storage
-(deploy/podman-env), a bounded poll, the photos of ../shared/faces, and a client of the REST
-API through Envoy that signs up and makes API keys as a new user would."""
+(deploy/podman-env), the running compose mesh's handle, and a client of the REST API through
+Envoy that signs up and makes API keys as a new user would."""
 
 from __future__ import annotations
 
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
-from tests.rest_client import Reply, call
+from tests.helpers.photos import shared_faces
+from tests.helpers.rest_client import Reply, call
 
 REPO = Path(__file__).resolve().parents[2]
 PODMAN_ENV = REPO / "deploy" / "podman-env"
@@ -24,20 +23,6 @@ TRITON_IMAGE = "localhost/facegrid-triton-cpu:latest"
 ENVOY_IMAGE = "localhost/facegrid-envoy:latest"
 POSTGRES_IMAGE = "localhost/facegrid-postgres:latest"
 PASSWORD = "correct horse battery staple"
-
-T = TypeVar("T")
-
-
-def poll(check: Callable[[], T | None], *, timeout_s: float, what: str, every_s: float = 1.0) -> T:
-    """Calls ``check`` until it returns something other than None; fails after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(every_s)
 
 
 def podman(*args: str, timeout_s: float = 120, check: bool = True) -> str:
@@ -67,17 +52,8 @@ def container_logs(name: str, tail: int = 40) -> str:
 
 
 def shared_dir() -> Path:
-    """../shared beside the checkout (or beside a parent folder, for git worktrees)."""
-    for parent in REPO.parents:
-        candidate = parent / "shared"
-        if (candidate / "DESIGN.md").is_file():
-            return candidate
-    raise AssertionError(f"no shared/ beside {REPO} or its parents")
-
-
-def faces_dir() -> Path:
-    """The real photos of ../shared/faces (one folder per identity, manifest.json)."""
-    return shared_dir() / "faces"
+    """../shared beside the checkout (DESIGN.md and the face photos)."""
+    return shared_faces().parent
 
 
 @dataclass(frozen=True)
@@ -157,3 +133,26 @@ def send_image(
         headers=headers,
         query=query,
     )
+
+
+API_REPLICAS = 2
+
+
+@dataclass(frozen=True)
+class ComposeMesh:
+    """A running compose project: Envoy's REST URL and a signed-up owner's keys."""
+
+    compose: Compose
+    rest: str
+    tenant: Tenant
+    database_url: str
+    """The database as the services reach it inside the compose network."""
+
+    @property
+    def network(self) -> str:
+        """The compose project's network (other pods join it to reach its services by name)."""
+        return f"{self.compose.project}_default"
+
+    def all_logs(self) -> str:
+        names = self.compose.containers()
+        return "\n".join(f"== {name}\n{container_logs(name, 15)}" for name in names)
