@@ -117,8 +117,8 @@ test-containers: images deploy-tools $(KUBE_DESCRIPTOR)
 	$(VPY) -m pytest -m containers
 
 # Unit tests only: nothing started, no `make models` output read (well under a minute).
-unit: venv proto
-	$(VPY) -m pytest -m "not integration"
+unit: venv proto deploy-tools $(KUBE_DESCRIPTOR)
+	$(VPY) -m pytest -m "not integration and not containers"
 
 # The googleapis protos the proto tree imports, from PyPI googleapis-common-protos, as the
 # second module of the Buf workspace (buf.yaml); no registry access needed.
