@@ -6,6 +6,7 @@
 # the local one. Needs `make proto models` first (stubs are rebuilt inside; models are copied).
 # Tags (compose.yaml's defaults; deploy/compose/standins.env names the stand-ins):
 #   localhost/facegrid:latest              api_svc, embed_svc, admin_svc (command picks one)
+#   localhost/facegrid-console:latest      the web console's server with the app built inside
 #   localhost/facegrid-triton-cpu:latest   Triton on CPU with triton_models/
 #   localhost/facegrid-envoy:latest        stand-in for envoyproxy/envoy
 #   localhost/facegrid-postgres:latest     stand-in for pgvector/pgvector
@@ -23,10 +24,16 @@ args=(--network host --layers)
 pip_cache=${PIP_CACHE_DIR:-$(python3 -m pip cache dir 2>/dev/null || echo "$HOME/.cache/pip")}
 mkdir -p "$pip_cache"
 args+=(--volume "$pip_cache:/root/.cache/pip")
-# pip inside the build trusts the host's CA bundle (HTTPS through an intercepting proxy).
+# npm inside the console's build shares the host's npm cache the same way (`make console` has
+# filled it with the same lock file's packages).
+npm_cache=${npm_config_cache:-$(npm config get cache 2>/dev/null || echo "$repo/build/npm-cache")}
+mkdir -p "$npm_cache"
+args+=(--volume "$npm_cache:/root/.npm")
+# pip and npm inside the build trust the host's CA bundle (HTTPS through an intercepting proxy).
 for bundle in "${PIP_CERT:-}" /etc/ssl/certs/ca-certificates.crt; do
   if [ -n "$bundle" ] && [ -s "$bundle" ]; then
     args+=(--volume "$bundle:/run/host-ca.crt:ro" --build-arg PIP_CERT=/run/host-ca.crt)
+    args+=(--build-arg NODE_EXTRA_CA_CERTS=/run/host-ca.crt)
     break
   fi
 done
@@ -51,9 +58,10 @@ test -s gateway/descriptor.pb || { echo "run make proto" >&2; exit 1; }
 test -s triton_models/dlib_resnet/1/model.onnx || { echo "run make models" >&2; exit 1; }
 if [ "$base" = "$local_base" ]; then "$here/base.sh" "$local_base"; fi
 with_base=(--build-arg "BASE_IMAGE=$base")
-# The four builds run side by side: they mostly wait on downloads and disk, not on each other.
+# The builds run side by side: they mostly wait on downloads and disk, not on each other.
 pids=()
 build localhost/facegrid:latest "$here/Containerfile" "${with_base[@]}" & pids+=($!)
+build localhost/facegrid-console:latest "$here/console.Containerfile" "${with_base[@]}" & pids+=($!)
 build localhost/facegrid-triton-cpu:latest "$here/triton-cpu.Containerfile" "${with_base[@]}" & pids+=($!)
 build localhost/facegrid-envoy:latest "$here/envoy.Containerfile" "${with_base[@]}" & pids+=($!)
 build localhost/facegrid-postgres:latest "$here/postgres.Containerfile" "${with_base[@]}" & pids+=($!)

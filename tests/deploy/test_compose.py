@@ -1,11 +1,14 @@
 """compose.yaml brought up whole with podman-compose from the images `make images` built:
-PostgreSQL, Triton (CPU), two embed_svc and two api_svc replicas, admin_svc and Envoy. As a
-client through Envoy only: sign up, detect a face, enrol three people from ../shared/faces,
-recognise them in other photos, and see that both api_svc replicas answered. Then down."""
+PostgreSQL, Triton (CPU), two embed_svc and two api_svc replicas, admin_svc, the web console and
+Envoy. As a client through Envoy only: load the console and the OpenAPI document, sign up,
+detect a face, enrol three people from ../shared/faces, recognise them in other photos, and see
+that both api_svc replicas answered. Then down."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import uuid
 from functools import partial
@@ -24,13 +27,14 @@ from tests.deploy.helpers import (
     send_image,
 )
 from tests.helpers.photos import shared_faces
+from tests.helpers.rest_client import Reply, call
 from tests.helpers.wait import wait_for_value
 
 pytestmark = [pytest.mark.integration, pytest.mark.containers]
 
 #: People enrolled from their first photo and recognised in their second.
 PEOPLE = ("obama", "biden", "kit")
-SERVICES = ("postgres", "triton", "embed-svc", "admin-svc", "api-svc", "envoy")
+SERVICES = ("postgres", "triton", "embed-svc", "admin-svc", "api-svc", "console", "envoy")
 
 
 def test_every_service_runs_with_its_replicas(compose_mesh: ComposeMesh) -> None:
@@ -39,6 +43,33 @@ def test_every_service_runs_with_its_replicas(compose_mesh: ComposeMesh) -> None
     expected |= {compose_mesh.compose.container("api-svc", n) for n in range(1, API_REPLICAS + 1)}
     expected.add(compose_mesh.compose.container("embed-svc", 2))
     assert expected <= set(running), running
+
+
+def test_the_console_loads_through_envoy(compose_mesh: ComposeMesh) -> None:
+    """``/`` is the console's app (built inside its image), its hashed script is served with a
+    year's caching, and ``/openapi.json`` is the REST API's OpenAPI document."""
+
+    def served_page() -> Reply | None:
+        reply = call("GET", f"{compose_mesh.rest}/")
+        return reply if reply.status == 200 else None
+
+    # Envoy's /ready counts the API services only: the console may still be starting.
+    page = wait_for_value(served_page, 60, "the console through Envoy", interval_s=0.5)
+    assert page.headers["content-type"].startswith("text/html")
+    html = page.body.decode()
+    assert "<title>Facegrid console</title>" in html and '<div id="app">' in html
+    # The built page, not the source one: Vite replaced the entry with a hashed bundle.
+    scripts = re.findall(r'<script type="module"[^>]* src="(/assets/[^"]+\.js)"', html)
+    assert scripts, html
+    script = call("GET", f"{compose_mesh.rest}{scripts[0]}")
+    assert script.status == 200 and len(script.body) > 1000
+    assert "immutable" in script.headers["cache-control"]
+    reply = call("GET", f"{compose_mesh.rest}/openapi.json")
+    assert reply.status == 200, reply.body[:500]
+    document = json.loads(reply.body)
+    assert document["openapi"].startswith("3.")
+    assert "/api/v1/recognition/recognize" in document["paths"]
+    assert "/api/v1/admin/auth/signup" in document["paths"]
 
 
 def test_detects_the_face_in_a_photo(compose_mesh: ComposeMesh) -> None:

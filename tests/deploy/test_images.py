@@ -1,10 +1,12 @@
 """The services' image installs every package the services import: requirements.txt less the
-tools named in deploy/images/not-in-service-image.txt (filtered by service_requirements.py)."""
+tools named in deploy/images/not-in-service-image.txt (filtered by service_requirements.py). The
+console's image holds every module `python -m console` imports, and the packages they need."""
 
 from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 import runpy
 import sys
 from importlib.metadata import distributions, packages_distributions
@@ -92,6 +94,70 @@ def test_the_exclusions_name_packages_of_requirements_txt() -> None:
     }
     assert excluded <= pinned, sorted(excluded - pinned)
     assert not service_packages() & excluded
+
+
+def module_file(module: str) -> Path | None:
+    """The repository file of ``module`` (a package's __init__.py), or None if not ours."""
+    base = REPO.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def console_closure() -> tuple[set[Path], set[str]]:
+    """(repository files, third-party top-level modules) that ``python -m console`` imports:
+    followed through the repository's own modules from console/__main__.py."""
+    files: set[Path] = set()
+    external: set[str] = set()
+    todo = ["console.__main__"]
+    while todo:
+        module = todo.pop()
+        path = module_file(module)
+        if path is None or path in files:
+            continue
+        files.add(path)
+        parents = module.split(".")
+        for part in range(1, len(parents)):
+            todo.append(".".join(parents[:part]))  # packages run their __init__ first
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            for name in names:
+                top = name.split(".")[0]
+                if top in ("console", "facegrid"):
+                    todo.append(name)
+                elif top not in sys.stdlib_module_names and top != "__future__":
+                    external.add(top)
+    return files, external
+
+
+def test_the_console_image_holds_what_the_console_imports() -> None:
+    files, external = console_closure()
+    assert REPO / "console" / "server.py" in files and REPO / "facegrid" / "logs.py" in files
+    assert {"aiohttp", "structlog"} <= external
+    containerfile = (IMAGES / "console.Containerfile").read_text()
+    copied = set(re.findall(r"\b((?:console|facegrid)/[\w/]+\.py)\b", containerfile))
+    missing = sorted({str(f.relative_to(REPO)) for f in files} - copied)
+    assert not missing, f"console.Containerfile copies none of {missing}"
+    packages = {
+        name
+        for line in (IMAGES / "console-image.txt").read_text().splitlines()
+        if (name := requirement_name(line))
+    }
+    pinned = {
+        name
+        for line in (REPO / "requirements.txt").read_text().splitlines()
+        if (name := requirement_name(line))
+    }
+    assert packages <= pinned, sorted(packages - pinned)
+    for module in sorted(external):
+        assert owners_of(module) & packages, (
+            f"python -m console imports {module}, which no package of console-image.txt provides"
+        )
 
 
 def test_the_filter_keeps_pins_and_extras_and_drops_named_packages() -> None:

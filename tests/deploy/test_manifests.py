@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from gateway.deployments import DEPLOYMENTS
+from gateway.render import GatewayPorts
 from tests.deploy.helpers import shared_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +29,9 @@ OVERLAYS = ("cpu", "gpu", "try")
 KUBERNETES_VERSIONS = ("1.27.0", "1.37.0")
 #: The services' gRPC ports (node 0) and the manifests naming them.
 SERVICE_PORTS = {"api-svc": 50051, "embed-svc": 50052, "admin-svc": 50053}
+#: The console's static file server: its HTTP port (Envoy's upstream) and health path.
+CONSOLE_PORT = GatewayPorts().console_port
+CONSOLE_HEALTH_PATH = "/healthz"
 #: Variables the PostgreSQL image defines for itself (its own documentation, not ours).
 POSTGRES_IMAGE_VARIABLES = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"}
 
@@ -146,6 +150,42 @@ def test_probes_use_the_health_names_of_the_design(overlay: str) -> None:
             assert container["startupProbe"]["grpc"] == readiness
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_console_is_probed_on_its_health_path_and_port(overlay: str) -> None:
+    """The console's server answers ``/healthz`` on FACEGRID_CONSOLE_PORT (README default, the
+    port Envoy's config sends every non-API path to, and the one the manifest sets)."""
+    readme = (REPO / "README.md").read_text()
+    assert re.search(rf"`FACEGRID_CONSOLE_PORT` \| {CONSOLE_PORT} \|", readme)
+    container = find(overlay, "Deployment", "console")["spec"]["template"]["spec"]["containers"][0]
+    assert container["ports"] == [{"name": "http", "containerPort": CONSOLE_PORT}]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["FACEGRID_CONSOLE_PORT"] == str(CONSOLE_PORT)
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": CONSOLE_HEALTH_PATH, "port": "http"}
+    service = find(overlay, "Service", "console")
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": CONSOLE_PORT, "targetPort": "http", "appProtocol": "http"}
+    ]
+    assert service["spec"]["selector"].items() <= (
+        find(overlay, "Deployment", "console")["spec"]["template"]["metadata"]["labels"].items()
+    )
+
+
+def test_envoy_sends_the_console_paths_to_the_console_service() -> None:
+    config_path, ports = DEPLOYMENTS["kubernetes"]
+    assert ports.dns is not None and ports.dns.console == "console"
+    config = yaml.safe_load(config_path.read_text())
+    cluster = next(c for c in config["static_resources"]["clusters"] if c["name"] == "console")
+    endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    assert endpoint["address"]["socket_address"] == {
+        "address": "console",
+        "port_value": CONSOLE_PORT,
+    }
+    # Headless: each ready pod is one of Envoy's upstreams (STRICT_DNS).
+    assert cluster["type"] == "STRICT_DNS"
+    assert find("cpu", "Service", "console")["spec"]["clusterIP"] == "None"
+
+
 def test_service_ports_are_the_design_ones() -> None:
     design = (shared_dir() / "DESIGN.md").read_text()
     assert "api_svc 50051" in design and "embed_svc 50052" in design
@@ -183,11 +223,24 @@ def manifest_variables() -> set[str]:
     return names
 
 
-def test_every_variable_set_by_compose_and_manifests_is_documented_in_the_readme() -> None:
+def image_variables() -> set[str]:
+    """Variables the Containerfiles set with ENV (the images' defaults)."""
+    names = set()
+    for path in (REPO / "deploy" / "images").glob("*Containerfile"):
+        for instruction in re.findall(r"^ENV (.*?)(?<!\\)$", path.read_text(), re.M | re.S):
+            names |= set(re.findall(r"\b([A-Z][A-Z0-9_]*)=", instruction))
+    return names
+
+
+def test_every_variable_set_by_compose_manifests_and_images_is_documented_in_the_readme() -> None:
+    assert {"FACEGRID_CONSOLE_PORT", "FACEGRID_API_PORT"} <= manifest_variables()
+    assert "FACEGRID_CONSOLE_PORT" in compose_variables()
+    assert {"FACEGRID_CONSOLE_HOST", "FACEGRID_API_HOST"} <= image_variables()
     documented = readme_variables()
     for source, names in (
         ("compose.yaml", compose_variables()),
         ("manifests", manifest_variables()),
+        ("images", {n for n in image_variables() if n.startswith("FACEGRID_")}),
     ):
         ours = {n for n in names if n.startswith("FACEGRID_")}
         assert ours, source
@@ -266,7 +319,7 @@ def test_autoscalers_and_disruption_budgets_select_their_deployments(overlay: st
     }
     assert scaled == {"api-svc", "embed-svc"}
     budgets = [o for o in objects(overlay) if o["kind"] == "PodDisruptionBudget"]
-    assert {b["metadata"]["name"] for b in budgets} >= set(SERVICE_PORTS) | {"envoy"}
+    assert {b["metadata"]["name"] for b in budgets} >= set(SERVICE_PORTS) | {"envoy", "console"}
     for budget in budgets:
         labels = deployments[budget["metadata"]["name"]]["spec"]["template"]["metadata"]["labels"]
         assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
