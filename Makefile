@@ -112,9 +112,10 @@ images: proto models
 images-gpu: models
 	deploy/podman-env deploy/images/build.sh gpu
 
-# The compose mesh and a `podman kube play` of the Kubernetes Deployments, with real containers.
+# The compose mesh and a `podman kube play` of the Kubernetes Deployments, with real containers,
+# in a network namespace of their own (deploy/own-network: no clash with other podman users).
 test-containers: images deploy-tools $(KUBE_DESCRIPTOR)
-	$(VPY) -m pytest -m containers
+	deploy/own-network $(VPY) -m pytest -m containers
 
 # Unit tests only: nothing started, no `make models` output read (well under a minute).
 unit: venv proto deploy-tools $(KUBE_DESCRIPTOR)

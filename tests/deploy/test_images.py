@@ -81,6 +81,18 @@ def test_every_imported_package_goes_into_the_service_image() -> None:
         )
 
 
+def test_the_service_image_installs_only_what_the_services_import() -> None:
+    """A package in requirements.txt that no service imports (a test or console tool) is named in
+    not-in-service-image.txt: the services' image stays as small and quick to build as it can."""
+    kept = service_packages()
+    imported = set().union(*(owners_of(module) for module in imported_modules()))
+    assert "grpcio" in imported and "onnxruntime" in imported
+    assert not kept - imported, (
+        f"{sorted(kept - imported)} go into the services' image, which imports none of them: "
+        "name them in deploy/images/not-in-service-image.txt"
+    )
+
+
 def test_the_exclusions_name_packages_of_requirements_txt() -> None:
     pinned = {
         name
