@@ -107,7 +107,7 @@ $(KUBE_DESCRIPTOR): gateway/descriptor.pb
 
 # Container images from the local Debian base (debootstrap), in podman storage of their own
 # under build/podman (deploy/podman-env); `make images-gpu` where NGC's Triton can be pulled.
-images: proto models
+images: proto models console
 	deploy/podman-env deploy/images/build.sh
 images-gpu: models
 	deploy/podman-env deploy/images/build.sh gpu

@@ -3,10 +3,11 @@
 #   deploy/images/build.sh            the local Debian base, then every image on it
 #   deploy/images/build.sh gpu        the GPU Triton image (needs NGC's tritonserver image)
 # BASE_IMAGE picks another base (e.g. docker.io/library/python:3.11-slim-bookworm) and skips
-# the local one. Needs `make proto models` first (stubs are rebuilt inside; models are copied).
+# the local one. Needs `make proto models console` first (stubs are rebuilt inside; the models and
+# the console's built app are copied).
 # Tags (compose.yaml's defaults; deploy/compose/standins.env names the stand-ins):
 #   localhost/facegrid:latest              api_svc, embed_svc, admin_svc (command picks one)
-#   localhost/facegrid-console:latest      the web console's server with the app built inside
+#   localhost/facegrid-console:latest      the web console's server with the app `make console` built
 #   localhost/facegrid-triton-cpu:latest   Triton on CPU with triton_models/
 #   localhost/facegrid-envoy:latest        stand-in for envoyproxy/envoy
 #   localhost/facegrid-postgres:latest     stand-in for pgvector/pgvector
@@ -24,25 +25,26 @@ args=(--network host --layers)
 pip_cache=${PIP_CACHE_DIR:-$(python3 -m pip cache dir 2>/dev/null || echo "$HOME/.cache/pip")}
 mkdir -p "$pip_cache"
 args+=(--volume "$pip_cache:/root/.cache/pip")
-# npm inside the console's build shares the host's npm cache the same way (`make console` has
-# filled it with the same lock file's packages).
-npm_cache=${npm_config_cache:-$(npm config get cache 2>/dev/null || echo "$repo/build/npm-cache")}
-mkdir -p "$npm_cache"
-args+=(--volume "$npm_cache:/root/.npm")
-# pip and npm inside the build trust the host's CA bundle (HTTPS through an intercepting proxy).
+# pip inside the build trusts the host's CA bundle (HTTPS through an intercepting proxy).
 for bundle in "${PIP_CERT:-}" /etc/ssl/certs/ca-certificates.crt; do
   if [ -n "$bundle" ] && [ -s "$bundle" ]; then
     args+=(--volume "$bundle:/run/host-ca.crt:ro" --build-arg PIP_CERT=/run/host-ca.crt)
-    args+=(--build-arg NODE_EXTRA_CA_CERTS=/run/host-ca.crt)
     break
   fi
 done
 
+stamped() {  # each line of stdin, prefixed with the seconds since $1
+  local line
+  while IFS= read -r line; do printf '%4d %s\n' $((SECONDS - $1)) "$line"; done
+}
+
+# Each image's log (build/images/NAME.log) has the seconds since its build started on each line.
 build() {  # build TAG CONTAINERFILE [extra args]
-  local tag=$1 file=$2 start=$SECONDS
+  local tag=$1 file=$2 start=$SECONDS log
+  log=build/images/${tag##*/}.log
   shift 2
-  podman build "${args[@]}" "$@" -f "$file" -t "$tag" . > "build/images/${tag##*/}.log" 2>&1 \
-    || { tail -n 40 "build/images/${tag##*/}.log" >&2; echo "building $tag failed" >&2; exit 1; }
+  podman build "${args[@]}" "$@" -f "$file" -t "$tag" . 2>&1 | stamped "$start" > "$log" \
+    || { tail -n 40 "$log" >&2; echo "building $tag failed" >&2; exit 1; }
   echo "built $tag ($((SECONDS - start)) s)"
 }
 
@@ -56,6 +58,8 @@ fi
 
 test -s gateway/descriptor.pb || { echo "run make proto" >&2; exit 1; }
 test -s triton_models/dlib_resnet/1/model.onnx || { echo "run make models" >&2; exit 1; }
+test -s console/web/dist/index.html && test -s console/web/dist/openapi.json \
+  || { echo "run make console" >&2; exit 1; }
 if [ "$base" = "$local_base" ]; then "$here/base.sh" "$local_base"; fi
 with_base=(--build-arg "BASE_IMAGE=$base")
 # The builds run side by side: they mostly wait on downloads and disk, not on each other.
@@ -68,4 +72,5 @@ build localhost/facegrid-postgres:latest "$here/postgres.Containerfile" "${with_
 failed=0
 for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
 [ "$failed" = 0 ] || exit 1
-podman image prune -f >/dev/null
+# No `podman image prune` here: it would delete the build stages' layers (untagged), and the next
+# run would install every venv again. `deploy/podman-env podman image prune` reclaims the space.

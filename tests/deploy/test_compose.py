@@ -46,8 +46,9 @@ def test_every_service_runs_with_its_replicas(compose_mesh: ComposeMesh) -> None
 
 
 def test_the_console_loads_through_envoy(compose_mesh: ComposeMesh) -> None:
-    """``/`` is the console's app (built inside its image), its hashed script is served with a
-    year's caching, and ``/openapi.json`` is the REST API's OpenAPI document."""
+    """``/`` is the console's app (`make console`'s build, copied into its image), its hashed
+    script is served with a year's caching, and ``/openapi.json`` is the REST API's OpenAPI
+    document."""
 
     def served_page() -> Reply | None:
         reply = call("GET", f"{compose_mesh.rest}/")
