@@ -23,6 +23,7 @@ from admin_svc.servicer import AdminServicer
 from admin_svc.tokens import TokenSigner
 from facegrid.admin.v1 import admin_service_pb2_grpc
 from facegrid.server import (
+    MESSAGE_OVERHEAD_BYTES,
     RunningServer,
     database_answers,
     start_server,
@@ -33,6 +34,9 @@ from facegrid.server import (
 log = structlog.get_logger()
 
 SERVICE_NAME = "facegrid.admin.v1.AdminService"
+#: Largest request message admin_svc accepts, bytes: its largest public request (a 4 KiB JSON
+#: document at the edge, gateway/limits.py) plus room for the protobuf framing.
+MAX_RECEIVE_BYTES = 4 * 1024 + MESSAGE_OVERHEAD_BYTES
 
 
 @dataclass(slots=True)
@@ -110,6 +114,7 @@ async def create_server(config: AdminConfig, embed: EmbedClient | None = None) -
         ),
         service_names=[SERVICE_NAME],
         max_connection_age_s=config.grpc_max_connection_age_s,
+        max_receive_bytes=MAX_RECEIVE_BYTES,
     )
     supervisor = asyncio.create_task(migrator.supervise(), name="migration-supervisor")
     await running.set_serving(True)

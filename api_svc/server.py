@@ -36,6 +36,7 @@ from api_svc.subjects import Subjects
 from api_svc.verification import Verification
 from facegrid.recognition.v1 import node_service_pb2_grpc, recognition_service_pb2_grpc
 from facegrid.server import (
+    MESSAGE_OVERHEAD_BYTES,
     ReadinessCheck,
     RunningServer,
     database_answers,
@@ -129,6 +130,8 @@ async def create_server(config: ApiConfig, embed: EmbedClient | None = None) -> 
             service_names=[SERVICE_NAME],
             node_name=config.node_name,
             max_connection_age_s=config.grpc_max_connection_age_s,
+            # the edge holds every body to its route's limit; the largest is an image request
+            max_receive_bytes=config.max_request_bytes + MESSAGE_OVERHEAD_BYTES,
         )
         opened.push_async_callback(stop_server, running, 0)
         status = await start_server(

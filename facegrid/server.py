@@ -31,8 +31,15 @@ log = structlog.get_logger()
 #: A node's status port (api_svc's NodeService, never routed by Envoy) is its gRPC port + this.
 STATUS_PORT_OFFSET = 2000
 
-#: Largest message a service accepts or sends, bytes (images travel in messages).
+#: Largest message a service accepts or sends unless told otherwise, bytes (images travel in
+#: messages; api_svc and admin_svc accept only what their largest public route carries).
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: Room for the protobuf framing of a request beyond the body the edge let through, bytes.
+MESSAGE_OVERHEAD_BYTES = 64 * 1024
+#: gRPC metadata a server accepts, bytes: soft limit (above it gRPC refuses some calls at
+#: random) and hard limit. Envoy lets through at most 8 KiB of request headers (gateway/limits.py),
+#: so what it forwards, its own headers added, stays under the soft limit.
+METADATA_LIMITS_BYTES = (16 * 1024, 32 * 1024)
 #: Health service name that is SERVING while the node is ready for work.
 READY_SERVICE = "facegrid.ready"
 #: A server closes each client connection after about this long (gRPC adds +-10% jitter), so
@@ -138,12 +145,15 @@ async def start_server(
     port: int,
     register: Callable[[grpc.aio.Server], None],
     service_names: Sequence[str],
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    max_receive_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     node_name: str | None = None,
     max_connection_age_s: float = MAX_CONNECTION_AGE_MS / 1000,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> RunningServer:
     """Builds, binds and starts a ``grpc.aio`` server with health and reflection; with
-    ``node_name``, every answer carries it as ``x-facegrid-node`` initial metadata.
+    ``node_name``, every answer carries it as ``x-facegrid-node`` initial metadata;
+    ``interceptors`` run first (metrics). A request message over ``max_receive_bytes`` is
+    refused by gRPC before any handler runs.
 
     The server starts NOT_SERVING and not ready; the caller flips ``""`` once it takes calls and
     starts :meth:`RunningServer.keep_ready`. ``max_connection_age_s`` (0: never) closes each client
@@ -151,12 +161,12 @@ async def start_server(
     MAX_CONNECTION_AGE_GRACE_MS to finish), so that clients balancing over DNS (a headless
     Service, ``dns:///`` targets) re-resolve and reach replicas added since.
     """
-    interceptors: list[grpc.aio.ServerInterceptor] = [RequestIdServerInterceptor()]
+    chain: list[grpc.aio.ServerInterceptor] = [*interceptors, RequestIdServerInterceptor()]
     if node_name is not None:
-        interceptors.append(NodeHeaderServerInterceptor(node_name))
+        chain.append(NodeHeaderServerInterceptor(node_name))
     server = grpc.aio.server(
-        interceptors=interceptors,
-        options=server_options(max_message_bytes, max_connection_age_s),
+        interceptors=chain,
+        options=server_options(max_receive_bytes, max_connection_age_s),
     )
     register(server)
     health_servicer = health.aio.HealthServicer()
@@ -177,12 +187,17 @@ async def start_server(
     return running
 
 
-def server_options(max_message_bytes: int, max_connection_age_s: float) -> list[tuple[str, int]]:
-    """Channel arguments of every service's server."""
+def server_options(max_receive_bytes: int, max_connection_age_s: float) -> list[tuple[str, int]]:
+    """Channel arguments of every service's server: requests up to ``max_receive_bytes``,
+    metadata up to :data:`METADATA_LIMITS_BYTES`, connections closed after
+    ``max_connection_age_s`` (0: never)."""
+    soft, hard = METADATA_LIMITS_BYTES
     options = [
         ("grpc.so_reuseport", 0),
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_receive_bytes),
+        ("grpc.max_send_message_length", DEFAULT_MAX_MESSAGE_BYTES),
+        ("grpc.max_metadata_size", soft),
+        ("grpc.absolute_max_metadata_size", hard),
     ]
     if max_connection_age_s > 0:
         options.append(("grpc.max_connection_age_ms", round(max_connection_age_s * 1000)))

@@ -5,8 +5,9 @@
 -- {"message": ..., "code": N}, taking N from the ErrorInfo metadata "compreface_code" (or the
 -- "x-compreface-code" metadata) and the HTTP status from "http_status" where the service set it.
 
--- The request body limit in words; gateway/render.py writes the configured one here.
-local REQUEST_LIMIT = "@max_request_text@"
+-- The body limit of a path no route matches, in words; gateway/render.py writes it here. Each
+-- route names its own in its metadata (body_limit).
+local DEFAULT_LIMIT = "@default_limit_text@"
 
 local function json_escape(s)
   return (s:gsub('[%c"\\]', function(c)
@@ -49,9 +50,25 @@ function envoy_on_request(handle)
   handle:streamInfo():dynamicMetadata():set("facegrid.rest", "seen", "1")
 end
 
+-- Envoy answers a gRPC call whose body is over the limit UNKNOWN "Payload Too Large" (its
+-- mapping of HTTP 413): gRPC clients get RESOURCE_EXHAUSTED naming the limit instead.
+local function grpc_too_large(handle)
+  local headers = handle:headers()
+  if headers:get("grpc-status") ~= "2" or headers:get("grpc-message") ~= "Payload Too Large" then
+    return
+  end
+  local route = handle:metadata()
+  local limit = route and route:get("body_limit") or DEFAULT_LIMIT
+  headers:replace("grpc-status", "8")
+  headers:replace("grpc-message", "request too large: the limit is " .. limit .. " on this method")
+end
+
 function envoy_on_response(handle)
   local meta = handle:streamInfo():dynamicMetadata():get("facegrid.rest")
-  if meta == nil or meta["seen"] ~= "1" then return end
+  if meta == nil or meta["seen"] ~= "1" then
+    grpc_too_large(handle)
+    return
+  end
   local headers = handle:headers()
   local status = tonumber(headers:get(":status"))
   local wanted = headers:get("x-http-status")
@@ -78,8 +95,10 @@ function envoy_on_response(handle)
   end
   if message == nil then message = json_escape(text:gsub("%s+$", "")) end
   if status == 413 and code == nil then
-    -- Envoy's own body-limit answer (the transcoder's max_request_body_size)
-    message = "Request body too large: the limit is " .. REQUEST_LIMIT .. " per request"
+    -- Envoy's own body-limit answer (the route's buffer limit, or the transcoder's)
+    local route = handle:metadata()
+    local limit = route and route:get("body_limit") or DEFAULT_LIMIT
+    message = "Request body too large: the limit is " .. limit .. " per request on this path"
     code = "26"
   end
   if code == nil or not code:match("^%d+$") then

@@ -1,12 +1,13 @@
 """Renders Envoy's configuration for given ports; ``envoy.yaml`` is its output for the defaults.
 
 ``python -m gateway.render > envoy.yaml`` regenerates the committed file; the launcher renders a
-copy when any port, path or node count differs from the defaults. Routes: REST (transcoded) and
-gRPC for the recognition and admin services only (embed_svc is internal), balanced over every
-node with retries of what is safe to retry (docs/gateway.md); every other path to the web
-console's static file server (neither gRPC nor an ``/api/`` path ever reaches it); ``/healthz``
-(liveness: Envoy is up) and ``/ready`` (readiness: at least one ready node of each service,
-counted through readiness-only clusters health-checked on ``facegrid.ready``).
+copy when any port, path, limit or node count differs from the defaults. Routes: REST
+(transcoded) and gRPC for the recognition and admin services only (embed_svc is internal),
+balanced over every node with retries of what is safe to retry (docs/gateway.md), each with its
+body limit (gateway/limits.py); every other path to the web console's static file server
+(neither gRPC nor an ``/api/`` path ever reaches it); ``/healthz`` (liveness: Envoy is up) and
+``/ready`` (readiness: at least one ready node of each service, counted through readiness-only
+clusters health-checked on ``facegrid.ready``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from gateway.limits import MAX_REQUEST_HEADERS_KIB, ROUTES, BodyLimits, Route
+
 GATEWAY_DIR = Path(__file__).resolve().parent
 
-_MIB = 1024 * 1024
+_KIB = 1024
+_MIB = 1024 * _KIB
 
 #: gRPC services exposed at the edge.
 PUBLIC_SERVICES = ("facegrid.recognition.v1.RecognitionService", "facegrid.admin.v1.AdminService")
@@ -104,6 +108,15 @@ class GatewayPorts:
     dns: DnsUpstreams | None = None
     """Upstreams by DNS name (then ``host`` is only the listener's address and the node counts
     are unused); None: every node at ``host`` on its port (STATIC clusters)."""
+    trusted_hops: int = 0
+    """Proxies in front of Envoy whose ``x-forwarded-for`` entries are trusted
+    (FACEGRID_ENVOY_TRUSTED_HOPS): the client address the services see (sign-in throttling) is
+    the one that many hops back from Envoy's own peer; 0 means Envoy's peer itself."""
+
+    @property
+    def limits(self) -> BodyLimits:
+        """Body limits of the routes: images and bulk at ``max_request_bytes``."""
+        return BodyLimits(request_bytes=self.max_request_bytes, bulk_bytes=self.max_request_bytes)
 
 
 def node_ports(base: int, nodes: int) -> list[int]:
@@ -117,9 +130,13 @@ def _indent(text: str, spaces: int) -> str:
 
 
 def size_text(size_bytes: int) -> str:
-    """A size as the error messages say it: ``10 MB`` for whole MiB, else in bytes."""
+    """A size as the error messages say it: ``10 MB`` for whole MiB, ``4 KB`` for whole KiB,
+    else in bytes."""
     mib, rest = divmod(size_bytes, _MIB)
-    return f"{mib} MB" if mib and not rest else f"{size_bytes} bytes"
+    if mib and not rest:
+        return f"{mib} MB"
+    kib, rest = divmod(size_bytes, _KIB)
+    return f"{kib} KB" if kib and not rest else f"{size_bytes} bytes"
 
 
 def _retry_policy(conditions: Sequence[str]) -> str:
@@ -132,25 +149,74 @@ def _retry_policy(conditions: Sequence[str]) -> str:
     )
 
 
-def _routes() -> str:
-    """Read routes first (their own retry policy), then each service's catch-all (the virtual
-    host's policy)."""
+_TYPE = "type.googleapis.com/envoy.extensions.filters.http"
+#: Name of the buffer filter that holds each request body to its route's limit.
+BODY_LIMIT_FILTER = "body_limit"
+#: Name of the Lua filter after it that counts a body's last chunk too.
+BODY_END_FILTER = "body_limit_end"
+#: Route metadata the Lua filter reads to name the limit in a 413 answer.
+LUA_FILTER = "envoy.filters.http.lua"
+
+
+def _limit_config(limit_bytes: int | None) -> str:
+    """Per-route settings: the buffer filter's limit (None: not buffered) and its words for
+    the Lua filter."""
+    buffer = f'"@type": {_TYPE}.buffer.v3.BufferPerRoute'
+    if limit_bytes is None:
+        per_route = (
+            f"{BODY_LIMIT_FILTER}: {{{buffer}, disabled: true}},"
+            f' {BODY_END_FILTER}: {{"@type": {_TYPE}.lua.v3.LuaPerRoute, disabled: true}}'
+        )
+        words = "each message: the service's gRPC message limit"
+    else:
+        limit = f"buffer: {{max_request_bytes: {limit_bytes}}}"
+        per_route = f"{BODY_LIMIT_FILTER}: {{{buffer}, {limit}}}"
+        words = size_text(limit_bytes)
+    end = f', {BODY_END_FILTER}: {{max_bytes: "{limit_bytes}"}}' if limit_bytes is not None else ""
+    return (
+        f"  typed_per_filter_config: {{{per_route}}}\n"
+        f'  metadata: {{filter_metadata: {{{LUA_FILTER}: {{body_limit: "{words}"}}{end}}}}}'
+    )
+
+
+def _cluster_of(route: Route) -> tuple[str, str]:
+    """The cluster serving a route and its timeout."""
+    if route.service.startswith("facegrid.admin"):
+        return "admin_svc", "600s"
+    return "api_svc", "120s"
+
+
+def _is_read(route: Route) -> bool:
+    if route.service.startswith("facegrid.admin"):
+        return route.rpc.startswith(ADMIN_READ_PREFIXES)
+    return route.rpc in RECOGNITION_READS
+
+
+def _routes(limits: BodyLimits) -> str:
+    """REST paths first: they match only before the transcoder rewrites the path (it clears the
+    route cache), to hold the body to its route's limit; a REST path the transcoder does not
+    take answers 404. Then one route per gRPC method (reads with their own retry policy, the
+    others under the virtual host's), then each service's catch-all."""
     reads = _retry_policy((*NEVER_REACHED, *NO_ANSWER))
-    recognition = "/facegrid.recognition.v1.RecognitionService/"
-    admin = "/facegrid.admin.v1.AdminService/"
     routes = [
-        f'- match: {{path: "{recognition}{name}"}}\n'
-        f"  route: {{cluster: api_svc, timeout: 120s, retry_policy: {reads}}}"
-        for name in RECOGNITION_READS
+        f'- match: {{safe_regex: {{regex: "{r.rest_regex}"}},'
+        f' headers: [{{name: ":method", string_match: {{exact: {r.method}}}}}]}}\n'
+        "  direct_response: {status: 404}\n" + _limit_config(limits.of(r.kind))
+        for r in ROUTES
     ]
+    for r in ROUTES:
+        cluster, timeout = _cluster_of(r)
+        policy = f", retry_policy: {reads}" if _is_read(r) else ""
+        limit = None if r.streaming else limits.of(r.kind)
+        routes.append(
+            f'- match: {{path: "{r.grpc_path}"}}\n'
+            f"  route: {{cluster: {cluster}, timeout: {timeout}{policy}}}\n" + _limit_config(limit)
+        )
     routes += [
-        f'- match: {{prefix: "{admin}{prefix}"}}\n'
-        f"  route: {{cluster: admin_svc, timeout: 600s, retry_policy: {reads}}}"
-        for prefix in ADMIN_READ_PREFIXES
-    ]
-    routes += [
-        f'- match: {{prefix: "{recognition}"}}\n  route: {{cluster: api_svc, timeout: 120s}}',
-        f'- match: {{prefix: "{admin}"}}\n  route: {{cluster: admin_svc, timeout: 600s}}',
+        '- match: {prefix: "/facegrid.recognition.v1.RecognitionService/"}\n'
+        "  route: {cluster: api_svc, timeout: 120s}",
+        '- match: {prefix: "/facegrid.admin.v1.AdminService/"}\n'
+        "  route: {cluster: admin_svc, timeout: 600s}",
         _CONSOLE_ROUTES,
     ]
     return _indent("\n".join(routes), 24)
@@ -286,16 +352,25 @@ def render(ports: GatewayPorts) -> str:
     """Returns the Envoy YAML for ``ports``."""
     template = Template((GATEWAY_DIR / "envoy.yaml.in").read_text())
     lua = (GATEWAY_DIR / "compreface_errors.lua").read_text()
-    lua = lua.replace("@max_request_text@", size_text(ports.max_request_bytes))
+    limits = ports.limits
+    lua = lua.replace("@default_limit_text@", size_text(limits.smallest))
+    body_limit = (GATEWAY_DIR / "body_limit.lua").read_text()
+    body_limit = body_limit.replace("@default_limit_bytes@", str(limits.smallest))
+    if ports.trusted_hops < 0:
+        raise ValueError(f"trusted_hops must be >= 0, got {ports.trusted_hops}")
     return template.substitute(
         listen_port=ports.listen_port,
         admin_port=ports.admin_port,
         host=ports.host,
         descriptor_path=ports.descriptor_path,
-        max_request_bytes=ports.max_request_bytes,
+        max_request_bytes=max(limits.request_bytes, limits.bulk_bytes),
+        smallest_body_bytes=limits.smallest,
+        max_request_headers_kib=MAX_REQUEST_HEADERS_KIB,
+        trusted_hops=ports.trusted_hops,
         services="\n".join(f"                        - {name}" for name in ports.services),
         lua=_indent(lua, 26),
-        routes=_routes(),
+        body_limit_lua=_indent(body_limit, 26),
+        routes=_routes(limits),
         retry_writes=_retry_policy(NEVER_REACHED),
         clusters=_clusters(ports),
     )

@@ -62,6 +62,12 @@ class MeshConfig:
     restart_stable_s: float = 60.0
     """A process that ran this long before exiting restarts after the first delay again,
     seconds (FACEGRID_RESTART_STABLE_S, default 60)."""
+    max_request_bytes: int = 10 * 1024 * 1024
+    """Largest image request body, bytes (FACEGRID_API_MAX_REQUEST_BYTES, default 10 MiB): Envoy's
+    limit of the image routes, which api_svc reads too."""
+    trusted_hops: int = 0
+    """Proxies in front of Envoy whose x-forwarded-for entries are trusted for the client address
+    (FACEGRID_ENVOY_TRUSTED_HOPS, default 0: Envoy's peer is the client)."""
 
 
 def _nodes(env: Mapping[str, str], key: str) -> int:
@@ -95,4 +101,8 @@ def load_config(env: Mapping[str, str]) -> MeshConfig:
         restart_backoff_s=get_float(env, "FACEGRID_RESTART_BACKOFF_S", 0.5),
         restart_backoff_max_s=get_float(env, "FACEGRID_RESTART_BACKOFF_MAX_S", 30.0),
         restart_stable_s=get_float(env, "FACEGRID_RESTART_STABLE_S", 60.0),
+        max_request_bytes=get_int(
+            env, "FACEGRID_API_MAX_REQUEST_BYTES", 10 * 1024 * 1024, minimum=1
+        ),
+        trusted_hops=get_int(env, "FACEGRID_ENVOY_TRUSTED_HOPS", 0, minimum=0),
     )

@@ -109,6 +109,8 @@ def _gateway_ports(config: MeshConfig) -> GatewayPorts:
         descriptor_path=str(REPO_ROOT / "gateway" / "descriptor.pb"),
         api_nodes=config.api_nodes,
         embed_nodes=config.embed_nodes,
+        max_request_bytes=config.max_request_bytes,
+        trusted_hops=config.trusted_hops,
     )
 
 

@@ -219,7 +219,7 @@ async def test_a_body_over_the_configured_limit_names_that_limit(edge: str) -> N
     )
     assert reply.status == 413
     assert reply.json() == {
-        "message": "Request body too large: the limit is 1 MB per request",
+        "message": "Request body too large: the limit is 1 MB per request on this path",
         "code": 26,
     }
 
