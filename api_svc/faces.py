@@ -32,6 +32,8 @@ FILE_FIELD = "file"
 FACE_NOT_FOUND = 44
 #: CompreFace's default page size of ListFaces.
 DEFAULT_PAGE_SIZE = 20
+#: Largest page of ListFaces (CompreFace has none; a page is built in memory).
+MAX_PAGE_SIZE = 1000
 #: Faces asked of embed_svc on enrolment: enough to tell one from several.
 _FACES_TO_TELL = 2
 
@@ -89,6 +91,13 @@ async def one_face_example(
     )
 
 
+def _subject_filter(request: pb.ListFacesRequest | pb.DeleteFacesRequest) -> str | None:
+    """The optional ``subject`` parameter, checked as a name; None when absent or empty."""
+    if not request.HasField("subject") or not request.subject:
+        return None
+    return check_name(request.subject)
+
+
 def _ref(face: FaceRef) -> pb.FaceRef:
     return pb.FaceRef(image_id=str(face.image_id), subject=face.subject)
 
@@ -123,7 +132,11 @@ class Faces:
             raise invalid_argument("INVALID_PAGE", "page should be 0 or greater", field="page")
         if size < 1:
             raise invalid_argument("INVALID_PAGE_SIZE", "size should be 1 or greater", field="size")
-        subject = request.subject if request.HasField("subject") and request.subject else None
+        if size > MAX_PAGE_SIZE:
+            raise invalid_argument(
+                "INVALID_PAGE_SIZE", f"size should be at most {MAX_PAGE_SIZE}", field="size"
+            )
+        subject = _subject_filter(request)
         faces, total = await self._store.list_examples(service_id, subject, request.page, size)
         return pb.ListFacesResponse(
             faces=[_ref(f) for f in faces],
@@ -137,7 +150,7 @@ class Faces:
         self, service_id: uuid.UUID, request: pb.DeleteFacesRequest
     ) -> pb.DeleteFacesResponse:
         """Deletes every example, or every example of ``subject`` (which must exist; 42)."""
-        subject = request.subject if request.HasField("subject") and request.subject else None
+        subject = _subject_filter(request)
         deleted = await self._store.delete_examples(service_id, subject)
         if deleted is None:
             raise subject_not_found(subject or "")

@@ -1,13 +1,16 @@
 """The subject RPCs of ``/api/v1/recognition/subjects`` and subject names.
 
 Names are 1..50 characters without ``;`` ``/`` ``\\`` (CompreFace's rule and the schema's CHECK),
-else code 26. An existing name on create is code 43; an unknown subject is code 42 (404).
+without control characters (NUL included: PostgreSQL cannot store it) and not only whitespace,
+else code 26 - checked before any other work, for names that are looked up as for new ones. An
+existing name on create is code 43; an unknown subject is code 42 (404).
 Renaming onto an existing name moves the examples there and deletes the old subject, in one
 transaction (CompreFace merges the same way).
 """
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 
 import grpc
@@ -29,6 +32,16 @@ def check_name(name: str, field: str = "subject") -> str:
     """``name`` when it is a valid subject name; else ServiceError (26) naming ``field``."""
     if not name:
         raise invalid_argument("INVALID_SUBJECT_NAME", f"{field} should not be empty", field=field)
+    if name.isspace():
+        raise invalid_argument(
+            "INVALID_SUBJECT_NAME", f"{field} should not be only whitespace", field=field
+        )
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise invalid_argument(
+            "INVALID_SUBJECT_NAME",
+            f"{field} should not contain control characters",
+            field=field,
+        )
     if len(name) > MAX_NAME_CHARS:
         raise invalid_argument(
             "INVALID_SUBJECT_NAME",
@@ -93,8 +106,9 @@ class Subjects:
         self, service_id: uuid.UUID, request: pb.RenameSubjectRequest
     ) -> pb.RenameSubjectResponse:
         """Renames a subject, merging it into the new name when that exists."""
+        current = check_name(request.current_subject, "current_subject")
         new = check_name(request.subject)
-        if not await self._store.rename_subject(service_id, request.current_subject, new):
+        if not await self._store.rename_subject(service_id, current, new):
             raise subject_not_found(request.current_subject)
         return pb.RenameSubjectResponse(updated=True)
 
@@ -102,6 +116,7 @@ class Subjects:
         self, service_id: uuid.UUID, request: pb.DeleteSubjectRequest
     ) -> pb.DeleteSubjectResponse:
         """Deletes a subject and its examples."""
+        check_name(request.subject)
         if not await self._store.delete_subject(service_id, request.subject):
             raise subject_not_found(request.subject)
         return pb.DeleteSubjectResponse(subject=request.subject)

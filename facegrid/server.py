@@ -24,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from facegrid.node_header import NodeHeaderServerInterceptor
+from facegrid.request_decoding import RequestDecodingServerInterceptor
 from facegrid.request_id import RequestIdServerInterceptor
 
 log = structlog.get_logger()
@@ -164,6 +165,7 @@ async def start_server(
     chain: list[grpc.aio.ServerInterceptor] = [*interceptors, RequestIdServerInterceptor()]
     if node_name is not None:
         chain.append(NodeHeaderServerInterceptor(node_name))
+    chain.append(RequestDecodingServerInterceptor())  # innermost: its refusal gets the header
     server = grpc.aio.server(
         interceptors=chain,
         options=server_options(max_receive_bytes, max_connection_age_s),
