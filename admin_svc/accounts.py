@@ -1,4 +1,10 @@
-"""Handlers of accounts and sessions: sign-up, sign-in, tokens, users and global roles."""
+"""Handlers of accounts and sessions: sign-up, sign-in, tokens, users and global roles.
+
+Sign-up and sign-in give the same answer after the same work whether or not an account has the
+email (no enumeration): sign-in checks a dummy hash for an unknown email, sign-up hashes the
+password and runs the same insert, which creates nothing for a taken email. Credential attempts
+are counted before any password is checked (admin_svc/throttle.py).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,16 @@ from admin_svc import convert, keys, validation
 from admin_svc.auth import Principal, require
 from admin_svc.deps import Deps
 from admin_svc.errors import insufficient_role, invalid, not_found, unauthenticated
-from admin_svc.permissions import Role, can_delete_user, can_manage_user, can_set_global_role
+from admin_svc.permissions import (
+    Role,
+    can_delete_user,
+    can_manage_user,
+    can_set_global_role,
+    is_global_admin,
+)
 from admin_svc.store import sessions, users
+from admin_svc.store.users import UserRow
+from admin_svc.throttle import Attempt, digest
 from facegrid.admin.v1 import admin_service_pb2 as pb
 from facegrid.errors import ServiceError
 
@@ -33,26 +47,45 @@ def _bad_credentials() -> ServiceError:
     return unauthenticated("INVALID_CREDENTIALS", "wrong email or password")
 
 
-async def sign_up(deps: Deps, request: pb.SignUpRequest) -> pb.SignUpResponse:
-    """Creates an account (the first one is the global OWNER)."""
+def _address(address: str | None) -> bytes | None:
+    return None if address is None else digest(address)
+
+
+async def sign_up(
+    deps: Deps, request: pb.SignUpRequest, address: str | None = None
+) -> pb.SignUpResponse:
+    """Creates an account (the first one is the global OWNER); a taken email gets the same
+    answer, with a user that does not exist."""
     email = validation.email(request.email)
     password = validation.password(request.password)
     first_name = validation.display_name(request.first_name, "first_name")
     last_name = validation.display_name(request.last_name, "last_name", allow_empty=True)
+    async with deps.pool.acquire() as conn:
+        await deps.throttle.admit(conn, Attempt(None, _address(address)))
     password_hash = await deps.hasher.hash(password)
     async with deps.pool.acquire() as conn, conn.transaction():
         user = await users.create_user(conn, email, password_hash, first_name, last_name)
-    log.info("user_signed_up", user_id=str(user.id), global_role=user.global_role.value)
+    if user is None:
+        log.info("sign_up_email_taken")
+        user = UserRow(
+            uuid.uuid4(), email, first_name, last_name, Role.USER, dt.datetime.now(dt.UTC)
+        )
+    else:
+        log.info("user_signed_up", user_id=str(user.id), global_role=user.global_role.value)
     return pb.SignUpResponse(user=convert.user(user))
 
 
-async def sign_in(deps: Deps, request: pb.SignInRequest) -> pb.SignInResponse:
+async def sign_in(
+    deps: Deps, request: pb.SignInRequest, address: str | None = None
+) -> pb.SignInResponse:
     """Checks the credentials and opens a session."""
-    email = request.email.strip().lower()
+    email = validation.email(request.email)
     if len(request.password) > validation.PASSWORD_MAX_CHARS:
         raise _bad_credentials()
+    attempt = Attempt(digest(email), _address(address))
     async with deps.pool.acquire() as conn:
-        user = await users.get_user_by_email(conn, email) if email else None
+        await deps.throttle.admit(conn, attempt)
+        user = await users.get_user_by_email(conn, email)
         stored_hash = None if user is None else await users.get_password_hash(conn, user.id)
     if not await deps.hasher.verify(stored_hash, request.password) or user is None:
         log.info("sign_in_refused")
@@ -60,6 +93,7 @@ async def sign_in(deps: Deps, request: pb.SignInRequest) -> pb.SignInResponse:
     assert stored_hash is not None
     secret = keys.new_refresh_secret()
     async with deps.pool.acquire() as conn, conn.transaction():
+        await deps.throttle.succeeded(conn, attempt)
         if deps.hasher.needs_rehash(stored_hash):
             await users.set_password_hash(conn, user.id, await deps.hasher.hash(request.password))
         session = await sessions.create_session(
@@ -154,7 +188,10 @@ async def get_current_user(
 async def list_users(
     deps: Deps, principal: Principal, request: pb.ListUsersRequest
 ) -> pb.ListUsersResponse:
-    """Every account."""
+    """Every account, for global OWNER and ADMINISTRATOR only (others would learn every
+    e-mail address of the deployment)."""
+    if not is_global_admin(principal.user.global_role):
+        raise insufficient_role("listing users (global OWNER or ADMINISTRATOR only)")
     async with deps.pool.acquire() as conn:
         rows = await users.list_users(conn)
     return pb.ListUsersResponse(users=[convert.user(row) for row in rows])
@@ -220,6 +257,7 @@ async def change_password(
     """Changes the caller's password and ends its other sessions."""
     new_password = validation.password(request.new_password, "new_password")
     async with deps.pool.acquire() as conn:
+        await deps.throttle.admit(conn, Attempt(digest(principal.user.email), None))
         stored_hash = await users.get_password_hash(conn, principal.user.id)
     if not await deps.hasher.verify(stored_hash, request.current_password):
         raise _bad_credentials()

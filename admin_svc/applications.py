@@ -23,7 +23,7 @@ from admin_svc.permissions import (
     effective_app_role,
     is_global_admin,
 )
-from admin_svc.store import applications, users
+from admin_svc.store import applications, invitations, users
 from admin_svc.store.applications import ApplicationRow, MemberRow
 from facegrid.admin.v1 import admin_service_pb2 as pb
 
@@ -126,17 +126,21 @@ async def delete_application(
 async def list_members(
     deps: Deps, principal: Principal, request: pb.ListMembersRequest
 ) -> pb.ListMembersResponse:
-    """An application's members."""
+    """An application's members, then its pending invitations."""
     async with deps.pool.acquire() as conn:
         application, _ = await require_app(conn, principal, request.application_id, AppAction.VIEW)
         rows = await applications.list_members(conn, application.id)
-    return pb.ListMembersResponse(members=[convert.member(row) for row in rows])
+        pending = await invitations.list_invitations(conn, application.id)
+    return pb.ListMembersResponse(
+        members=[convert.member(row) for row in rows] + [convert.invitation(i) for i in pending]
+    )
 
 
 async def add_member(
     deps: Deps, principal: Principal, request: pb.AddMemberRequest
 ) -> pb.AddMemberResponse:
-    """Adds an existing user to an application."""
+    """Adds a user to an application, or invites an email that has no account yet (the same
+    answer: accounts cannot be told from unknown emails by an error)."""
     role = _app_role(request.role, "role", default=Role.USER)
     if role is Role.OWNER:
         raise invalid("role", "a member cannot be added as OWNER; transfer ownership instead")
@@ -149,7 +153,9 @@ async def add_member(
             raise insufficient_role(AppAction.MANAGE_MEMBERS.value)
         user = await users.get_user_by_email(conn, email)
         if user is None:
-            raise not_found("user", email)
+            invited = await invitations.add_invitation(conn, application.id, email, role)
+            log.info("member_invited", application_id=str(application.id))
+            return pb.AddMemberResponse(member=convert.invitation(invited))
         member = await applications.add_member(conn, application.id, user.id, role)
     log.info("member_added", application_id=str(application.id), user_id=str(user.id))
     return pb.AddMemberResponse(member=convert.member(member))
@@ -180,7 +186,9 @@ async def update_member_role(
 async def remove_member(
     deps: Deps, principal: Principal, request: pb.RemoveMemberRequest
 ) -> pb.RemoveMemberResponse:
-    """Removes a member (or the caller leaves)."""
+    """Removes a member (or the caller leaves), or cancels a pending invitation."""
+    if "@" in request.user_id:
+        return await _cancel_invitation(deps, principal, request)
     user_id = _member_id(request.user_id, principal)
     async with deps.pool.acquire() as conn, conn.transaction():
         application, actor_role, target = await _member_of_app(
@@ -190,6 +198,24 @@ async def remove_member(
             raise insufficient_role("removing this member")
         await applications.remove_member(conn, application.id, user_id)
     log.info("member_removed", application_id=str(application.id), user_id=str(user_id))
+    return pb.RemoveMemberResponse()
+
+
+async def _cancel_invitation(
+    deps: Deps, principal: Principal, request: pb.RemoveMemberRequest
+) -> pb.RemoveMemberResponse:
+    email = validation.email(request.user_id, "user_id")
+    async with deps.pool.acquire() as conn, conn.transaction():
+        application, actor_role = await require_app(
+            conn, principal, request.application_id, AppAction.VIEW
+        )
+        invited = await invitations.get_invitation(conn, application.id, email)
+        if invited is None:
+            raise not_found("member", email)
+        if not can_remove_member(actor_role, invited.role, is_self=False):
+            raise insufficient_role("removing this member")
+        await invitations.remove_invitation(conn, application.id, email)
+    log.info("invitation_cancelled", application_id=str(application.id))
     return pb.RemoveMemberResponse()
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from admin_svc.throttle import ThrottlePolicy
 from facegrid.balancing import grpc_target
 from facegrid.config import ConfigError, get_bool, get_float, get_int, get_log_format, get_str
 from facegrid.logs import LogFormat
@@ -63,6 +64,10 @@ class AdminConfig:
     """Argon2id iterations (FACEGRID_PASSWORD_TIME_COST, default 3)."""
     password_memory_kib: int
     """Argon2id memory, KiB (FACEGRID_PASSWORD_MEMORY_KIB, default 65536 = 64 MiB)."""
+    throttle: ThrottlePolicy
+    """Credential attempts allowed per e-mail (FACEGRID_SIGNIN_ACCOUNT_ATTEMPTS, default 10) and
+    per client address (FACEGRID_SIGNIN_ADDRESS_ATTEMPTS, default 100, sign-ups included) within
+    a window of FACEGRID_SIGNIN_WINDOW_S seconds (default 900); past either, 429."""
     shutdown_grace_s: float
     """Seconds calls in flight may take to finish on SIGTERM (FACEGRID_SHUTDOWN_GRACE_S, 5)."""
     grpc_max_connection_age_s: float
@@ -108,6 +113,11 @@ def load_config(env: Mapping[str, str]) -> AdminConfig:
         migration_lease_s=get_float(env, "FACEGRID_MIGRATION_LEASE_S", 120.0),
         password_time_cost=get_int(env, "FACEGRID_PASSWORD_TIME_COST", 3, minimum=1),
         password_memory_kib=get_int(env, "FACEGRID_PASSWORD_MEMORY_KIB", 65536, minimum=1024),
+        throttle=ThrottlePolicy(
+            account_attempts=get_int(env, "FACEGRID_SIGNIN_ACCOUNT_ATTEMPTS", 10, minimum=1),
+            address_attempts=get_int(env, "FACEGRID_SIGNIN_ADDRESS_ATTEMPTS", 100, minimum=1),
+            window_s=get_float(env, "FACEGRID_SIGNIN_WINDOW_S", 900.0),
+        ),
         shutdown_grace_s=get_float(env, "FACEGRID_SHUTDOWN_GRACE_S", 5.0),
         grpc_max_connection_age_s=get_float(env, "FACEGRID_GRPC_MAX_CONNECTION_AGE_S", 300.0),
         log_format=get_log_format(env),

@@ -10,6 +10,7 @@ from admin_svc.permissions import Role
 from admin_svc.stats import saturate_int32
 from admin_svc.store.applications import ApplicationRow, MemberRow
 from admin_svc.store.embedding_migrations import MigrationRow
+from admin_svc.store.invitations import InvitationRow
 from admin_svc.store.services import ServiceRow
 from admin_svc.store.users import UserRow
 from facegrid.admin.v1 import admin_service_pb2 as pb
@@ -76,6 +77,16 @@ def member(row: MemberRow) -> pb.Member:
     """The contract's Member."""
     return pb.Member(
         user=user(row.user), role=APP_ROLES[row.role], join_time=timestamp(row.joined_at)
+    )
+
+
+def invitation(row: InvitationRow) -> pb.Member:
+    """A pending invitation as the contract's Member (only the email of its user is known)."""
+    return pb.Member(
+        user=pb.User(email=row.email),
+        role=APP_ROLES[row.role],
+        join_time=timestamp(row.invited_at),
+        pending=True,
     )
 
 

@@ -10,6 +10,7 @@ import asyncpg
 
 from admin_svc.embedding_migration import EmbeddingMigrator
 from admin_svc.passwords import PasswordHasher
+from admin_svc.throttle import SignInThrottle
 from admin_svc.tokens import TokenSigner
 
 
@@ -27,5 +28,7 @@ class Deps:
     """Starts embedding migrations."""
     refresh_ttl_s: int
     """Lifetime of a sign-in session, seconds."""
+    throttle: SignInThrottle
+    """Counts credential attempts per account and client address."""
     clock: Callable[[], float] = field(default=time.time)
     """Current Unix time, seconds (replaceable in tests)."""

@@ -20,6 +20,7 @@ from admin_svc.migrate import migrate
 from admin_svc.passwords import PasswordHasher
 from admin_svc.secrets_store import token_secret
 from admin_svc.servicer import AdminServicer
+from admin_svc.throttle import SignInThrottle
 from admin_svc.tokens import TokenSigner
 from facegrid.admin.v1 import admin_service_pb2_grpc
 from facegrid.server import (
@@ -37,6 +38,8 @@ SERVICE_NAME = "facegrid.admin.v1.AdminService"
 #: Largest request message admin_svc accepts, bytes: its largest public request (a 4 KiB JSON
 #: document at the edge, gateway/limits.py) plus room for the protobuf framing.
 MAX_RECEIVE_BYTES = 4 * 1024 + MESSAGE_OVERHEAD_BYTES
+#: Seconds between two deletions of ended sign-in attempt counters.
+PRUNE_INTERVAL_S = 60.0
 
 
 @dataclass(slots=True)
@@ -55,6 +58,8 @@ class AdminServer:
     """Channel to embed_svc, when this node opened it."""
     demo: DemoSetup | None
     """The demo set-up made at this start, if any."""
+    deps: Deps
+    """What the handlers share (pool, token signer, password hasher, throttle)."""
 
     async def stop(self, grace_s: float) -> None:
         """Stops serving, lets calls finish, then ends jobs and connections."""
@@ -104,6 +109,7 @@ async def create_server(config: AdminConfig, embed: EmbedClient | None = None) -
         hasher=PasswordHasher(config.password_time_cost, config.password_memory_kib),
         migrator=migrator,
         refresh_ttl_s=config.refresh_token_ttl_s,
+        throttle=SignInThrottle(config.throttle),
     )
     servicer = AdminServicer(deps)
     running = await start_server(
@@ -117,6 +123,9 @@ async def create_server(config: AdminConfig, embed: EmbedClient | None = None) -
         max_receive_bytes=MAX_RECEIVE_BYTES,
     )
     supervisor = asyncio.create_task(migrator.supervise(), name="migration-supervisor")
+    running.background.append(
+        asyncio.create_task(_prune_attempts(pool, deps.throttle), name="sign-in-attempts-pruner")
+    )
     await running.set_serving(True)
     await running.keep_ready(database_answers(pool, config.db_command_timeout_s))
     log.info(
@@ -126,7 +135,22 @@ async def create_server(config: AdminConfig, embed: EmbedClient | None = None) -
         migrations_applied=applied,
         demo_created=demo is not None,
     )
-    return AdminServer(running, pool, migrator, supervisor, embed_channel, demo)
+    return AdminServer(running, pool, migrator, supervisor, embed_channel, demo, deps)
+
+
+async def _prune_attempts(pool: asyncpg.Pool, throttle: SignInThrottle) -> None:
+    """Deletes ended sign-in attempt counters every minute (the table stays small); a failure
+    (database down) is logged and tried again a minute later."""
+    while True:
+        await asyncio.sleep(PRUNE_INTERVAL_S)
+        try:
+            async with pool.acquire() as conn:
+                pruned = await throttle.prune(conn)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("sign_in_attempts_prune_failed", error=type(exc).__name__)
+            continue
+        if pruned:
+            log.info("sign_in_attempts_pruned", counters=pruned)
 
 
 async def serve(config: AdminConfig, announce: Callable[[str], None]) -> None:

@@ -25,6 +25,7 @@ from admin_svc.errors import (
     invalid,
     unavailable,
 )
+from admin_svc.throttle import client_address
 from facegrid.admin.v1 import admin_service_pb2 as pb
 from facegrid.admin.v1 import admin_service_pb2_grpc
 from facegrid.errors import ServiceError, abort, internal, set_http_status
@@ -36,6 +37,8 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 Context = grpc.aio.ServicerContext[Any, Any]
 AuthMode = Literal["none", "required"]
+#: Response header (initial metadata) telling a throttled client when to try again, seconds.
+RETRY_AFTER_KEY = "retry-after"
 
 #: Unique constraints and the error each violation means.
 _UNIQUE_ERRORS: dict[str, tuple[str, str, str]] = {
@@ -51,6 +54,8 @@ _UNIQUE_ERRORS: dict[str, tuple[str, str, str]] = {
         "name",
     ),
     "app_members_pkey": ("ALREADY_MEMBER", "the user is already a member", "email"),
+    # the same answer for an invited email as for a member (no enumeration)
+    "app_invitations_pkey": ("ALREADY_MEMBER", "the user is already a member", "email"),
 }
 
 
@@ -107,6 +112,9 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
                 principal = require(principal)
             response = await handler(self._deps, principal, request)  # type: ignore[arg-type]
         except ServiceError as error:
+            if error.reason == "SIGN_IN_THROTTLED":  # HTTP clients read when to come back
+                retry = error.metadata["retry_after_s"]
+                await context.send_initial_metadata(((RETRY_AFTER_KEY, retry),))
             await abort(context, error)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
             translated = database_error(error)
@@ -135,10 +143,20 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         return await self._call(context, request, adapted, "none", created)
 
     async def SignUp(self, request: pb.SignUpRequest, context: Context) -> pb.SignUpResponse:
-        return await self._public(context, request, accounts.sign_up, created=True)
+        address = client_address(context.invocation_metadata(), context.peer())
+
+        async def sign_up(deps: Deps, req: pb.SignUpRequest) -> pb.SignUpResponse:
+            return await accounts.sign_up(deps, req, address)
+
+        return await self._public(context, request, sign_up, created=True)
 
     async def SignIn(self, request: pb.SignInRequest, context: Context) -> pb.SignInResponse:
-        return await self._public(context, request, accounts.sign_in)
+        address = client_address(context.invocation_metadata(), context.peer())
+
+        async def sign_in(deps: Deps, req: pb.SignInRequest) -> pb.SignInResponse:
+            return await accounts.sign_in(deps, req, address)
+
+        return await self._public(context, request, sign_in)
 
     async def RefreshToken(
         self, request: pb.RefreshTokenRequest, context: Context

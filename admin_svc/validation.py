@@ -14,7 +14,7 @@ PASSWORD_MIN_CHARS = 8
 PASSWORD_MAX_CHARS = 128
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def uuid_field(value: str, field: str) -> uuid.UUID:
@@ -39,9 +39,14 @@ def display_name(value: str, field: str, *, allow_empty: bool = False) -> str:
 
 
 def email(value: str, field: str = "email") -> str:
-    """A sign-in email: trimmed, lower-cased, one ``@``, 3..254 characters."""
+    """A sign-in email: trimmed, lower-cased, one ``@``, 3..254 characters, no control
+    characters."""
     address = value.strip().lower()
-    if not 3 <= len(address) <= EMAIL_MAX_CHARS or not _EMAIL.match(address):
+    if (
+        not 3 <= len(address) <= EMAIL_MAX_CHARS
+        or not _EMAIL.match(address)
+        or _CONTROL.search(address)
+    ):
         raise invalid(
             field, f"{field} must be an email address of at most {EMAIL_MAX_CHARS} characters"
         )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from admin_svc.permissions import Role
+from admin_svc.store.invitations import bind_invitations
 
 #: Transaction-level advisory lock serialising sign-ups (so exactly one first user is OWNER).
 SIGN_UP_LOCK_KEY = int.from_bytes(b"FGSIGNUP", "big") & 0x7FFF_FFFF_FFFF_FFFF
@@ -40,16 +41,17 @@ def user_from(record: asyncpg.Record, prefix: str = "") -> UserRow:
 
 async def create_user(
     conn: asyncpg.Connection, email: str, password_hash: str, first_name: str, last_name: str
-) -> UserRow:
+) -> UserRow | None:
     """Inserts an account: the first one is the global OWNER and adopts every application
-    without an owner (the demo application); later ones are USERs. Needs a transaction.
-    Raises UniqueViolationError (users_email_key) when the email is taken."""
+    without an owner (the demo application); later ones are USERs. Pending invitations of the
+    email become memberships. Needs a transaction. None when the email is taken (the same
+    statement runs either way)."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", SIGN_UP_LOCK_KEY)
     first = not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users)")
     role = Role.OWNER if first else Role.USER
     record = await conn.fetchrow(
         "INSERT INTO users AS u (id, email, first_name, last_name, global_role, password_hash)"
-        " VALUES ($1, $2, $3, $4, $5, $6)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT ON CONSTRAINT users_email_key DO NOTHING"
         " RETURNING u.id, u.email, u.first_name, u.last_name, u.global_role, u.created_at",
         uuid.uuid4(),
         email,
@@ -58,6 +60,8 @@ async def create_user(
         role.value,
         password_hash,
     )
+    if record is None:
+        return None
     user = user_from(record)
     if first:
         await conn.execute(
@@ -66,6 +70,7 @@ async def create_user(
             " (SELECT 1 FROM app_members m WHERE m.application_id = a.id AND m.role = 'OWNER')",
             user.id,
         )
+    await bind_invitations(conn, user.id, email)  # after adopting: ownership wins
     return user
 
 

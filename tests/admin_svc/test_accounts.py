@@ -42,11 +42,20 @@ async def test_the_first_user_is_owner_and_later_ones_are_users(admin: Admin) ->
     uuid.UUID(first.user_id)
 
 
-async def test_sign_up_refuses_a_taken_email_whatever_its_case(admin: Admin) -> None:
-    await admin.sign_up("taken@example.com")
-    error = await rpc_error(admin.sign_up("TAKEN@example.com"))
-    assert error.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert _reason(error) == "EMAIL_TAKEN"
+async def test_sign_up_of_a_taken_email_answers_as_a_new_one_and_creates_nothing(
+    admin: Admin,
+) -> None:
+    await admin.sign_up("first@example.com")  # the OWNER; later accounts are USERs
+    taken = await admin.sign_up("taken@example.com")
+    again = await admin.sign_up("TAKEN@example.com", password="another-password")
+    new = await admin.sign_up("new@example.com")
+    for user in (again, new):  # the same shape: nothing tells a taken email apart
+        assert (user.global_role, user.first_name) == (pb.GLOBAL_ROLE_USER, "Test")
+        uuid.UUID(user.user_id)
+    assert again.email == "taken@example.com" and again.user_id != taken.user_id
+    await admin.sign_in("taken@example.com")  # the account is unchanged
+    error = await rpc_error(admin.sign_in("taken@example.com", "another-password"))
+    assert _reason(error) == "INVALID_CREDENTIALS"
 
 
 async def test_sign_up_validates_every_field(admin: Admin) -> None:

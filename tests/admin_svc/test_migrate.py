@@ -30,6 +30,8 @@ EXPECTED_TABLES = {
     "service_stats",
     "embedding_migrations",
     "embedding_migration_items",
+    "sign_in_attempts",
+    "app_invitations",
 }
 
 

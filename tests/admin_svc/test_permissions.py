@@ -270,13 +270,11 @@ async def test_members_leave_and_owners_transfer_ownership(admin: Admin, team: T
         )
     )
     assert again.code() == grpc.StatusCode.ALREADY_EXISTS
-    unknown = await rpc_error(
-        admin.stub.AddMember(
-            pb.AddMemberRequest(application_id=app_id, email="nobody@example.com"),
-            metadata=team.owner_auth,
-        )
+    invited = await admin.stub.AddMember(  # no account: invited, not NOT_FOUND
+        pb.AddMemberRequest(application_id=app_id, email="nobody@example.com"),
+        metadata=team.owner_auth,
     )
-    assert unknown.code() == grpc.StatusCode.NOT_FOUND
+    assert invited.member.pending and invited.member.user.email == "nobody@example.com"
     await admin.stub.RemoveMember(
         pb.RemoveMemberRequest(application_id=app_id, user_id="me"), metadata=team.bob_auth
     )
@@ -296,10 +294,11 @@ async def test_members_leave_and_owners_transfer_ownership(admin: Admin, team: T
     members = await admin.stub.ListMembers(
         pb.ListMembersRequest(application_id=app_id), metadata=team.alice_auth
     )
-    roles = {m.user.email: m.role for m in members.members}
+    roles = {m.user.email: (m.role, m.pending) for m in members.members}
     assert roles == {
-        "alice@example.com": pb.APPLICATION_ROLE_OWNER,
-        "owner@example.com": pb.APPLICATION_ROLE_ADMINISTRATOR,
+        "alice@example.com": (pb.APPLICATION_ROLE_OWNER, False),
+        "owner@example.com": (pb.APPLICATION_ROLE_ADMINISTRATOR, False),
+        "nobody@example.com": (pb.APPLICATION_ROLE_USER, True),
     }
     await admin.stub.DeleteApplication(
         pb.DeleteApplicationRequest(application_id=app_id), metadata=team.alice_auth
