@@ -15,6 +15,12 @@ Lookups, found or not, are kept for ``cache_s`` seconds (a cachetools TTLCache o
 10,000 keys, least recently used out first), so a rotated or deleted key stops working within
 that time at the latest; ``forget_all`` (called on the schema's service notifications) drops
 them at once.
+
+Degrade, do not fail: every service found is also remembered for ``stale_s`` seconds (an LRU
+cache of as many keys). While the database cannot be reached, a key seen within that time still
+opens its service, so recognition, detection and verification keep answering from memory; an
+unknown key, or one not seen recently, gets the database's 503. ``forget_all`` drops these too
+(a notification said a service changed: none is served stale until it is looked up again).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from enum import Enum
 from typing import Protocol, cast
 
 import grpc
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 
 from facegrid.errors import ServiceError
 from facegrid.schema import api_key_digest
@@ -151,18 +157,25 @@ class Authenticator:
         cache_s: float,
         clock: Callable[[], float] = time.monotonic,
         max_entries: int = CACHE_MAX_ENTRIES,
+        stale_s: float = 0.0,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._cache: TTLCache[bytes, KeyRecord | None] | None = (
             TTLCache(maxsize=max_entries, ttl=cache_s, timer=clock) if cache_s > 0 else None
         )
+        self._stale_s = stale_s
+        self._seen: LRUCache[bytes, tuple[KeyRecord, float]] = LRUCache(maxsize=max_entries)
         self._generation = 0
+        self.stale_answers = 0
+        """Lookups answered from memory while the database was unreachable."""
 
     def forget_all(self) -> None:
         """Drops every cached lookup (a service was created, changed or deleted); lookups in
         flight meanwhile are not cached."""
         if self._cache is not None:
             self._cache.clear()
+        self._seen.clear()
         self._generation += 1
 
     async def authenticate(
@@ -190,10 +203,27 @@ class Authenticator:
         if cached is not _NOT_CACHED:
             return cast(KeyRecord | None, cached)
         generation = self._generation
-        record = await self._store.find(digest)
-        if self._cache is not None and generation == self._generation:
-            self._cache[digest] = record
+        try:
+            record = await self._store.find(digest)
+        except ServiceError as error:
+            if error.code is not grpc.StatusCode.UNAVAILABLE:
+                raise
+            return self._stale(digest, error)
+        if generation == self._generation:
+            if self._cache is not None:
+                self._cache[digest] = record
+            if record is not None and self._stale_s > 0:
+                self._seen[digest] = (record, self._clock())
         return record
+
+    def _stale(self, digest: bytes, error: ServiceError) -> KeyRecord:
+        """The service last found for ``digest`` when it was found within ``stale_s``; else
+        ``error`` (the database is unreachable and this key was not seen recently)."""
+        seen = self._seen.get(digest)
+        if seen is None or self._clock() - seen[1] > self._stale_s:
+            raise error
+        self.stale_answers += 1
+        return seen[0]
 
 
 def _header(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:

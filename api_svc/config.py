@@ -42,6 +42,10 @@ class ApiConfig:
     api_key_cache_s: float
     """How long an API key lookup (found or not) is reused, seconds; a rotated or deleted key
     stops working within this time (FACEGRID_API_KEY_CACHE_S, default 5; 0 disables)."""
+    api_key_stale_s: float
+    """While the database cannot be reached, an API key found within this many seconds still
+    opens its service, so recognition, detection and verification keep answering
+    (FACEGRID_API_KEY_STALE_S, default 3600; 0 disables)."""
     max_file_bytes: int
     """Largest image in a request, bytes after base64 decoding (FACEGRID_API_MAX_FILE_BYTES,
     default 5 MiB, CompreFace's 5 MB)."""
@@ -103,6 +107,7 @@ def load_config(env: Mapping[str, str]) -> ApiConfig:
         db_timeout_s=get_float(env, "FACEGRID_API_DB_TIMEOUT_S", 5.0),
         embed_timeout_s=get_float(env, "FACEGRID_API_EMBED_TIMEOUT_S", 30.0),
         api_key_cache_s=get_float(env, "FACEGRID_API_KEY_CACHE_S", 5.0),
+        api_key_stale_s=get_float(env, "FACEGRID_API_KEY_STALE_S", 3600.0),
         max_file_bytes=get_int(env, "FACEGRID_API_MAX_FILE_BYTES", 5 * 1024 * 1024, minimum=1),
         max_request_bytes=get_int(
             env, "FACEGRID_API_MAX_REQUEST_BYTES", 10 * 1024 * 1024, minimum=1

@@ -94,7 +94,11 @@ async def create_server(config: ApiConfig, embed: EmbedClient | None = None) -> 
         opened.push_async_callback(stats.drain)
         calculators = Calculators(embed)
         store = PgFaceStore(pool, config.db_timeout_s)
-        authenticator = Authenticator(PgKeyStore(pool, config.db_timeout_s), config.api_key_cache_s)
+        authenticator = Authenticator(
+            PgKeyStore(pool, config.db_timeout_s),
+            config.api_key_cache_s,
+            stale_s=config.api_key_stale_s,
+        )
         source = PgIndexSource(pool, config.db_timeout_s, config.index_load_timeout_s)
         indexes = IndexRegistry(source, calculators, registry_settings(config))
         sync = IndexSync(config.database_url, indexes, on_service_change=authenticator.forget_all)

@@ -127,3 +127,53 @@ async def test_a_full_cache_makes_room_for_one_key_without_dropping_the_rest() -
     assert store.lookups == 4, "the other keys stayed cached"
     await auth.authenticate(meta(str(keys[0])), ServiceType.DETECTION)
     assert store.lookups == 5
+
+
+class FlakyKeyStore(FakeKeyStore):
+    """A key store whose database can go down (every lookup then answers 503)."""
+
+    down: bool = False
+
+    async def find(self, digest: bytes):  # type: ignore[no-untyped-def]
+        if self.down:
+            self.lookups += 1
+            raise ServiceError(grpc.StatusCode.UNAVAILABLE, "DATABASE_UNAVAILABLE", "down")
+        return await super().find(digest)
+
+
+async def test_during_an_outage_a_key_seen_recently_still_opens_its_service() -> None:
+    store, clock = FlakyKeyStore(), Clock()
+    key = store.add(ServiceType.RECOGNITION)
+    auth = Authenticator(store, cache_s=5, clock=clock, stale_s=60)
+    service = await auth.authenticate(meta(str(key)), ServiceType.RECOGNITION)
+    store.down = True
+    clock.now += 30  # the short cache has expired; the database is asked and does not answer
+    assert await auth.authenticate(meta(str(key)), ServiceType.RECOGNITION) == service
+    assert auth.stale_answers == 1 and store.lookups == 2
+    wrong_type = await refused(auth, meta(str(key)), ServiceType.DETECTION)
+    assert wrong_type.reason == "WRONG_SERVICE_TYPE"  # the remembered service keeps its type
+    clock.now += 31  # not seen within stale_s: the database's answer stands
+    assert (await refused(auth, meta(str(key)))).code == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_during_an_outage_unknown_and_forgotten_keys_get_the_503() -> None:
+    store, clock = FlakyKeyStore(), Clock()
+    key = store.add(ServiceType.RECOGNITION)
+    auth = Authenticator(store, cache_s=5, clock=clock, stale_s=60)
+    await auth.authenticate(meta(str(key)), ServiceType.RECOGNITION)
+    store.down = True
+    unknown = await refused(auth, meta(str(uuid.uuid4())), ServiceType.RECOGNITION)
+    assert unknown.code == grpc.StatusCode.UNAVAILABLE
+    auth.forget_all()  # a service changed (e.g. its key was rotated): nothing is served stale
+    forgotten = await refused(auth, meta(str(key)), ServiceType.RECOGNITION)
+    assert forgotten.code == grpc.StatusCode.UNAVAILABLE
+    assert auth.stale_answers == 0
+
+
+async def test_stale_answers_are_off_by_default() -> None:
+    store = FlakyKeyStore()
+    key = store.add(ServiceType.RECOGNITION)
+    auth = Authenticator(store, cache_s=0)
+    await auth.authenticate(meta(str(key)), ServiceType.RECOGNITION)
+    store.down = True
+    assert (await refused(auth, meta(str(key)))).code == grpc.StatusCode.UNAVAILABLE
