@@ -8,7 +8,15 @@ from typing import Literal
 
 from admin_svc.throttle import ThrottlePolicy
 from facegrid.balancing import grpc_target
-from facegrid.config import ConfigError, get_bool, get_float, get_int, get_log_format, get_str
+from facegrid.config import (
+    ConfigError,
+    get_bool,
+    get_float,
+    get_int,
+    get_log_format,
+    get_metrics_port,
+    get_str,
+)
 from facegrid.logs import LogFormat
 
 Environment = Literal["development", "production"]
@@ -25,6 +33,9 @@ class AdminConfig:
     """Interface to bind (FACEGRID_ADMIN_HOST, default 127.0.0.1)."""
     port: int
     """gRPC port (FACEGRID_ADMIN_PORT, default 50053; 0 picks a free one)."""
+    metrics_port: int
+    """Prometheus metrics over HTTP (FACEGRID_ADMIN_METRICS_PORT, default the gRPC port + 1000;
+    0 turns them off)."""
     database_url: str = field(repr=False)
     """PostgreSQL URI (FACEGRID_DATABASE_URL, required; may hold a password: never logged)."""
     environment: Environment
@@ -96,9 +107,11 @@ def load_config(env: Mapping[str, str]) -> AdminConfig:
     batch = get_int(env, "FACEGRID_MIGRATION_BATCH_SIZE", 16, minimum=1)
     if batch > 32:
         raise ConfigError(f"FACEGRID_MIGRATION_BATCH_SIZE must be <= 32, got {batch}")
+    port = get_int(env, "FACEGRID_ADMIN_PORT", 50053, minimum=0)
     return AdminConfig(
         host=get_str(env, "FACEGRID_ADMIN_HOST", "127.0.0.1"),
-        port=get_int(env, "FACEGRID_ADMIN_PORT", 50053, minimum=0),
+        port=port,
+        metrics_port=get_metrics_port(env, "FACEGRID_ADMIN_METRICS_PORT", port),
         database_url=get_str(env, "FACEGRID_DATABASE_URL"),
         environment=environment,
         token_secret=token_secret,

@@ -23,6 +23,7 @@ from admin_svc.servicer import AdminServicer
 from admin_svc.throttle import SignInThrottle
 from admin_svc.tokens import TokenSigner
 from facegrid.admin.v1 import admin_service_pb2_grpc
+from facegrid.metrics import ServiceMetrics
 from facegrid.server import (
     MESSAGE_OVERHEAD_BYTES,
     RunningServer,
@@ -121,6 +122,8 @@ async def create_server(config: AdminConfig, embed: EmbedClient | None = None) -
         service_names=[SERVICE_NAME],
         max_connection_age_s=config.grpc_max_connection_age_s,
         max_receive_bytes=MAX_RECEIVE_BYTES,
+        metrics=ServiceMetrics(),
+        metrics_port=config.metrics_port,
     )
     supervisor = asyncio.create_task(migrator.supervise(), name="migration-supervisor")
     running.background.append(

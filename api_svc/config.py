@@ -8,7 +8,14 @@ from dataclasses import dataclass
 
 from api_svc.index_device import DEVICE_SETTINGS
 from facegrid.balancing import grpc_target
-from facegrid.config import ConfigError, get_float, get_int, get_log_format, get_str
+from facegrid.config import (
+    ConfigError,
+    get_float,
+    get_int,
+    get_log_format,
+    get_metrics_port,
+    get_str,
+)
 from facegrid.logs import LogFormat
 from facegrid.server import STATUS_PORT_OFFSET
 
@@ -30,6 +37,9 @@ class ApiConfig:
     """embed_svc nodes as a gRPC target (FACEGRID_EMBED_URL, default 127.0.0.1:50052): one
     host:port, a comma-separated list of ip:port, or ``dns:///name:port``; calls are balanced
     round robin over the ready ones (facegrid/balancing.py)."""
+    metrics_port: int
+    """Prometheus metrics over HTTP (FACEGRID_API_METRICS_PORT, default the gRPC port + 1000;
+    0 turns them off)."""
     node_name: str
     """The name this node gives in the ``x-facegrid-node`` header of every answer
     (FACEGRID_API_NODE_NAME, default ``<hostname>:<port>``; the launcher sets ``api_svc-<i>``)."""
@@ -102,6 +112,7 @@ def load_config(env: Mapping[str, str]) -> ApiConfig:
         port=port,
         database_url=get_str(env, "FACEGRID_DATABASE_URL"),
         embed_url=grpc_target(get_str(env, "FACEGRID_EMBED_URL", "127.0.0.1:50052")),
+        metrics_port=get_metrics_port(env, "FACEGRID_API_METRICS_PORT", port),
         node_name=get_str(env, "FACEGRID_API_NODE_NAME", f"{socket.gethostname()}:{port}"),
         db_pool_max=get_int(env, "FACEGRID_API_DB_POOL_MAX", 10, minimum=1),
         db_timeout_s=get_float(env, "FACEGRID_API_DB_TIMEOUT_S", 5.0),

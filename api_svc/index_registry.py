@@ -109,11 +109,14 @@ class IndexRegistry:
         calculators: Calculators,
         settings: RegistrySettings | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_rebuilt: Callable[[float], None] = lambda _seconds: None,
     ) -> None:
         self._source = source
         self._calculators = calculators
         self.settings = settings or RegistrySettings()
         self._clock = clock
+        self._on_rebuilt = on_rebuilt
+        """Told how long each rebuild took, seconds (metrics)."""
         self._entries: dict[uuid.UUID, _Entry] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._pool = ThreadPoolExecutor(
@@ -320,6 +323,7 @@ class IndexRegistry:
                 index = await self.run(self._build, snapshot, dim, approximate)
                 entry.index, entry.seq = index, snapshot.seq
                 self.rebuilds += 1
+                self._on_rebuilt(time.perf_counter() - started)
                 log.info(
                     "index_rebuilt",
                     collection=str(service_id),

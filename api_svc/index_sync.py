@@ -63,6 +63,7 @@ class IndexSync:
         keepalive_s: float = 5.0,
         backoff_s: tuple[float, float] = (0.1, 5.0),
         stable_s: float = 30.0,
+        on_applied: Callable[[float], None] = lambda _seconds: None,
     ) -> None:
         self._url = url
         self._registry = registry
@@ -70,7 +71,9 @@ class IndexSync:
         self._keepalive_s = keepalive_s
         self._backoff_s = backoff_s
         self._stable_s = stable_s
-        self._queue: asyncio.Queue[Notification | str] = asyncio.Queue()
+        self._on_applied = on_applied
+        """Told, for each notification, the seconds from its arrival to its application."""
+        self._queue: asyncio.Queue[tuple[float, Notification | str]] = asyncio.Queue()
         self._parts = PartAssembler()
         self._conn: asyncpg.Connection | None = None
         self._listening = asyncio.Event()
@@ -102,25 +105,31 @@ class IndexSync:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._registry.close()
 
+    @property
+    def pending(self) -> int:
+        """Notifications received and not applied yet."""
+        return self._queue.qsize()
+
     async def wait_listening(self) -> None:
         """Returns once the LISTEN connection is open."""
         await self._listening.wait()
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         try:
-            self._queue.put_nowait(parse(payload))
+            self._queue.put_nowait((time.monotonic(), parse(payload)))
         except (ValueError, KeyError, TypeError):
             log.warning("index_notification_malformed", payload=payload[:200])
 
     async def _work(self) -> None:
         while True:
-            item = await self._queue.get()
+            arrived, item = await self._queue.get()
             try:
                 if isinstance(item, Notification):
                     for note in self._parts.feed(item):
                         if note.op in SERVICE_OPS:
                             self._on_service_change()
                         await self._registry.handle(note)
+                    self._on_applied(time.monotonic() - arrived)
                 else:
                     self._parts.clear()  # parts of a change cut by the reconnect: rebuilt below
                     self._on_service_change()
@@ -165,7 +174,7 @@ class IndexSync:
         self._conn = conn
         self.connects += 1
         # Notifications sent while not listening are lost: every loaded collection is rebuilt.
-        self._queue.put_nowait(_RESYNC if self.connects == 1 else "reconnect")
+        self._queue.put_nowait((time.monotonic(), _RESYNC if self.connects == 1 else "reconnect"))
         log.info("index_listener_connected", connects=self.connects)
         self._listening.set()
         while not lost.is_set():

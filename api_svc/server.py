@@ -28,12 +28,14 @@ from api_svc.index_source import PgIndexSource
 from api_svc.index_sync import IndexSync
 from api_svc.node_status import SERVICE_NAME as NODE_SERVICE_NAME
 from api_svc.node_status import NodeStatusServicer
+from api_svc.metrics import ApiMetrics
 from api_svc.recognition import Recognition
 from api_svc.servicer import RecognitionServicer
 from api_svc.similarity import Calculators
 from api_svc.stats import RequestStats
 from api_svc.subjects import Subjects
 from api_svc.verification import Verification
+from facegrid.metrics import ServiceMetrics
 from facegrid.recognition.v1 import node_service_pb2_grpc, recognition_service_pb2_grpc
 from facegrid.server import (
     MESSAGE_OVERHEAD_BYTES,
@@ -99,9 +101,19 @@ async def create_server(config: ApiConfig, embed: EmbedClient | None = None) -> 
             config.api_key_cache_s,
             stale_s=config.api_key_stale_s,
         )
+        metrics = ServiceMetrics()
+        api_metrics = ApiMetrics(metrics.registry)
         source = PgIndexSource(pool, config.db_timeout_s, config.index_load_timeout_s)
-        indexes = IndexRegistry(source, calculators, registry_settings(config))
-        sync = IndexSync(config.database_url, indexes, on_service_change=authenticator.forget_all)
+        indexes = IndexRegistry(
+            source, calculators, registry_settings(config), on_rebuilt=api_metrics.rebuilt
+        )
+        sync = IndexSync(
+            config.database_url,
+            indexes,
+            on_service_change=authenticator.forget_all,
+            on_applied=api_metrics.applied,
+        )
+        api_metrics.watch(indexes, sync, stats, authenticator)
         opened.push_async_callback(sync.stop)
         await sync.start(config.db_timeout_s)
         servicer = RecognitionServicer(
@@ -136,6 +148,8 @@ async def create_server(config: ApiConfig, embed: EmbedClient | None = None) -> 
             max_connection_age_s=config.grpc_max_connection_age_s,
             # the edge holds every body to its route's limit; the largest is an image request
             max_receive_bytes=config.max_request_bytes + MESSAGE_OVERHEAD_BYTES,
+            metrics=metrics,
+            metrics_port=config.metrics_port,
         )
         opened.push_async_callback(stop_server, running, 0)
         status = await start_server(

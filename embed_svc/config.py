@@ -6,7 +6,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from facegrid.config import ConfigError, get_bool, get_float, get_int, get_log_format, get_str
+from facegrid.config import (
+    ConfigError,
+    get_bool,
+    get_float,
+    get_int,
+    get_log_format,
+    get_metrics_port,
+    get_str,
+)
 from facegrid.logs import LogFormat
 
 #: Backend names accepted in FACEGRID_EMBED_BACKEND.
@@ -23,6 +31,9 @@ class EmbedConfig:
     """Interface to bind (FACEGRID_EMBED_HOST, default 127.0.0.1)."""
     port: int
     """gRPC port (FACEGRID_EMBED_PORT, default 50052; 0 picks a free port)."""
+    metrics_port: int
+    """Prometheus metrics over HTTP (FACEGRID_EMBED_METRICS_PORT, default the gRPC port + 1000;
+    0 turns them off)."""
     backend: str
     """Inference backend, ``triton`` or ``onnxruntime`` (FACEGRID_EMBED_BACKEND, triton)."""
     triton_url: str
@@ -80,6 +91,7 @@ def _choice(env: Mapping[str, str], key: str, default: str, choices: tuple[str, 
 
 def load_config(env: Mapping[str, str]) -> EmbedConfig:
     """Builds the configuration from ``env``; raises ConfigError on a bad value."""
+    port = get_int(env, "FACEGRID_EMBED_PORT", 50052, minimum=0)
     threshold = get_float(env, "FACEGRID_DET_PROB_THRESHOLD", 0.5)
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"FACEGRID_DET_PROB_THRESHOLD must be in 0..1, got {threshold}")
@@ -91,7 +103,8 @@ def load_config(env: Mapping[str, str]) -> EmbedConfig:
         raise ConfigError(f"FACEGRID_TRITON_TIMEOUT_S must be > 0, got {timeout_s}")
     return EmbedConfig(
         host=get_str(env, "FACEGRID_EMBED_HOST", "127.0.0.1"),
-        port=get_int(env, "FACEGRID_EMBED_PORT", 50052, minimum=0),
+        port=port,
+        metrics_port=get_metrics_port(env, "FACEGRID_EMBED_METRICS_PORT", port),
         backend=_choice(env, "FACEGRID_EMBED_BACKEND", "triton", BACKEND_NAMES),
         triton_url=get_str(env, "FACEGRID_TRITON_URL", "127.0.0.1:8101"),
         triton_timeout_s=timeout_s,

@@ -15,10 +15,12 @@ from embed_svc.catalog import AttributeSpec
 from embed_svc.config import EmbedConfig
 from embed_svc.images import ImageLimits
 from embed_svc.landmarks import PREDICTOR_FILE, LandmarkPredictor, package_model_path
+from embed_svc.metrics import MeasuredBackend
 from embed_svc.readiness import ModelWatch
 from embed_svc.servicer import EmbeddingServicer
 from facegrid.config import ConfigError
 from facegrid.embedding.v1 import embedding_service_pb2_grpc
+from facegrid.metrics import ServiceMetrics
 from facegrid.server import RunningServer, start_server, stop_server, wait_for_signal
 
 log = structlog.get_logger()
@@ -67,6 +69,8 @@ async def create_server(
             f"FACEGRID_CALCULATOR must be one of {', '.join(sorted(catalog.CALCULATORS))}, "
             f"got {config.calculator!r}"
         )
+    metrics = ServiceMetrics()
+    backend = MeasuredBackend(backend, metrics.registry)
     executor = ThreadPoolExecutor(max_workers=config.cpu_workers, thread_name_prefix="embed-cpu")
     loop = asyncio.get_running_loop()
     predictor = await loop.run_in_executor(
@@ -109,6 +113,8 @@ async def create_server(
         ),
         service_names=[SERVICE_NAME],
         max_connection_age_s=config.grpc_max_connection_age_s,
+        metrics=metrics,
+        metrics_port=config.metrics_port,
     )
     await running.set_serving(True)
     await running.keep_ready(watch.refresh, WATCH_INTERVAL_S, timeout_s=config.triton_timeout_s)

@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
+#: A service's Prometheus metrics listen on its gRPC port plus this (DESIGN.md "Ports and names").
+METRICS_PORT_OFFSET = 1000
+
 
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; raised at start-up."""
@@ -36,6 +39,13 @@ def get_int(env: Mapping[str, str], key: str, default: int, minimum: int | None 
     if minimum is not None and value < minimum:
         raise ConfigError(f"{key} must be >= {minimum}, got {value}")
     return value
+
+
+def get_metrics_port(env: Mapping[str, str], key: str, grpc_port: int) -> int:
+    """A service's Prometheus port (``key``): its gRPC port + 1000 unless set (DESIGN.md "Ports
+    and names"); 0 turns metrics off, as does a gRPC port picked by the system (0)."""
+    default = 0 if grpc_port == 0 else grpc_port + METRICS_PORT_OFFSET
+    return get_int(env, key, default, minimum=0)
 
 
 def get_float(env: Mapping[str, str], key: str, default: float) -> float:

@@ -23,6 +23,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from facegrid.metrics import MetricsServer, ServiceMetrics, serve_metrics
 from facegrid.node_header import NodeHeaderServerInterceptor
 from facegrid.request_decoding import RequestDecodingServerInterceptor
 from facegrid.request_id import RequestIdServerInterceptor
@@ -71,6 +72,8 @@ class RunningServer:
     """Fully qualified names of the application services it serves."""
     port: int
     """Bound TCP port."""
+    metrics_server: MetricsServer | None = None
+    """The HTTP server of the node's Prometheus metrics, if any."""
     background: list[asyncio.Task[None]] = field(default_factory=list)
     """Tasks that end with the server (the readiness check)."""
 
@@ -149,12 +152,14 @@ async def start_server(
     max_receive_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     node_name: str | None = None,
     max_connection_age_s: float = MAX_CONNECTION_AGE_MS / 1000,
-    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    metrics: ServiceMetrics | None = None,
+    metrics_port: int = 0,
 ) -> RunningServer:
     """Builds, binds and starts a ``grpc.aio`` server with health and reflection; with
-    ``node_name``, every answer carries it as ``x-facegrid-node`` initial metadata;
-    ``interceptors`` run first (metrics). A request message over ``max_receive_bytes`` is
-    refused by gRPC before any handler runs.
+    ``node_name``, every answer carries it as ``x-facegrid-node`` initial metadata; with
+    ``metrics``, every call is counted and timed, and the registry is served over HTTP on
+    ``metrics_port`` (0: not served). A request message over ``max_receive_bytes`` is refused by
+    gRPC before any handler runs.
 
     The server starts NOT_SERVING and not ready; the caller flips ``""`` once it takes calls and
     starts :meth:`RunningServer.keep_ready`. ``max_connection_age_s`` (0: never) closes each client
@@ -162,7 +167,9 @@ async def start_server(
     MAX_CONNECTION_AGE_GRACE_MS to finish), so that clients balancing over DNS (a headless
     Service, ``dns:///`` targets) re-resolve and reach replicas added since.
     """
-    chain: list[grpc.aio.ServerInterceptor] = [*interceptors, RequestIdServerInterceptor()]
+    chain: list[grpc.aio.ServerInterceptor] = [RequestIdServerInterceptor()]
+    if metrics is not None:
+        chain.insert(0, metrics.interceptor())  # outermost: sees every call's final status
     if node_name is not None:
         chain.append(NodeHeaderServerInterceptor(node_name))
     chain.append(RequestDecodingServerInterceptor())  # innermost: its refusal gets the header
@@ -180,7 +187,12 @@ async def start_server(
     if bound == 0:
         raise OSError(f"cannot bind {host}:{port}")
     await server.start()
-    running = RunningServer(server, health_servicer, tuple(service_names), bound)
+    try:
+        exposed = None if metrics is None else serve_metrics(metrics.registry, host, metrics_port)
+    except OSError:
+        await server.stop(0)
+        raise
+    running = RunningServer(server, health_servicer, tuple(service_names), bound, exposed)
     await running.set_serving(False)
     await running.set_ready(False)
     log.info(
@@ -228,6 +240,8 @@ async def stop_server(running: RunningServer, grace_s: float) -> None:
     await running.set_ready(False)
     await running.set_serving(False)
     await running.server.stop(grace_s)
+    if running.metrics_server is not None:
+        await asyncio.to_thread(running.metrics_server.stop)
     log.info("grpc_server_stopped", grace_s=grace_s)
 
 

@@ -39,6 +39,9 @@ class MeshConfig:
     """Triton gRPC (KServe v2) port (FACEGRID_TRITON_GRPC_PORT, default 8101)."""
     triton_http_port: int
     """Triton HTTP port (FACEGRID_TRITON_HTTP_PORT, default 8100)."""
+    triton_metrics_port: int
+    """Triton's Prometheus metrics (FACEGRID_TRITON_METRICS_PORT, default 8102; 0 turns them
+    off). The services' metrics listen on their gRPC port + 1000."""
     model_repository: Path
     """Triton model repository (FACEGRID_MODEL_REPOSITORY, default ``triton_models``)."""
     database_url: str | None
@@ -91,6 +94,7 @@ def load_config(env: Mapping[str, str]) -> MeshConfig:
         console_port=get_int(env, "FACEGRID_CONSOLE_PORT", 8300, minimum=1),
         triton_grpc_port=get_int(env, "FACEGRID_TRITON_GRPC_PORT", 8101, minimum=1),
         triton_http_port=get_int(env, "FACEGRID_TRITON_HTTP_PORT", 8100, minimum=1),
+        triton_metrics_port=get_int(env, "FACEGRID_TRITON_METRICS_PORT", 8102, minimum=0),
         model_repository=Path(get_str(env, "FACEGRID_MODEL_REPOSITORY", "triton_models")),
         database_url=database_url,
         log_format=get_log_format(env),

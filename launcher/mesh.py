@@ -20,6 +20,7 @@ from pathlib import Path
 
 import structlog
 
+from facegrid.config import METRICS_PORT_OFFSET
 from facegrid.server import READY_SERVICE, STATUS_PORT_OFFSET
 from gateway.render import GatewayPorts, node_ports, render
 from launcher.config import MeshConfig
@@ -136,6 +137,7 @@ def _service_specs(config: MeshConfig, env: dict[str, str]) -> list[ProcessSpec]
         work_dir=config.data_dir,
         grpc_port=config.triton_grpc_port,
         http_port=config.triton_http_port,
+        metrics_port=config.triton_metrics_port,
         host=host,
         base_env=env,
     )
@@ -153,7 +155,9 @@ def _service_specs(config: MeshConfig, env: dict[str, str]) -> list[ProcessSpec]
     def service(name: str, module: str, port: int, extra: dict[str, str]) -> ProcessSpec:
         ready = partial(grpc_serving, f"{host}:{port}", service=READY_SERVICE)
         argv = [python, "-m", module]
-        env_node = {**env, **extra}
+        # each node's metrics on its own gRPC port + 1000 (what the port preflight checked)
+        metrics = f"FACEGRID_{module.removesuffix('_svc').upper()}_METRICS_PORT"
+        env_node = {**env, **extra, metrics: str(port + METRICS_PORT_OFFSET)}
         return ProcessSpec(
             name, argv, env_node, ready, cwd=REPO_ROOT, log_path=_log_path(config, name)
         )

@@ -3,13 +3,15 @@
 Without it, a second mesh (or any program) already listening on a port would answer the new
 mesh's readiness checks, and the launcher would report ready processes that had failed to bind.
 Every node's port is checked: node i of api_svc and embed_svc listens on its base port + 100 * i,
-and api_svc node i serves its status (NodeService) on its own port + 2000.
+and every service's Prometheus metrics on its gRPC port + 1000; api_svc node i serves its status
+(NodeService) on its own port + 2000.
 """
 
 from __future__ import annotations
 
 import socket
 
+from facegrid.config import METRICS_PORT_OFFSET
 from facegrid.server import STATUS_PORT_OFFSET
 from gateway.render import NODE_PORT_STEP
 from launcher.config import MeshConfig
@@ -24,6 +26,13 @@ PORT_VARIABLES = {
     "console_port": "FACEGRID_CONSOLE_PORT",
     "triton_grpc_port": "FACEGRID_TRITON_GRPC_PORT",
     "triton_http_port": "FACEGRID_TRITON_HTTP_PORT",
+    "triton_metrics_port": "FACEGRID_TRITON_METRICS_PORT",
+}
+#: Services whose metrics listen on their gRPC port + 1000, and the variable that moves them.
+METRICS_VARIABLES = {
+    "api_port": "FACEGRID_API_METRICS_PORT",
+    "embed_port": "FACEGRID_EMBED_METRICS_PORT",
+    "admin_port": "FACEGRID_ADMIN_METRICS_PORT",
 }
 #: Fields whose port is node 0's, and the config field counting the nodes.
 NODE_COUNTS = {"api_port": "api_nodes", "embed_port": "embed_nodes"}
@@ -45,10 +54,20 @@ def mesh_ports(config: MeshConfig) -> list[tuple[int, str, str]]:
     ports = []
     for field, variable in PORT_VARIABLES.items():
         base = int(getattr(config, field))
+        if base == 0:  # turned off (Triton's metrics)
+            continue
         nodes = int(getattr(config, NODE_COUNTS[field])) if field in NODE_COUNTS else 1
         for i in range(nodes):
             label = variable if i == 0 else f"{variable} + {NODE_PORT_STEP * i} (node {i})"
             ports.append((base + NODE_PORT_STEP * i, label, variable))
+            if field in METRICS_VARIABLES:
+                ports.append(
+                    (
+                        base + NODE_PORT_STEP * i + METRICS_PORT_OFFSET,
+                        f"{label} + {METRICS_PORT_OFFSET} (metrics)",
+                        variable,
+                    )
+                )
     for i in range(config.api_nodes):  # each api_svc node's status port (NodeService)
         offset = STATUS_PORT_OFFSET + NODE_PORT_STEP * i
         label = f"FACEGRID_API_PORT + {offset} (api_svc node {i} status)"

@@ -51,10 +51,13 @@ def triton_command(
     work_dir: Path,
     grpc_port: int,
     http_port: int,
+    metrics_port: int = 0,
     host: str = "127.0.0.1",
     base_env: dict[str, str] | None = None,
 ) -> TritonCommand:
-    """Builds the tritonserver command line and environment for a CPU machine."""
+    """Builds the tritonserver command line and environment for a CPU machine; with a
+    ``metrics_port``, Triton serves its Prometheus metrics there (inference counts, queue and
+    compute time per model, CPU and memory)."""
     package = Path(pytriton.__file__).resolve().parent / "tritonserver"
     site_packages = Path(sysconfig.get_paths()["purelib"])
     libs = [str(site_packages / "nvidia_pytriton.libs")]
@@ -73,7 +76,16 @@ def triton_command(
         f"--grpc-port={grpc_port}",
         f"--http-address={host}",
         f"--http-port={http_port}",
-        "--allow-metrics=false",
+        *(
+            [
+                "--allow-metrics=true",
+                "--allow-gpu-metrics=false",
+                f"--metrics-address={host}",
+                f"--metrics-port={metrics_port}",
+            ]
+            if metrics_port
+            else ["--allow-metrics=false"]
+        ),
         "--exit-on-error=true",
         "--log-verbose=0",
     ]

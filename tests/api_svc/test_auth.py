@@ -134,7 +134,7 @@ class FlakyKeyStore(FakeKeyStore):
 
     down: bool = False
 
-    async def find(self, digest: bytes):  # type: ignore[no-untyped-def]
+    async def find(self, digest: bytes):
         if self.down:
             self.lookups += 1
             raise ServiceError(grpc.StatusCode.UNAVAILABLE, "DATABASE_UNAVAILABLE", "down")

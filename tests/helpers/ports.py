@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+from facegrid.config import METRICS_PORT_OFFSET
 from gateway.render import node_ports
 from launcher.ports import port_is_free
 
@@ -16,11 +17,12 @@ def unused_port() -> int:
 
 
 def free_base_port(nodes: int) -> int:
-    """A base port such that node i's port (base + 100 * i, DESIGN.md "Ports and names") is
-    free for each of ``nodes`` nodes."""
+    """A base port such that node i's port (base + 100 * i, DESIGN.md "Ports and names") and
+    its metrics port (+ 1000) are free for each of ``nodes`` nodes."""
     for _ in range(200):
         base = unused_port()
         ports = node_ports(base, nodes)
-        if ports[-1] < 65536 and all(port_is_free("127.0.0.1", port) for port in ports):
+        ports += [port + METRICS_PORT_OFFSET for port in ports]
+        if max(ports) < 65536 and all(port_is_free("127.0.0.1", port) for port in ports):
             return base
     raise AssertionError(f"no free base port for {nodes} nodes")

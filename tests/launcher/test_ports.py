@@ -40,7 +40,11 @@ def test_the_same_port_twice_is_refused(free_port: Callable[[], int]) -> None:
     port = free_port()
     env = _config(free_port, FACEGRID_EMBED_PORT=port, FACEGRID_ADMIN_PORT=port)
     problems = port_problems(load_config(env))
-    assert problems == [f"FACEGRID_ADMIN_PORT and FACEGRID_EMBED_PORT are both {port}"]
+    assert problems == [
+        f"FACEGRID_ADMIN_PORT and FACEGRID_EMBED_PORT are both {port}",
+        f"FACEGRID_ADMIN_PORT + 1000 (metrics) and FACEGRID_EMBED_PORT + 1000 (metrics) are both"
+        f" {port + 1000}",
+    ]
 
 
 def test_every_node_port_is_checked(free_port: Callable[[], int]) -> None:
@@ -52,8 +56,9 @@ def test_every_node_port_is_checked(free_port: Callable[[], int]) -> None:
         env["FACEGRID_API_PORT"] = str(busy_base)
         config = load_config(env)
         ports = [port for port, _, _ in mesh_ports(config)]
-        # one more api_svc node, two more embed_svc nodes, two api_svc status ports
-        assert len(ports) == 8 + 1 + 2 + 2
+        # 9 ports, one more api_svc node, two more embed_svc nodes, two api_svc status ports,
+        # each service node's metrics port
+        assert len(ports) == 9 + 1 + 2 + 2 + (2 + 3 + 1)
         problems = port_problems(config)
     assert problems == [
         f"port {busy_base + 100} on 127.0.0.1 (FACEGRID_API_PORT + 100 (node 1)) is already in"
@@ -61,13 +66,30 @@ def test_every_node_port_is_checked(free_port: Callable[[], int]) -> None:
     ]
 
 
+def test_every_metrics_port_is_checked(free_port: Callable[[], int]) -> None:
+    env = _config(free_port, FACEGRID_API_NODES=2)
+    with socket.socket() as listener:
+        busy_base = free_base_port(2)
+        listener.bind(("127.0.0.1", busy_base + 100 + 1000))
+        listener.listen()
+        env["FACEGRID_API_PORT"] = str(busy_base)
+        problems = port_problems(load_config(env))
+    assert problems == [
+        f"port {busy_base + 1100} on 127.0.0.1 (FACEGRID_API_PORT + 100 (node 1) + 1000"
+        " (metrics)) is already in use: stop what listens there (another Facegrid?) or set"
+        " FACEGRID_API_PORT"
+    ]
+
+
 def test_a_node_port_may_not_be_another_setting(free_port: Callable[[], int]) -> None:
     env = _config(free_port, FACEGRID_EMBED_NODES=2)
     env["FACEGRID_ADMIN_PORT"] = str(int(env["FACEGRID_EMBED_PORT"]) + 100)
     problems = port_problems(load_config(env))
+    port = int(env["FACEGRID_ADMIN_PORT"])
     assert problems == [
-        f"FACEGRID_ADMIN_PORT and FACEGRID_EMBED_PORT + 100 (node 1) are both "
-        f"{env['FACEGRID_ADMIN_PORT']}"
+        f"FACEGRID_ADMIN_PORT and FACEGRID_EMBED_PORT + 100 (node 1) are both {port}",
+        "FACEGRID_ADMIN_PORT + 1000 (metrics) and FACEGRID_EMBED_PORT + 100 (node 1) + 1000"
+        f" (metrics) are both {port + 1000}",
     ]
 
 
