@@ -22,7 +22,9 @@ async def test_batches_are_observed_per_model_and_failures_counted() -> None:
         await backend.infer(model, {"input": chips}, ["output"])
     fake.up = False
     with pytest.raises(BackendUnavailable):
-        await backend.infer(model, {"input": np.zeros((2, 150, 150, 3))}, ["output"])
+        await backend.infer(
+            model, {"input": np.zeros((2, 150, 150, 3), dtype=np.float32)}, ["output"]
+        )
 
     def value(name: str, **labels: str) -> float | None:
         return registry.get_sample_value(name, {"model": model, **labels})

@@ -46,7 +46,7 @@ class Probe:
 
 def _register(probe: Probe) -> Callable[[grpc.aio.Server], None]:
     def register(server: grpc.aio.Server) -> None:
-        handlers = {
+        handlers: dict[str, Any] = {
             name: grpc.unary_unary_rpc_method_handler(getattr(probe, name.lower()))
             for name in ("Ok", "Refused", "Broken", "Slow")
         }
@@ -89,7 +89,7 @@ def _value(samples: dict[Any, float], name: str, **labels: str) -> float:
 
 
 async def _call(channel: grpc.aio.Channel, method: str) -> grpc.StatusCode:
-    call = channel.unary_unary(f"/{SERVICE}/{method}")
+    call: Any = channel.unary_unary(f"/{SERVICE}/{method}")
     try:
         await call(b"x")
     except grpc.aio.AioRpcError as error:
@@ -104,7 +104,8 @@ async def test_calls_are_counted_by_method_and_code_with_exact_deltas(
     before = await asyncio.to_thread(_scrape, running)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         codes = [await _call(channel, m) for m in ("Ok", "Ok", "Ok", "Refused", "Broken")]
-        streamed = [m async for m in channel.unary_stream(f"/{SERVICE}/Count")(b"")]
+        count: Any = channel.unary_stream(f"/{SERVICE}/Count")
+        streamed = [m async for m in count(b"")]
     assert codes[3:] == [grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNKNOWN]
     assert len(streamed) == 3
     after = await asyncio.to_thread(_scrape, running)
