@@ -47,6 +47,10 @@ class MeshHandle:
     """admin_svc host:port (direct)."""
     triton_http: str
     """Triton HTTP base URL."""
+    triton_metrics: str
+    """Triton's Prometheus metrics URL."""
+    envoy_admin: str
+    """Envoy's admin base URL (its stats: /stats/prometheus)."""
     data_dir: Path
     """The mesh's data directory (logs under logs/)."""
     launcher_log: Path
@@ -101,6 +105,7 @@ def running_mesh(work: Path, api_nodes: int = 1, embed_nodes: int = 1) -> Iterat
             ("CONSOLE", 1),
             ("TRITON_GRPC", 1),
             ("TRITON_HTTP", 1),
+            ("TRITON_METRICS", 1),
         )
     }
     work.mkdir(parents=True, exist_ok=True)
@@ -132,6 +137,8 @@ def running_mesh(work: Path, api_nodes: int = 1, embed_nodes: int = 1) -> Iterat
         embed=f"127.0.0.1:{ports['EMBED']}",
         admin=f"127.0.0.1:{ports['ADMIN']}",
         triton_http=f"http://127.0.0.1:{ports['TRITON_HTTP']}",
+        triton_metrics=f"http://127.0.0.1:{ports['TRITON_METRICS']}/metrics",
+        envoy_admin=f"http://127.0.0.1:{ports['ENVOY_ADMIN']}",
         data_dir=data_dir,
         launcher_log=launcher_log,
         api_nodes=tuple(f"127.0.0.1:{p}" for p in node_ports(ports["API"], api_nodes)),

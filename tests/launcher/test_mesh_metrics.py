@@ -1,0 +1,122 @@
+"""The mesh's metrics, scraped as Prometheus would: exact counter deltas on api_svc and
+embed_svc after known requests through Envoy, index sizes after an enrolment, embed batch sizes,
+and the metrics of Triton and Envoy."""
+
+from __future__ import annotations
+
+import urllib.request
+import uuid
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from facegrid.config import METRICS_PORT_OFFSET
+from tests.helpers.photos import astronaut_png
+from tests.helpers.rest_client import call
+from tests.launcher.helpers import MeshHandle
+
+pytestmark = pytest.mark.integration
+
+RECOGNITION = "facegrid.recognition.v1.RecognitionService"
+EMBEDDING = "facegrid.embedding.v1.EmbeddingService"
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def _parse(text: str) -> Samples:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        return str(reply.read().decode())
+
+
+def _scrape(address: str) -> Samples:
+    host, port = address.rsplit(":", 1)
+    return _parse(_get(f"http://{host}:{int(port) + METRICS_PORT_OFFSET}/metrics"))
+
+
+def _value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def _sum(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of ``name`` over every label set that includes ``labels``."""
+    wanted = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= set(ls))
+
+
+@pytest.fixture(scope="module")
+def key(keys: dict[str, str]) -> str:
+    return keys["RECOGNITION"]
+
+
+def test_known_requests_move_the_counters_by_exactly_their_number(
+    mesh: MeshHandle, key: str
+) -> None:
+    photo = astronaut_png()
+    api_before, embed_before = _scrape(mesh.api), _scrape(mesh.embed)
+    headers = {"x-api-key": key}
+    rest = mesh.rest + "/api/v1/recognition"
+    subject = f"Metrics {uuid.uuid4().hex[:8]}"
+    files = {"file": ("a.png", photo, "image/png")}
+    enrolled = call(
+        "POST", f"{rest}/faces", headers=headers, files=files, query={"subject": subject}
+    )
+    assert enrolled.status == 201, enrolled.body
+    for _ in range(3):
+        assert call("POST", f"{rest}/recognize", headers=headers, files=files).status == 200
+    for name in ("", "a\x00b"):  # two refusals, before any work
+        refused = call("POST", f"{rest}/subjects", headers=headers, json={"subject": name})
+        assert refused.status == 400
+    api_after, embed_after = _scrape(mesh.api), _scrape(mesh.embed)
+
+    def handled(after: Samples, before: Samples, service: str, method: str, code: str) -> float:
+        labels = {
+            "grpc_type": "unary",
+            "grpc_service": service,
+            "grpc_method": method,
+            "grpc_code": code,
+        }
+        return _value(after, "grpc_server_handled_total", **labels) - _value(
+            before, "grpc_server_handled_total", **labels
+        )
+
+    assert handled(api_after, api_before, RECOGNITION, "AddFace", "OK") == 1
+    assert handled(api_after, api_before, RECOGNITION, "RecognizeFaces", "OK") == 3
+    assert handled(api_after, api_before, RECOGNITION, "CreateSubject", "INVALID_ARGUMENT") == 2
+    assert handled(embed_after, embed_before, EMBEDDING, "AnalyzeImages", "OK") == 4
+    timed = _value(
+        api_after,
+        "grpc_server_handling_seconds_count",
+        grpc_type="unary",
+        grpc_service=RECOGNITION,
+        grpc_method="RecognizeFaces",
+    ) - _value(
+        api_before,
+        "grpc_server_handling_seconds_count",
+        grpc_type="unary",
+        grpc_service=RECOGNITION,
+        grpc_method="RecognizeFaces",
+    )
+    assert timed == 3
+    batches = _sum(embed_after, "facegrid_embed_batch_size_count") - _sum(
+        embed_before, "facegrid_embed_batch_size_count"
+    )
+    assert batches >= 4  # at least the detector once per image
+    assert _value(api_after, "facegrid_index_faces") >= 1
+    assert _value(api_after, "facegrid_index_collections") >= 1
+    assert _value(api_after, "facegrid_index_sync_connected") == 1
+    assert _value(api_after, "process_resident_memory_bytes") > 0
+
+
+def test_triton_and_envoy_metrics_are_served(mesh: MeshHandle, key: str) -> None:
+    triton = _parse(_get(mesh.triton_metrics))
+    assert _sum(triton, "nv_inference_request_success") > 0
+    envoy = _get(f"{mesh.envoy_admin}/stats/prometheus")
+    assert "envoy_cluster_upstream_rq_total" in envoy
