@@ -90,10 +90,12 @@ def _children_pids(handle: MeshHandle) -> list[int]:
 
 
 @contextmanager
-def running_mesh(work: Path, api_nodes: int = 1, embed_nodes: int = 1) -> Iterator[MeshHandle]:
+def running_mesh(
+    work: Path, api_nodes: int = 1, embed_nodes: int = 1, extra_env: dict[str, str] | None = None
+) -> Iterator[MeshHandle]:
     """A mesh started by ``python -m launcher`` on free ports (every node's port free), its
-    data under ``work``; stopped with SIGINT, as Ctrl-C would, checking that every process it
-    ever started (restarts included) is gone."""
+    data under ``work``, ``extra_env`` added to its environment; stopped with SIGINT, as Ctrl-C
+    would, checking that every process it ever started (restarts included) is gone."""
     ports = {
         name: free_base_port(nodes)
         for name, nodes in (
@@ -121,6 +123,7 @@ def running_mesh(work: Path, api_nodes: int = 1, embed_nodes: int = 1) -> Iterat
         PYTHONUNBUFFERED="1",
     )
     env.pop("FACEGRID_DATABASE_URL", None)
+    env.update(extra_env or {})
     launcher_log = work / "launcher.log"
     with launcher_log.open("wb") as out:
         process = subprocess.Popen(
