@@ -326,6 +326,29 @@ async def test_a_body_sent_in_one_write_with_its_headers_is_measured_too(edge: E
 
 
 @pytest.mark.integration
+async def test_a_declared_body_over_the_limit_is_refused_before_it_is_sent(edge: Edge) -> None:
+    head = (
+        "POST /api/v1/recognition/embeddings/recognize HTTP/1.1\r\nhost: x\r\n"
+        "content-type: application/json\r\ncontent-length: 104857600\r\n\r\n"
+    ).encode()
+
+    def send() -> bytes:
+        host, port = edge.grpc_target.split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(head)  # and none of the 100 MB it announces
+            return sock.recv(4096)
+
+    answer = await asyncio.to_thread(send)
+    status, _, rest = answer.partition(b"\r\n")
+    assert status == b"HTTP/1.1 413 Payload Too Large"
+    assert json.loads(rest.partition(b"\r\n\r\n")[2]) == {
+        "message": "Request body too large: the limit is 256 KB per request on this path",
+        "code": 26,
+    }
+    assert edge.upstream.received == []
+
+
+@pytest.mark.integration
 async def test_grpc_clients_meet_the_same_limit_even_in_one_frame(edge: Edge) -> None:
     """A gRPC message under 16 KiB travels in one HTTP/2 DATA frame with END_STREAM, which
     Envoy's buffer filter does not count: the second check does."""

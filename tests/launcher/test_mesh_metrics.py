@@ -117,6 +117,6 @@ def test_known_requests_move_the_counters_by_exactly_their_number(
 
 def test_triton_and_envoy_metrics_are_served(mesh: MeshHandle, key: str) -> None:
     triton = _parse(_get(mesh.triton_metrics))
-    assert _sum(triton, "nv_inference_request_success") > 0
+    assert _sum(triton, "nv_inference_request_success_total") > 0
     envoy = _get(f"{mesh.envoy_admin}/stats/prometheus")
     assert "envoy_cluster_upstream_rq_total" in envoy
