@@ -84,7 +84,7 @@ def database_error(error: Exception) -> ServiceError:
     if isinstance(
         error,
         asyncpg.InterfaceError | asyncpg.CannotConnectNowError | OSError | TimeoutError,
-    ) or (isinstance(error, asyncpg.PostgresError) and (error.sqlstate or "").startswith("08")):
+    ) or (isinstance(error, asyncpg.PostgresError) and (error.sqlstate or "")[:2] in ("08", "57")):
         return unavailable("DATABASE_UNAVAILABLE", "the database cannot be reached; retry later")
     return internal()
 

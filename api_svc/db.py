@@ -33,6 +33,15 @@ async def create_pool(url: str, max_size: int) -> asyncpg.Pool:
     return await asyncpg.create_pool(url, min_size=1, max_size=max_size)
 
 
+def is_outage(exc: BaseException) -> bool:
+    """True when ``exc`` means the database cannot serve now (not that the request is wrong):
+    no connection, a connection lost mid-call, a timeout, or a server shutting down, crashed or
+    starting up (SQLSTATE classes 08 and 57)."""
+    if isinstance(exc, TimeoutError | OSError | asyncpg.InterfaceError):
+        return True
+    return isinstance(exc, asyncpg.PostgresError) and (exc.sqlstate or "")[:2] in ("08", "57")
+
+
 def database_unavailable(exc: BaseException) -> ServiceError:
     """The error of a request the database could not serve (logged with the exception type)."""
     log.warning("database_unavailable", error=type(exc).__name__)
@@ -55,7 +64,7 @@ class PgKeyStore:
         try:
             async with self._pool.acquire(timeout=self._timeout_s) as conn:
                 row = await conn.fetchrow(_FIND_SERVICE, digest, timeout=self._timeout_s)
-        except (TimeoutError, asyncpg.PostgresError, OSError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise database_unavailable(exc) from None
         if row is None:
             return None

@@ -19,7 +19,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import asyncpg
 
-from api_svc.db import database_unavailable
+from api_svc.db import database_unavailable, is_outage
 from facegrid.schema import WRITES_BLOCKED_SQLSTATE, writes_blocked
 
 _LOCK = "SELECT writes_blocked FROM collection_state WHERE service_id = $1 FOR UPDATE"
@@ -101,11 +101,11 @@ def _translated(method: _Method[_P, _R]) -> _Method[_P, _R]:
             if exc.constraint_name == "subjects_service_name_key":
                 raise SubjectExists from None
             raise
-        except asyncpg.PostgresConnectionError as exc:
-            raise database_unavailable(exc) from None
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == WRITES_BLOCKED_SQLSTATE:
                 raise writes_blocked(service_id) from None
+            if is_outage(exc):
+                raise database_unavailable(exc) from None
             raise
         except (TimeoutError, OSError, asyncpg.InterfaceError) as exc:
             raise database_unavailable(exc) from None

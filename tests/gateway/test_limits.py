@@ -328,9 +328,9 @@ async def test_a_body_sent_in_one_write_with_its_headers_is_measured_too(edge: E
 @pytest.mark.integration
 async def test_a_declared_body_over_the_limit_is_refused_before_it_is_sent(edge: Edge) -> None:
     head = (
-        "POST /api/v1/recognition/embeddings/recognize HTTP/1.1\r\nhost: x\r\n"
-        "content-type: application/json\r\ncontent-length: 104857600\r\n\r\n"
-    ).encode()
+        b"POST /api/v1/recognition/embeddings/recognize HTTP/1.1\r\nhost: x\r\n"
+        b"content-type: application/json\r\ncontent-length: 104857600\r\n\r\n"
+    )
 
     def send() -> bytes:
         host, port = edge.grpc_target.split(":")

@@ -356,7 +356,7 @@ def test_a_killed_postgres_degrades_reads_refuses_writes_clearly_and_comes_back(
     # writes were refused with a clear 503 while the database was down, then stored again
     refused = [r for r in trace.writes.values() if r.status != 201]
     assert refused, "the outage was seen"
-    assert _statuses(refused) == {503}
+    assert _statuses(refused) == {503}, [r.body for r in refused if r.status != 503]
     assert all("database" in r.json()["message"] for r in refused)
     assert 503 in trace.ready and trace.ready[-1] == 200  # readiness told the truth
     assert _stored(mesh2, trace.acknowledged()) == set(trace.acknowledged())
