@@ -19,7 +19,7 @@ from facegrid.errors import error_info
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
 from tests.api_svc.fakes import FakeCounter, FakeEmbed, FakeKeyStore, face
-from tests.api_svc.test_servicer import build_servicer, serving
+from tests.api_svc.helpers import build_servicer, no_database, serving
 
 ONE = b"one face"
 
@@ -38,13 +38,6 @@ HOSTILE_NAMES = [
 ]
 
 
-class UnusablePool:
-    """A pool that must not be used: every acquire fails the test."""
-
-    def acquire(self, *args: object, **kwargs: object) -> Any:
-        raise AssertionError("the database was used for a request that should have been refused")
-
-
 class Api:
     def __init__(
         self, stub: pb_grpc.RecognitionServiceStub, embed: FakeEmbed, key: str, port: int
@@ -60,8 +53,9 @@ async def api(free_port: Callable[[], int]) -> AsyncIterator[Api]:
     keys = FakeKeyStore()
     key = keys.add(ServiceType.RECOGNITION)
     embed = FakeEmbed(faces={ONE: [face(10, 50, [1.0, 0.0, 0.0])]})
-    pool: Any = UnusablePool()
-    servicer = build_servicer(Authenticator(keys, 5), RequestStats(FakeCounter()), embed, pool)
+    servicer = build_servicer(
+        Authenticator(keys, 5), RequestStats(FakeCounter()), embed, no_database()
+    )
     port = free_port()
     async with serving(servicer, port) as stub:
         yield Api(stub, embed, str(key), port)

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 from embed_svc import catalog
 from embed_svc.backends.base import BackendUnavailable
 from embed_svc.metrics import MeasuredBackend
-from tests.embed_svc.embed_fakes import FakeBackend
+from tests.embed_svc.fakes import FakeBackend
 
 
 async def test_batches_are_observed_per_model_and_failures_counted() -> None:

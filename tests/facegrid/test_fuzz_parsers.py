@@ -18,7 +18,7 @@ from api_svc.embedding_input import checked_vector
 from api_svc.image_body import ALLOWED_EXTENSIONS, BodyLimits, read_images
 from api_svc.subjects import MAX_NAME_CHARS, check_name
 from facegrid.errors import ServiceError
-from tests.rest_client import multipart
+from tests.helpers.rest_client import multipart
 
 FUZZ = settings(
     max_examples=300,
