@@ -1,0 +1,137 @@
+"""A whole mesh for the load and soak benchmarks: started by the real launcher on free ports in
+a scratch directory (or an already running one given by URL and key), its demo API keys, and the
+processes it runs with their memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+PORT_VARIABLES = (
+    "ENVOY",
+    "ENVOY_ADMIN",
+    "API",
+    "EMBED",
+    "ADMIN",
+    "TRITON_GRPC",
+    "TRITON_HTTP",
+    "TRITON_METRICS",
+)
+
+
+@dataclass
+class Mesh:
+    """A running mesh: where to call it, its keys, and (when started here) its processes."""
+
+    rest: str
+    keys: dict[str, str]
+    launcher_log: Path | None = None
+    pids: dict[str, int] = field(default_factory=dict)
+
+    def refresh_pids(self) -> None:
+        """The current pid of every process, from the launcher's events (restarts included)."""
+        if self.launcher_log is None:
+            return
+        for line in self.launcher_log.read_text().splitlines():
+            if not line.startswith("{"):
+                continue
+            event = json.loads(line)
+            if event.get("event") in ("process_started", "process_restarted"):
+                self.pids[str(event["process"])] = int(event["pid"])
+
+    def rss_mb(self) -> dict[str, float]:
+        """Resident memory of each process with its children (PostgreSQL's backends, Triton's
+        python-backend stubs), MiB."""
+        self.refresh_pids()
+        sizes = {}
+        for name, pid in sorted(self.pids.items()):
+            try:
+                root = psutil.Process(pid)
+                tree = [root, *root.children(recursive=True)]
+                sizes[name] = sum(p.memory_info().rss for p in tree) / 2**20
+            except psutil.NoSuchProcess:
+                sizes[name] = float("nan")
+        return sizes
+
+
+def _free_base() -> int:
+    """A port whose +100 (a second node) and +1000 (metrics) are free too."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            base = int(sock.getsockname()[1])
+        if base + 1200 > 65535:
+            continue
+        ok = True
+        for port in (base + 100, base + 1000, base + 1100):
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+        if ok:
+            return base
+
+
+def _keys(log: Path) -> dict[str, str]:
+    text = log.read_text()
+    return dict(re.findall(r"^\s+(RECOGNITION|DETECTION|VERIFICATION)\s+\S+\s+(\S+)$", text, re.M))
+
+
+@contextmanager
+def started_mesh(api_nodes: int = 1, embed_nodes: int = 1) -> Iterator[Mesh]:
+    """A mesh started by ``python -m launcher`` in a scratch directory; stopped on exit."""
+    work = Path(tempfile.mkdtemp(prefix="fgb-", dir="/tmp"))
+    work.chmod(0o755)
+    ports = {name: _free_base() for name in PORT_VARIABLES}
+    env = dict(os.environ)
+    env.update({f"FACEGRID_{name}_PORT": str(port) for name, port in ports.items()})
+    env.update(
+        FACEGRID_DATA_DIR=str(work / "mesh"),
+        FACEGRID_LOGS_TO_FILES="1",
+        FACEGRID_LOG_FORMAT="json",
+        FACEGRID_API_NODES=str(api_nodes),
+        FACEGRID_EMBED_NODES=str(embed_nodes),
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("FACEGRID_DATABASE_URL", None)
+    log = work / "launcher.log"
+    with log.open("wb") as out:
+        launcher = subprocess.Popen(
+            [sys.executable, "-m", "launcher"], cwd=REPO, env=env, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 600
+        while "Facegrid is up" not in log.read_text():
+            if launcher.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the mesh did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        mesh = Mesh(
+            f"http://127.0.0.1:{ports['ENVOY']}",
+            _keys(work / "mesh" / "logs" / "admin_svc.log"),
+            log,
+        )
+        mesh.refresh_pids()
+        mesh.pids["launcher"] = launcher.pid
+        yield mesh
+    finally:
+        launcher.send_signal(signal.SIGINT)
+        try:
+            launcher.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            launcher.kill()
+        subprocess.run(["rm", "-rf", str(work)], check=False)

@@ -1,0 +1,116 @@
+"""Soak: the mixed REST workload at steady concurrency for a long run, printing every
+process's resident memory over time and each one's slope after warm-up.
+
+    python -m bench.soak [--faces /work/shared/faces] [--minutes 10] [--clients 4]
+                         [--sample-s 30] [--warm-up-min 2]
+
+It starts its own mesh (the real launcher, free ports, a scratch data dir) and samples the RSS
+of every process it runs (with its children: PostgreSQL's backends, Triton's python-backend
+stubs). Enrolments are undone as they go, so the data held stays the same size. The goal: every
+slope under 1 MB/min after the warm-up (a least-squares line through the samples after it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import threading
+import time
+from pathlib import Path
+
+from bench.mesh import started_mesh
+from bench.workload import Client, Result, ok, percentile, photos
+
+GOAL_MB_PER_MIN = 1.0
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (minutes, MB) points, MB per minute."""
+    n = len(points)
+    if n < 2:
+        return float("nan")
+    mean_t = sum(t for t, _ in points) / n
+    mean_m = sum(m for _, m in points) / n
+    spread = sum((t - mean_t) ** 2 for t, _ in points)
+    return sum((t - mean_t) * (m - mean_m) for t, m in points) / spread if spread else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--faces", type=Path, default=Path(os.environ.get("FACEGRID_FACES", "/work/shared/faces"))
+    )
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--sample-s", type=float, default=30.0)
+    parser.add_argument("--warm-up-min", type=float, default=2.0)
+    args = parser.parse_args()
+    singles, groups = photos(args.faces)
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs; {args.clients} clients for"
+        f" {args.minutes:g} min, samples every {args.sample_s:g} s"
+    )
+    with started_mesh() as mesh:
+        clients = [
+            Client(mesh.rest, mesh.keys, singles, groups, seed=i) for i in range(args.clients)
+        ]
+        results: list[Result] = []
+        lock = threading.Lock()
+        start = time.monotonic()
+        stop = start + args.minutes * 60
+
+        def loop(client: Client) -> None:
+            while time.monotonic() < stop:
+                result = client.one()
+                with lock:
+                    results.append(result)
+
+        threads = [threading.Thread(target=loop, args=(c,)) for c in clients]
+        for thread in threads:
+            thread.start()
+        series: dict[str, list[tuple[float, float]]] = {}
+        names: list[str] = []
+        while time.monotonic() < stop:
+            minute = (time.monotonic() - start) / 60
+            sizes = mesh.rss_mb()
+            if not names:
+                names = sorted(sizes)
+                print("min     requests  " + "  ".join(f"{n:>12}" for n in names))
+            for name, size in sizes.items():
+                series.setdefault(name, []).append((minute, size))
+            with lock:
+                done = len(results)
+            print(
+                f"{minute:5.1f}  {done:9d}  "
+                + "  ".join(f"{sizes.get(n, 0):10.1f}MB" for n in names),
+                flush=True,
+            )
+            time.sleep(min(args.sample_s, max(0.0, stop - time.monotonic())))
+        for thread in threads:
+            thread.join()
+        for client in clients:
+            client.clean_up()
+        final = mesh.rss_mb()
+        minute = (time.monotonic() - start) / 60
+        for name, size in final.items():
+            series.setdefault(name, []).append((minute, size))
+    good = [r for r in results if ok(r)]
+    print(
+        f"requests: {len(results)}, errors: {len(results) - len(good)},"
+        f" p50 {percentile([r.seconds * 1000 for r in good], 0.5):.0f} ms,"
+        f" p99 {percentile([r.seconds * 1000 for r in good], 0.99):.0f} ms"
+    )
+    print(f"RSS slope after {args.warm_up_min:g} min of warm-up (goal < {GOAL_MB_PER_MIN} MB/min):")
+    worst = 0.0
+    for name in sorted(series):
+        after = [(t, m) for t, m in series[name] if t >= args.warm_up_min]
+        rate = slope(after)
+        worst = max(worst, rate)
+        first, last = after[0][1] if after else 0, after[-1][1] if after else 0
+        print(f"  {name:12} {first:8.1f} -> {last:8.1f} MB   {rate:+6.2f} MB/min")
+    print("goal met" if worst < GOAL_MB_PER_MIN else f"goal missed: {worst:.2f} MB/min")
+
+
+if __name__ == "__main__":
+    main()
