@@ -5,10 +5,9 @@
 -- {"message": ..., "code": N}, taking N from the ErrorInfo metadata "compreface_code" (or the
 -- "x-compreface-code" metadata) and the HTTP status from "http_status" where the service set it.
 
--- The body limit of a path no route matches, in words and bytes; gateway/render.py writes them
--- here. Each route names its own in its metadata (body_limit, max_bytes).
+-- The body limit of a path no route matches, in words; gateway/render.py writes it here. Each
+-- route names its own in its metadata (body_limit).
 local DEFAULT_LIMIT = "@default_limit_text@"
-local DEFAULT_MAX_BYTES = @default_limit_bytes@
 
 local function json_escape(s)
   return (s:gsub('[%c"\\]', function(c)
@@ -45,31 +44,9 @@ end
 -- Marks the REST requests that reached this filter. Replies of the health-check filters before
 -- it (/healthz, /ready) never do and keep their own shape; gRPC calls pass through untouched
 -- (an HTTP status such as 201 must not become the HTTP/2 status of a gRPC response).
--- A request that declares a body over its route's limit is refused before the body is sent
--- (the buffer filter after this one would wait for all of it first).
-local function declared_too_large(handle, grpc)
-  local declared = tonumber(handle:headers():get("content-length") or "")
-  if declared == nil then return false end
-  local route = handle:metadata()
-  local max = tonumber(route and route:get("max_bytes") or nil) or DEFAULT_MAX_BYTES
-  if declared <= max then return false end
-  local limit = route and route:get("body_limit") or DEFAULT_LIMIT
-  if grpc then
-    handle:respond({[":status"] = "200", ["content-type"] = "application/grpc",
-      ["grpc-status"] = "8",
-      ["grpc-message"] = "request too large: the limit is " .. limit .. " on this method"}, "")
-  else
-    handle:respond({[":status"] = "413", ["content-type"] = "application/json"},
-      '{"message":"Request body too large: the limit is ' .. limit ..
-      ' per request on this path","code":26}')
-  end
-  return true
-end
-
 function envoy_on_request(handle)
   local ctype = handle:headers():get("content-type") or ""
-  local grpc = ctype:find("application/grpc", 1, true) == 1
-  if declared_too_large(handle, grpc) or grpc then return end
+  if ctype:find("application/grpc", 1, true) == 1 then return end
   handle:streamInfo():dynamicMetadata():set("facegrid.rest", "seen", "1")
 end
 

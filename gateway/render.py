@@ -172,14 +172,10 @@ def _limit_config(limit_bytes: int | None) -> str:
         limit = f"buffer: {{max_request_bytes: {limit_bytes}}}"
         per_route = f"{BODY_LIMIT_FILTER}: {{{buffer}, {limit}}}"
         words = size_text(limit_bytes)
-    lua = f'body_limit: "{words}"'
-    end = ""
-    if limit_bytes is not None:
-        lua += f', max_bytes: "{limit_bytes}"'
-        end = f', {BODY_END_FILTER}: {{max_bytes: "{limit_bytes}"}}'
+    end = f', {BODY_END_FILTER}: {{max_bytes: "{limit_bytes}"}}' if limit_bytes is not None else ""
     return (
         f"  typed_per_filter_config: {{{per_route}}}\n"
-        f"  metadata: {{filter_metadata: {{{LUA_FILTER}: {{{lua}}}{end}}}}}"
+        f'  metadata: {{filter_metadata: {{{LUA_FILTER}: {{body_limit: "{words}"}}{end}}}}}'
     )
 
 
@@ -358,7 +354,6 @@ def render(ports: GatewayPorts) -> str:
     lua = (GATEWAY_DIR / "compreface_errors.lua").read_text()
     limits = ports.limits
     lua = lua.replace("@default_limit_text@", size_text(limits.smallest))
-    lua = lua.replace("@default_limit_bytes@", str(limits.smallest))
     body_limit = (GATEWAY_DIR / "body_limit.lua").read_text()
     body_limit = body_limit.replace("@default_limit_bytes@", str(limits.smallest))
     if ports.trusted_hops < 0:

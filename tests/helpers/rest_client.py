@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json as jsonlib
+import socket
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -71,3 +73,51 @@ def call(
             )
     except urllib.error.HTTPError as err:
         return Reply(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
+
+
+def upload(address: str, head: str, body_bytes: int, chunk: int = 65536) -> Reply:
+    """Sends an HTTP/1.1 request (``head`` without its blank line) with a body of
+    ``body_bytes`` zero bytes, reading the answer while it sends: a server that refuses the body
+    part-way (a 413 at its limit) is heard before it closes the connection."""
+    host, port = address.rsplit(":", 1)
+    received = bytearray()
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+
+        def read() -> None:
+            while not _whole(bytes(received)):
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                received.extend(data)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        try:
+            sock.sendall(f"{head}\r\ncontent-length: {body_bytes}\r\n\r\n".encode())
+            zeros = bytes(chunk)
+            for start in range(0, body_bytes, chunk):
+                if _whole(bytes(received)):
+                    break
+                sock.sendall(zeros[: min(chunk, body_bytes - start)])
+        except OSError:
+            pass  # the server closed the connection after answering
+        reader.join(timeout=60)
+    header, _, payload = bytes(received).partition(b"\r\n\r\n")
+    lines = header.decode("latin-1").split("\r\n")
+    fields = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
+    return Reply(int(lines[0].split()[1]), fields, payload)
+
+
+def _whole(data: bytes) -> bool:
+    """True when ``data`` holds a complete response with a content-length."""
+    head, found, body = data.partition(b"\r\n\r\n")
+    if not found:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return False

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from facegrid.config import METRICS_PORT_OFFSET
 from tests.helpers.photos import astronaut_png
-from tests.helpers.rest_client import Reply, call
+from tests.helpers.rest_client import Reply, call, upload
 from tests.launcher.helpers import MeshHandle
 
 pytestmark = pytest.mark.integration
@@ -110,39 +109,13 @@ class Hostile:
     """A fragment the message must contain."""
 
 
-def _raw(mesh: Mesh, request: bytes) -> Reply:
-    """Sends raw HTTP/1.1 bytes and reads the answer (Envoy may answer before a body)."""
-    host, port = mesh.handle.envoy_grpc.split(":")
-    with socket.create_connection((host, int(port)), timeout=60) as sock:
-        sock.sendall(request)
-        data = b""
-        while b"\r\n\r\n" not in data or not _complete(data):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
-    return Reply(int(lines[0].split()[1]), headers, body)
-
-
-def _complete(data: bytes) -> bool:
-    head, _, body = data.partition(b"\r\n\r\n")
-    found = re.search(rb"content-length:\s*(\d+)", head, re.I)
-    return found is not None and len(body) >= int(found.group(1))
-
-
 def _declared(path: str, length: int, ctype: str, key: str | None = None) -> Callable[..., Reply]:
-    """A request that declares a body of ``length`` bytes and sends none of it."""
+    """A request with a body of ``length`` bytes, sent while the answer is read."""
 
     def send(mesh: Mesh, keys: dict[str, str]) -> Reply:
-        extra = f"x-api-key: {keys[key]}\r\n" if key else ""
-        head = (
-            f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: {ctype}\r\n{extra}"
-            f"content-length: {length}\r\n\r\n"
-        )
-        return _raw(mesh, head.encode())
+        extra = f"\r\nx-api-key: {keys[key]}" if key else ""
+        head = f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: {ctype}{extra}"
+        return upload(mesh.handle.envoy_grpc, head, length)
 
     return send
 
