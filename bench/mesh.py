@@ -55,13 +55,13 @@ class Mesh:
 
     def rss_mb(self) -> dict[str, float]:
         """Resident memory of each process with its children (PostgreSQL's backends, Triton's
-        python-backend stubs), MiB."""
+        python-backend stubs; the launcher's own alone, its children are the others), MiB."""
         self.refresh_pids()
         sizes = {}
         for name, pid in sorted(self.pids.items()):
             try:
                 root = psutil.Process(pid)
-                tree = [root, *root.children(recursive=True)]
+                tree = [root] if name == "launcher" else [root, *root.children(recursive=True)]
                 sizes[name] = sum(p.memory_info().rss for p in tree) / 2**20
             except psutil.NoSuchProcess:
                 sizes[name] = float("nan")

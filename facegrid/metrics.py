@@ -35,6 +35,8 @@ from prometheus_client import (
     start_http_server,
 )
 
+from facegrid.interceptors import rewrapped
+
 log = structlog.get_logger()
 
 #: Latency buckets, seconds: from a cached key check to a large image on a busy CPU.
@@ -198,24 +200,8 @@ class MetricsServerInterceptor(grpc.aio.ServerInterceptor):
         def start() -> _Call:
             return _Call(self._metrics, kind, service, method)
 
-        codec = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _unary_response(handler.unary_unary, start), **codec
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                _unary_response(handler.stream_unary, start), **codec
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _stream_response(handler.unary_stream, start), **codec
-            )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                _stream_response(handler.stream_stream, start), **codec
-            )
-        return handler
+        return rewrapped(
+            handler,
+            lambda inner: _unary_response(inner, start),
+            lambda inner: _stream_response(inner, start),
+        )

@@ -15,6 +15,8 @@ from typing import Any
 
 import grpc
 
+from facegrid.interceptors import rewrapped
+
 #: Initial-metadata key naming the node that answered.
 NODE_HEADER = "x-facegrid-node"
 
@@ -145,24 +147,8 @@ class NodeHeaderServerInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        codec = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _unary_response(handler.unary_unary, self._node), **codec
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                _unary_response(handler.stream_unary, self._node), **codec
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _stream_response(handler.unary_stream, self._node), **codec
-            )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                _stream_response(handler.stream_stream, self._node), **codec
-            )
-        return handler
+        return rewrapped(
+            handler,
+            lambda inner: _unary_response(inner, self._node),
+            lambda inner: _stream_response(inner, self._node),
+        )

@@ -18,6 +18,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from facegrid.errors import ServiceError, abort, invalid_argument
+from facegrid.interceptors import rewrapped
 
 
 class _Undecodable:
@@ -83,14 +84,9 @@ class RequestDecodingServerInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.request_streaming or handler.request_deserializer is None:
             return handler
-        codec = {
-            "request_deserializer": _lenient(handler.request_deserializer),
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(_guarded(handler.unary_unary), **codec)
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _guarded_stream(handler.unary_stream), **codec
-            )
-        return handler
+        return rewrapped(
+            handler,
+            _guarded,
+            _guarded_stream,
+            request_deserializer=_lenient(handler.request_deserializer),
+        )
