@@ -53,18 +53,21 @@ class Mesh:
             if event.get("event") in ("process_started", "process_restarted"):
                 self.pids[str(event["process"])] = int(event["pid"])
 
-    def rss_mb(self) -> dict[str, float]:
-        """Resident memory of each process with its children (PostgreSQL's backends, Triton's
-        python-backend stubs; the launcher's own alone, its children are the others), MiB."""
+    def memory_mb(self) -> dict[str, tuple[float, float]]:
+        """Memory of each process, MiB: (its own RSS, the PSS of it and its children). The PSS
+        (proportional set size) of PostgreSQL's backends or Triton's python-backend stubs adds up
+        to what they really hold, where their RSS would count shared memory once per process.
+        The launcher's children are the other processes: its own alone."""
         self.refresh_pids()
         sizes = {}
         for name, pid in sorted(self.pids.items()):
             try:
                 root = psutil.Process(pid)
                 tree = [root] if name == "launcher" else [root, *root.children(recursive=True)]
-                sizes[name] = sum(p.memory_info().rss for p in tree) / 2**20
+                pss = sum(p.memory_full_info().pss for p in tree)
+                sizes[name] = (root.memory_info().rss / 2**20, pss / 2**20)
             except psutil.NoSuchProcess:
-                sizes[name] = float("nan")
+                sizes[name] = (float("nan"), float("nan"))
         return sizes
 
 

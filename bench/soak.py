@@ -4,10 +4,12 @@ process's resident memory over time and each one's slope after warm-up.
     python -m bench.soak [--faces /work/shared/faces] [--minutes 10] [--clients 4]
                          [--sample-s 30] [--warm-up-min 2]
 
-It starts its own mesh (the real launcher, free ports, a scratch data dir) and samples the RSS
-of every process it runs (with its children: PostgreSQL's backends, Triton's python-backend
-stubs). Enrolments are undone as they go, so the data held stays the same size. The goal: every
-slope under 1 MB/min after the warm-up (a least-squares line through the samples after it).
+It starts its own mesh (the real launcher, free ports, a scratch data dir) and samples the
+memory of every process it runs: its RSS, and the PSS of it with its children (PostgreSQL's
+backends, Triton's python-backend stubs: their RSS counts the shared buffers once per process,
+their PSS adds up to what they hold). Enrolments are undone as they go, so the data held stays
+the same size. The goal: every slope under 1 MB/min after the warm-up (a least-squares line
+through the samples after it).
 """
 
 from __future__ import annotations
@@ -69,21 +71,24 @@ def main() -> None:
         threads = [threading.Thread(target=loop, args=(c,)) for c in clients]
         for thread in threads:
             thread.start()
-        series: dict[str, list[tuple[float, float]]] = {}
+        rss: dict[str, list[tuple[float, float]]] = {}
+        pss: dict[str, list[tuple[float, float]]] = {}
         names: list[str] = []
         while time.monotonic() < stop:
             minute = (time.monotonic() - start) / 60
-            sizes = mesh.rss_mb()
+            sizes = mesh.memory_mb()
             if not names:
                 names = sorted(sizes)
+                print("PSS of each process and its children, MB")
                 print("min     requests  " + "  ".join(f"{n:>12}" for n in names))
-            for name, size in sizes.items():
-                series.setdefault(name, []).append((minute, size))
+            for name, (own, tree) in sizes.items():
+                rss.setdefault(name, []).append((minute, own))
+                pss.setdefault(name, []).append((minute, tree))
             with lock:
                 done = len(results)
             print(
                 f"{minute:5.1f}  {done:9d}  "
-                + "  ".join(f"{sizes.get(n, 0):10.1f}MB" for n in names),
+                + "  ".join(f"{sizes.get(n, (0, 0))[1]:10.1f}MB" for n in names),
                 flush=True,
             )
             time.sleep(min(args.sample_s, max(0.0, stop - time.monotonic())))
@@ -91,24 +96,30 @@ def main() -> None:
             thread.join()
         for client in clients:
             client.clean_up()
-        final = mesh.rss_mb()
         minute = (time.monotonic() - start) / 60
-        for name, size in final.items():
-            series.setdefault(name, []).append((minute, size))
+        for name, (own, tree) in mesh.memory_mb().items():
+            rss.setdefault(name, []).append((minute, own))
+            pss.setdefault(name, []).append((minute, tree))
     good = [r for r in results if ok(r)]
     print(
         f"requests: {len(results)}, errors: {len(results) - len(good)},"
         f" p50 {percentile([r.seconds * 1000 for r in good], 0.5):.0f} ms,"
         f" p99 {percentile([r.seconds * 1000 for r in good], 0.99):.0f} ms"
     )
-    print(f"RSS slope after {args.warm_up_min:g} min of warm-up (goal < {GOAL_MB_PER_MIN} MB/min):")
+    print(
+        f"slopes after {args.warm_up_min:g} min of warm-up (goal < {GOAL_MB_PER_MIN} MB/min):"
+        "  process: RSS first -> last (slope) | PSS of its tree first -> last (slope)"
+    )
     worst = 0.0
-    for name in sorted(series):
-        after = [(t, m) for t, m in series[name] if t >= args.warm_up_min]
-        rate = slope(after)
-        worst = max(worst, rate)
-        first, last = after[0][1] if after else 0, after[-1][1] if after else 0
-        print(f"  {name:12} {first:8.1f} -> {last:8.1f} MB   {rate:+6.2f} MB/min")
+    for name in sorted(rss):
+        line = f"  {name:12}"
+        for series in (rss[name], pss[name]):
+            after = [(t, m) for t, m in series if t >= args.warm_up_min]
+            rate = slope(after)
+            worst = max(worst, rate)
+            first, last = (after[0][1], after[-1][1]) if after else (0.0, 0.0)
+            line += f"  {first:8.1f} -> {last:8.1f} MB ({rate:+6.2f} MB/min)"
+        print(line)
     print("goal met" if worst < GOAL_MB_PER_MIN else f"goal missed: {worst:.2f} MB/min")
 
 
