@@ -26,9 +26,9 @@ from api_svc.index_device import choose_device
 from api_svc.index_registry import IndexRegistry, RegistrySettings
 from api_svc.index_source import PgIndexSource
 from api_svc.index_sync import IndexSync
+from api_svc.metrics import ApiMetrics
 from api_svc.node_status import SERVICE_NAME as NODE_SERVICE_NAME
 from api_svc.node_status import NodeStatusServicer
-from api_svc.metrics import ApiMetrics
 from api_svc.recognition import Recognition
 from api_svc.servicer import RecognitionServicer
 from api_svc.similarity import Calculators

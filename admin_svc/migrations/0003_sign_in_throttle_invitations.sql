@@ -1,4 +1,4 @@
--- 0002_sign_in_throttle_invitations: sign-in throttling shared by every admin_svc node, and
+-- 0003_sign_in_throttle_invitations: sign-in throttling shared by every admin_svc node, and
 -- invitations of e-mail addresses that have no account yet. Documented in docs/schema.md.
 
 -- Credential attempts per account and per client address within a window (admin_svc/throttle.py).
