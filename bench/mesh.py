@@ -72,15 +72,15 @@ class Mesh:
 
 
 def _free_base() -> int:
-    """A port whose +100 (a second node) and +1000 (metrics) are free too."""
+    """A port whose +100 (a second node), +1000 (metrics) and +2000 (status) are free too."""
     while True:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             base = int(sock.getsockname()[1])
-        if base + 1200 > 65535:
+        if base + 2200 > 65535:
             continue
         ok = True
-        for port in (base + 100, base + 1000, base + 1100):
+        for port in (base + 100, base + 1000, base + 1100, base + 2000, base + 2100):
             with socket.socket() as sock:
                 try:
                     sock.bind(("127.0.0.1", port))
