@@ -30,6 +30,7 @@ PORT_VARIABLES = (
     "TRITON_GRPC",
     "TRITON_HTTP",
     "TRITON_METRICS",
+    "CONSOLE",
 )
 
 
