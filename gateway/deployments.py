@@ -5,10 +5,17 @@ services) and ``deploy/kubernetes/base/gateway/envoy.yaml`` (upstreams are headl
 and copies the descriptor set (``make proto``) beside the Kubernetes one, where kustomize's
 ConfigMap generator reads it. Both configurations are committed; a test checks they are current.
 In a container Envoy listens on every interface and reads the descriptor from /etc/envoy.
+
+The committed configs take Envoy's peer as the client (sign-in throttling counts per client
+address). Where a load balancer or ingress that appends ``x-forwarded-for`` stands in front of
+Envoy, render them with ``--trusted-hops N`` (N proxies; FACEGRID_ENVOY_TRUSTED_HOPS of the
+launcher), or every client shares that proxy's address.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -41,12 +48,15 @@ DEPLOYMENTS: dict[str, tuple[Path, GatewayPorts]] = {
 }
 
 
-def write_all(descriptor: Path = REPO / "gateway" / "descriptor.pb") -> list[Path]:
-    """Renders every deployment's config and copies the descriptor; returns the files written."""
+def write_all(
+    descriptor: Path = REPO / "gateway" / "descriptor.pb", trusted_hops: int = 0
+) -> list[Path]:
+    """Renders every deployment's config (``trusted_hops`` proxies in front of Envoy) and copies
+    the descriptor; returns the files written."""
     written = []
     for path, ports in DEPLOYMENTS.values():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(ports))
+        path.write_text(render(dataclasses.replace(ports, trusted_hops=trusted_hops)))
         written.append(path)
     kube_descriptor = DEPLOYMENTS["kubernetes"][0].with_name("descriptor.pb")
     shutil.copyfile(descriptor, kube_descriptor)
@@ -55,5 +65,13 @@ def write_all(descriptor: Path = REPO / "gateway" / "descriptor.pb") -> list[Pat
 
 
 if __name__ == "__main__":
-    for written_path in write_all():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--trusted-hops",
+        type=int,
+        default=0,
+        help="proxies in front of Envoy whose x-forwarded-for entries are trusted (default 0)",
+    )
+    args = parser.parse_args()
+    for written_path in write_all(trusted_hops=args.trusted_hops):
         print(written_path.relative_to(REPO))

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from facegrid.config import METRICS_PORT_OFFSET
 from gateway.deployments import DEPLOYMENTS
 from gateway.render import GatewayPorts
 from tests.deploy.helpers import shared_dir
@@ -141,7 +142,10 @@ def test_probes_use_the_health_names_of_the_design(overlay: str) -> None:
     assert (liveness_name, readiness_name) == ("", "facegrid.ready")
     for name, port in SERVICE_PORTS.items():
         container = find(overlay, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
-        assert container["ports"] == [{"name": "grpc", "containerPort": port}]
+        assert container["ports"] == [
+            {"name": "grpc", "containerPort": port},
+            {"name": "metrics", "containerPort": port + METRICS_PORT_OFFSET},
+        ]
         liveness = container["livenessProbe"]["grpc"]
         readiness = container["readinessProbe"]["grpc"]
         assert liveness["port"] == port and liveness.get("service", "") == liveness_name
@@ -349,6 +353,25 @@ def test_only_envoy_is_reachable_from_outside(overlay: str) -> None:
         if p["spec"]["podSelector"] and any("from" not in rule for rule in p["spec"]["ingress"])
     ]
     assert open_to_all == ["envoy"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_metrics_ports_open_only_to_labelled_scrapers(overlay: str) -> None:
+    policy = find(overlay, "NetworkPolicy", "metrics-from-scrapers")["spec"]
+    (rule,) = policy["ingress"]
+    assert rule["from"] == [
+        {
+            "namespaceSelector": {},
+            "podSelector": {"matchLabels": {"facegrid.io/scrape-metrics": "true"}},
+        }
+    ]
+    opened = {port["port"] for port in rule["ports"]}
+    declared = set()
+    for _, container in containers(overlay):
+        declared |= {
+            p["containerPort"] for p in container.get("ports", []) if p["name"] == "metrics"
+        }
+    assert opened == declared == {p + METRICS_PORT_OFFSET for p in SERVICE_PORTS.values()} | {8002}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.deployments import CONTAINER_DESCRIPTOR, DEPLOYMENTS
+from gateway.deployments import CONTAINER_DESCRIPTOR, DEPLOYMENTS, write_all
+from gateway.limits import ROUTES
 from gateway.render import DnsUpstreams, GatewayPorts, render
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,6 +22,31 @@ def test_committed_deployment_config_is_current(name: str) -> None:
     assert path.read_text() == render(ports), (
         f"{path.relative_to(REPO)} is stale: run `python -m gateway.deployments`"
     )
+
+
+@pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
+def test_deployment_configs_carry_the_route_limits_and_the_client_address(name: str) -> None:
+    path, _ = DEPLOYMENTS[name]
+    text = path.read_text()
+    # The body limit filter with a limit per route, the edge header limit, Envoy's peer as client.
+    assert "name: body_limit" in text and text.count("max_request_bytes:") > len(ROUTES)
+    assert "max_request_headers_kb: 8" in text
+    assert "xff_num_trusted_hops: 0" in text and "x-facegrid-client-address" in text
+
+
+def test_trusted_hops_render_into_the_deployment_configs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    descriptor = tmp_path / "descriptor.pb"
+    descriptor.write_bytes(b"descriptor")
+    targets = {
+        name: (tmp_path / name / "envoy.yaml", ports) for name, (_, ports) in DEPLOYMENTS.items()
+    }
+    monkeypatch.setattr("gateway.deployments.DEPLOYMENTS", targets)
+    written = write_all(descriptor, trusted_hops=2)
+    for path, _ in targets.values():
+        assert path in written and "xff_num_trusted_hops: 2" in path.read_text()
+    assert (tmp_path / "kubernetes" / "descriptor.pb").read_bytes() == b"descriptor"
 
 
 def test_dns_upstreams_make_strict_dns_clusters_of_the_names() -> None:
