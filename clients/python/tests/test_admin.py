@@ -39,7 +39,10 @@ def test_accounts(mesh: Mesh, admin_token: str):
 
         ann = fg.with_options(token=refreshed.access_token).admin
         assert ann.current_user().user_id == user.user_id
-        assert email in {u.email for u in ann.list_users()}
+        # Only a global OWNER or ADMINISTRATOR lists users (no enumeration of accounts).
+        with pytest.raises(FacegridError) as not_allowed:
+            ann.list_users()
+        assert not_allowed.value.code == grpc.StatusCode.PERMISSION_DENIED
         assert ann.update_user(first_name="Anna").first_name == "Anna"
         ann.change_password(PASSWORD, PASSWORD + "!")
         new_session = fg.admin.sign_in(email, PASSWORD + "!")
@@ -47,6 +50,7 @@ def test_accounts(mesh: Mesh, admin_token: str):
         admin = fg.with_options(token=admin_token).admin
         promoted = admin.update_user_role(user.user_id, "ADMINISTRATOR")
         assert promoted.global_role == pb.admin.GLOBAL_ROLE_ADMINISTRATOR
+        assert email in {u.email for u in admin.list_users()}
         renamed = admin.update_user(user.user_id, last_name="Li")
         assert (renamed.first_name, renamed.last_name) == ("Anna", "Li")
 
