@@ -25,6 +25,10 @@ REPO = Path(__file__).resolve().parent.parent
 #: Where the descriptor set is mounted in the Envoy container.
 CONTAINER_DESCRIPTOR = "/etc/envoy/descriptor.pb"
 
+#: Envoy's Prometheus stats (only ``/stats/prometheus``) in the containers; its admin interface
+#: stays on 127.0.0.1.
+STATS_PORT = 9902
+
 #: Deployment name -> (rendered file, Envoy's view of the mesh).
 DEPLOYMENTS: dict[str, tuple[Path, GatewayPorts]] = {
     "compose": (
@@ -32,6 +36,7 @@ DEPLOYMENTS: dict[str, tuple[Path, GatewayPorts]] = {
         GatewayPorts(
             host="0.0.0.0",  # noqa: S104 (inside a container)
             descriptor_path=CONTAINER_DESCRIPTOR,
+            stats_port=STATS_PORT,
             dns=DnsUpstreams(api="api-svc", embed="embed-svc", admin="admin-svc"),
         ),
     ),
@@ -40,6 +45,7 @@ DEPLOYMENTS: dict[str, tuple[Path, GatewayPorts]] = {
         GatewayPorts(
             host="0.0.0.0",  # noqa: S104 (inside a container)
             descriptor_path=CONTAINER_DESCRIPTOR,
+            stats_port=STATS_PORT,
             dns=DnsUpstreams(
                 api="api-svc-headless", embed="embed-svc-headless", admin="admin-svc-headless"
             ),

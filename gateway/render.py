@@ -108,6 +108,9 @@ class GatewayPorts:
     dns: DnsUpstreams | None = None
     """Upstreams by DNS name (then ``host`` is only the listener's address and the node counts
     are unused); None: every node at ``host`` on its port (STATIC clusters)."""
+    stats_port: int | None = None
+    """A listener on ``host`` that serves only Envoy's ``/stats/prometheus`` (proxied to the admin
+    interface, which stays on 127.0.0.1); None: none (the embedded mesh scrapes the admin port)."""
     trusted_hops: int = 0
     """Proxies in front of Envoy whose ``x-forwarded-for`` entries are trusted
     (FACEGRID_ENVOY_TRUSTED_HOPS): the client address the services see (sign-in throttling) is
@@ -348,6 +351,61 @@ def _clusters(ports: GatewayPorts) -> str:
     return _indent("\n".join(clusters), 4)
 
 
+#: Envoy's Prometheus stats path on its admin interface.
+STATS_PATH = "/stats/prometheus"
+
+
+def _stats_listener(ports: GatewayPorts) -> str:
+    """The stats-only listener (empty without ``stats_port``): any other path answers 404, so the
+    admin interface's other endpoints (``/quitquitquit``...) stay out of reach."""
+    if ports.stats_port is None:
+        return ""
+    router = f'"@type": {_TYPE}.router.v3.Router'
+    manager = (
+        '"@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager'
+        ".v3.HttpConnectionManager"
+    )
+    listener = f"""\
+- name: stats
+  address:
+    socket_address: {{address: {ports.host}, port_value: {ports.stats_port}}}
+  filter_chains:
+    - filters:
+        - name: envoy.filters.network.http_connection_manager
+          typed_config:
+            {manager}
+            stat_prefix: stats
+            route_config:
+              virtual_hosts:
+                - name: stats
+                  domains: ["*"]
+                  routes:
+                    - match: {{path: "{STATS_PATH}"}}
+                      route: {{cluster: envoy_admin}}
+                    - match: {{prefix: "/"}}
+                      direct_response: {{status: 404}}
+            http_filters:
+              - name: envoy.filters.http.router
+                typed_config: {{{router}}}
+"""
+    return _indent(listener, 4) + "\n"
+
+
+def _admin_cluster(ports: GatewayPorts) -> str:
+    """The cluster of Envoy's own admin interface, for the stats listener."""
+    return (
+        "- name: envoy_admin\n"
+        "  type: STATIC\n"
+        "  connect_timeout: 1s\n"
+        "  load_assignment:\n"
+        "    cluster_name: envoy_admin\n"
+        "    endpoints:\n"
+        "      - lb_endpoints:\n"
+        "          - endpoint: {address: {socket_address:"
+        f" {{address: 127.0.0.1, port_value: {ports.admin_port}}}}}}}"
+    )
+
+
 def render(ports: GatewayPorts) -> str:
     """Returns the Envoy YAML for ``ports``."""
     template = Template((GATEWAY_DIR / "envoy.yaml.in").read_text())
@@ -372,7 +430,9 @@ def render(ports: GatewayPorts) -> str:
         body_limit_lua=_indent(body_limit, 26),
         routes=_routes(limits),
         retry_writes=_retry_policy(NEVER_REACHED),
-        clusters=_clusters(ports),
+        clusters=_clusters(ports)
+        + ("" if ports.stats_port is None else "\n" + _indent(_admin_cluster(ports), 4)),
+        stats_listener=_stats_listener(ports),
     )
 
 

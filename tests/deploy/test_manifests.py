@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from facegrid.config import METRICS_PORT_OFFSET
-from gateway.deployments import DEPLOYMENTS
+from gateway.deployments import DEPLOYMENTS, STATS_PORT
 from gateway.render import GatewayPorts
 from tests.deploy.helpers import shared_dir
 
@@ -371,7 +371,8 @@ def test_metrics_ports_open_only_to_labelled_scrapers(overlay: str) -> None:
         declared |= {
             p["containerPort"] for p in container.get("ports", []) if p["name"] == "metrics"
         }
-    assert opened == declared == {p + METRICS_PORT_OFFSET for p in SERVICE_PORTS.values()} | {8002}
+    services = {port + METRICS_PORT_OFFSET for port in SERVICE_PORTS.values()}
+    assert opened == declared == services | {8002, STATS_PORT}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

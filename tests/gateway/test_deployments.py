@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from gateway.deployments import CONTAINER_DESCRIPTOR, DEPLOYMENTS, write_all
+from gateway.deployments import CONTAINER_DESCRIPTOR, DEPLOYMENTS, STATS_PORT, write_all
 from gateway.limits import ROUTES
-from gateway.render import DnsUpstreams, GatewayPorts, render
+from gateway.render import STATS_PATH, DnsUpstreams, GatewayPorts, render
+from tests.helpers.rest_client import call
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,6 +66,29 @@ def test_without_names_every_upstream_is_the_static_host() -> None:
     text = render(GatewayPorts(host="10.1.2.3"))
     assert text.count("type: STATIC") == 6 and "STRICT_DNS" not in text
     assert text.count("address: 10.1.2.3, port_value: 5005") == 5
+
+
+@pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
+def test_deployments_serve_envoy_stats_on_their_own_port(name: str) -> None:
+    path, ports = DEPLOYMENTS[name]
+    assert ports.stats_port == STATS_PORT
+    assert f"port_value: {STATS_PORT}" in path.read_text()
+
+
+@pytest.mark.integration
+def test_the_stats_listener_serves_prometheus_stats_and_nothing_else_of_the_admin(
+    free_port: Callable[[], int], start_envoy: Callable[[GatewayPorts], str]
+) -> None:
+    ports = GatewayPorts(listen_port=free_port(), admin_port=free_port(), stats_port=free_port())
+    start_envoy(ports)
+    stats = f"http://127.0.0.1:{ports.stats_port}"
+    answer = call("GET", f"{stats}{STATS_PATH}")
+    assert answer.status == 200
+    assert b"envoy_server_live" in answer.body  # Prometheus text of Envoy's own stats
+    # The admin interface's other endpoints stay on 127.0.0.1:admin_port only.
+    assert call("POST", f"{stats}/quitquitquit", raw=b"").status == 404
+    assert call("GET", f"{stats}/config_dump").status == 404
+    assert call("GET", f"{stats}{STATS_PATH}").status == 200  # still running
 
 
 @pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
