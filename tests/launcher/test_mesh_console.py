@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from tests.helpers.photos import shared_faces
 from tests.helpers.rest_client import call
@@ -203,6 +204,134 @@ def test_create_an_application_and_services(console: Console) -> None:
         "the application already has a service with this name"
     )
     console.shot("application")
+
+
+def admin_api(console: Console, method: str, path: str, **kwargs: Any) -> Any:
+    """An admin REST call with the console's own session; answers its JSON (2xx asserted)."""
+    token = console.stored_session()["accessToken"]
+    reply = call(
+        method,
+        f"{console.mesh.rest}/api/v1/admin{path}",
+        headers={"authorization": f"Bearer {token}"},
+        **kwargs,
+    )
+    assert 200 <= reply.status < 300, reply.body
+    return reply.json()
+
+
+def app_id(console: Console) -> str:
+    apps = admin_api(console, "GET", "/apps")["applications"]
+    return str(next(a["application_id"] for a in apps if a["name"] == console.app_name))
+
+
+def member_row(page: Page, email: str) -> Locator:
+    return page.locator("tr[data-email]").filter(
+        has=page.get_by_role("cell", name=email, exact=True)
+    )
+
+
+def invite(page: Page, email: str, role: str) -> None:
+    form = page.get_by_role("form", name="Add a member")
+    form.get_by_label("Email to add or invite").fill(email)
+    form.get_by_label("Role").select_option(label=role)
+    form.get_by_role("button", name="Add member").click()
+    expect(page.get_by_role("status").filter(has_text="invited")).to_have_text(
+        f"{email} invited: they become a member when they sign up with this email."
+    )
+
+
+def test_an_email_without_an_account_is_invited_pending(console: Console) -> None:
+    """AddMember of an unknown email lists a pending member (no user id): the console shows it
+    as invited, with its role, offers only to revoke it (the API cannot change an invitation's
+    role), revokes it by email, and once that person signs up the row is a member whose role
+    change and removal call the API with the new user id."""
+    page = console.page
+    console.go("#/apps")
+    page.get_by_role("link", name=console.app_name).click()
+    tag = uuid.uuid4().hex[:8]
+    joins = f"joins+{tag}@example.com"
+    revoked = f"a/b?c#d%e+{tag}@example.com"  # every character the member path must escape
+    waits = f"waits+{tag}@example.com"  # left pending: the accessibility checks see its row
+    for email, role in ((joins, "Administrator"), (revoked, "User"), (waits, "User")):
+        invite(page, email, role)
+    application = app_id(console)
+    listed = admin_api(console, "GET", f"/apps/{application}/members")["members"]
+    pending = {m["user"]["email"]: m for m in listed if m["pending"]}
+    assert {e: (m["user"]["user_id"], m["role"]) for e, m in pending.items()} == {
+        joins: ("", "APPLICATION_ROLE_ADMINISTRATOR"),
+        revoked: ("", "APPLICATION_ROLE_USER"),
+        waits: ("", "APPLICATION_ROLE_USER"),
+    }
+    for email, role in ((joins, "Administrator"), (revoked, "User"), (waits, "User")):
+        row = member_row(page, email)
+        expect(row).to_have_attribute("data-state", "invited")
+        expect(row.get_by_test_id("member-state")).to_have_text("Invited")
+        expect(row.get_by_role("cell", name=role, exact=True)).to_be_visible()
+        expect(row).to_contain_text("no account yet")
+        expect(row.get_by_role("combobox")).to_have_count(0)  # its role cannot be changed
+        expect(row.get_by_role("button")).to_have_count(1)
+        expect(row.get_by_role("button", name=f"Revoke invitation of {email}")).to_be_visible()
+
+    row = member_row(page, revoked)
+    row.get_by_role("button", name=f"Revoke invitation of {revoked}").click()
+    with page.expect_response(lambda r: r.request.method == "DELETE") as answer:
+        row.get_by_role("button", name=f"Revoke invitation of {revoked}").click()
+    path = urllib.parse.urlsplit(answer.value.url).path
+    assert path.startswith(f"/api/v1/admin/apps/{application}/members/")
+    assert urllib.parse.unquote(path.rsplit("/", 1)[1]) == revoked
+    assert answer.value.status == 200
+    expect(page.get_by_role("status").filter(has_text="revoked")).to_have_text(
+        f"The invitation of {revoked} is revoked."
+    )
+    expect(member_row(page, revoked)).to_have_count(0)
+    listed = admin_api(console, "GET", f"/apps/{application}/members")["members"]
+    assert sorted(m["user"]["email"] for m in listed if m["pending"]) == [joins, waits]
+    with ThreadPoolExecutor(1) as pool:
+        stored = pool.submit(
+            sql, console.mesh, "SELECT email FROM app_invitations WHERE email LIKE $1", f"%{tag}%"
+        ).result()
+    assert sorted(r["email"] for r in stored) == [joins, waits]
+
+    signed_up = call(
+        "POST",
+        f"{console.mesh.rest}/api/v1/admin/auth/signup",
+        json={"email": joins, "password": PASSWORD, "first_name": "Jo", "last_name": "Ins"},
+    )
+    assert signed_up.status == 201, signed_up.body
+    user_id = signed_up.json()["user"]["user_id"]
+    page.reload()
+    row = member_row(page, joins)
+    expect(row).to_have_attribute("data-state", "member")
+    expect(row.get_by_test_id("member-state")).to_have_text("Member")
+    expect(row).to_contain_text("Jo Ins")
+    role_box = row.get_by_role("combobox", name=f"Role of {joins}")
+    expect(role_box).to_have_value("APPLICATION_ROLE_ADMINISTRATOR")
+    with page.expect_response(lambda r: r.request.method == "PUT") as answer:
+        role_box.select_option(label="User")
+    assert urllib.parse.urlsplit(answer.value.url).path == (
+        f"/api/v1/admin/apps/{application}/members/{user_id}"
+    )
+    assert answer.value.status == 200
+    expect(page.get_by_role("status").filter(has_text="is now")).to_have_text(
+        f"{joins} is now User."
+    )
+    listed = admin_api(console, "GET", f"/apps/{application}/members")["members"]
+    assert [
+        (m["user"]["user_id"], m["role"], m["pending"])
+        for m in listed
+        if m["user"]["email"] == joins
+    ] == [(user_id, "APPLICATION_ROLE_USER", False)]
+    row.get_by_role("button", name=f"Remove {joins}").click()
+    with page.expect_response(lambda r: r.request.method == "DELETE") as answer:
+        row.get_by_role("button", name=f"Remove {joins}").click()
+    assert urllib.parse.urlsplit(answer.value.url).path == (
+        f"/api/v1/admin/apps/{application}/members/{user_id}"
+    )
+    assert answer.value.status == 200
+    expect(member_row(page, joins)).to_have_count(0)
+    expect(member_row(page, waits)).to_have_attribute("data-state", "invited")
+    listed = admin_api(console, "GET", f"/apps/{application}/members")["members"]
+    assert joins not in {m["user"]["email"] for m in listed}
 
 
 def test_upload_photos_and_browse_the_collection(console: Console) -> None:

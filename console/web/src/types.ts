@@ -39,10 +39,14 @@ export interface Application {
   caller_role: AppRole;
 }
 
+/** A membership, or a pending invitation of an email without an account (`pending`: only
+ * `user.email` is set, `user.user_id` is empty; it becomes a membership at that sign-up). */
 export interface Member {
   user: User;
   role: AppRole;
+  /** When the user joined (for an invitation: when it was sent). */
   join_time?: string;
+  pending?: boolean;
 }
 
 export interface Migration {
@@ -133,6 +137,12 @@ export function typeLabel(type: ServiceType): string {
 
 export function roleLabel(role: string): string {
   return enumLabel(role, role.startsWith("GLOBAL") ? "GLOBAL_ROLE_" : "APPLICATION_ROLE_");
+}
+
+/** What the member paths (`/apps/{id}/members/{user_id}`) take for this member: the user id,
+ * or for a pending invitation its email (RemoveMember cancels it; its role cannot be changed). */
+export function memberRef(member: Member): string {
+  return member.pending ? member.user.email : member.user.user_id;
 }
 
 /** True where the caller may change the application (owner or administrator). */

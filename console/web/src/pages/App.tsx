@@ -4,7 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { admin } from "../api";
 import { href } from "../router";
 import type { AppRole, Application, Member, Service, ServiceType } from "../types";
-import { APP_ROLES, SERVICE_TYPES, canManage, roleLabel, typeLabel } from "../types";
+import { APP_ROLES, SERVICE_TYPES, canManage, memberRef, roleLabel, typeLabel } from "../types";
 import {
   ConfirmButton,
   CopyButton,
@@ -247,50 +247,72 @@ function Members(props: { app: Application }) {
   const [role, setRole] = useState<AppRole>("APPLICATION_ROLE_USER");
   const action = useAction();
   const manage = canManage(props.app);
+  const path = (member: Member) => `/apps/${appId}/members/${encodeURIComponent(memberRef(member))}`;
   const add = (event: Event) => {
     event.preventDefault();
     void action.run(async () => {
-      await admin("POST", `/apps/${appId}/members`, { email: email.trim(), role });
+      const address = email.trim();
+      const r = await admin<{ member: Member }>("POST", `/apps/${appId}/members`, {
+        email: address,
+        role,
+      });
       setEmail("");
       members.reload();
-      return `${email.trim()} added.`;
+      return r.member.pending
+        ? `${address} invited: they become a member when they sign up with this email.`
+        : `${address} added.`;
     });
   };
   const changeRole = (member: Member, next: AppRole) =>
     void action.run(async () => {
-      await admin("PUT", `/apps/${appId}/members/${member.user.user_id}`, { role: next });
+      await admin("PUT", path(member), { role: next });
       members.reload();
       return `${member.user.email} is now ${roleLabel(next)}.`;
     });
   const remove = (member: Member) =>
     void action.run(async () => {
-      await admin("DELETE", `/apps/${appId}/members/${member.user.user_id}`);
+      await admin("DELETE", path(member));
       members.reload();
-      return `${member.user.email} removed.`;
+      return member.pending
+        ? `The invitation of ${member.user.email} is revoked.`
+        : `${member.user.email} removed.`;
     });
   return (
     <section aria-labelledby="members-heading">
       <h2 id="members-heading">Members</h2>
       {manage ? (
-        <form onSubmit={add} class="row" aria-label="Add a member">
-          <label>
-            Email of an existing account
-            <input type="email" required value={email} onInput={(e) => setEmail(e.currentTarget.value)} />
-          </label>
-          <label>
-            Role
-            <select value={role} onChange={(e) => setRole(e.currentTarget.value as AppRole)}>
-              {APP_ROLES.filter((r) => r.value !== "APPLICATION_ROLE_OWNER").map((r) => (
-                <option key={r.value} value={r.value}>
-                  {r.label}
-                </option>
-              ))}
-            </select>
-          </label>
-          <button type="submit" class="primary" disabled={action.busy}>
-            Add member
-          </button>
-        </form>
+        <>
+          <form onSubmit={add} class="row" aria-label="Add a member">
+            <label>
+              Email to add or invite
+              <input
+                type="email"
+                required
+                aria-describedby="invite-hint"
+                value={email}
+                onInput={(e) => setEmail(e.currentTarget.value)}
+              />
+            </label>
+            <label>
+              Role
+              <select value={role} onChange={(e) => setRole(e.currentTarget.value as AppRole)}>
+                {APP_ROLES.filter((r) => r.value !== "APPLICATION_ROLE_OWNER").map((r) => (
+                  <option key={r.value} value={r.value}>
+                    {r.label}
+                  </option>
+                ))}
+              </select>
+            </label>
+            <button type="submit" class="primary" disabled={action.busy}>
+              Add member
+            </button>
+          </form>
+          <p id="invite-hint" class="muted">
+            An email without an account is invited: it becomes a member, with this role, when
+            that person signs up. An invitation's role cannot be changed; revoke it and invite
+            again.
+          </p>
+        </>
       ) : null}
       <Feedback error={action.error ?? members.error} done={action.done} />
       {members.data ? (
@@ -302,50 +324,88 @@ function Members(props: { app: Application }) {
                 <th scope="col">Email</th>
                 <th scope="col">Name</th>
                 <th scope="col">Role</th>
+                <th scope="col">State</th>
                 <th scope="col">Actions</th>
               </tr>
             </thead>
             <tbody>
               {members.data.map((member) => (
-                <tr key={member.user.user_id}>
-                  <td>{member.user.email}</td>
-                  <td>
-                    {member.user.first_name} {member.user.last_name}
-                  </td>
-                  <td>
-                    {manage && member.role !== "APPLICATION_ROLE_OWNER" ? (
-                      <select
-                        aria-label={`Role of ${member.user.email}`}
-                        value={member.role}
-                        onChange={(e) => changeRole(member, e.currentTarget.value as AppRole)}
-                      >
-                        {APP_ROLES.map((r) => (
-                          <option key={r.value} value={r.value}>
-                            {r.label}
-                          </option>
-                        ))}
-                      </select>
-                    ) : (
-                      roleLabel(member.role)
-                    )}
-                  </td>
-                  <td>
-                    {manage && member.role !== "APPLICATION_ROLE_OWNER" ? (
-                      <ConfirmButton
-                        label="Remove"
-                        ariaLabel={`Remove ${member.user.email}`}
-                        confirmLabel={`Remove ${member.user.email}`}
-                        danger
-                        onConfirm={() => remove(member)}
-                      />
-                    ) : null}
-                  </td>
-                </tr>
+                <MemberRow
+                  key={`${member.pending ? "invited" : "member"}:${memberRef(member)}`}
+                  member={member}
+                  manage={manage}
+                  busy={action.busy}
+                  onRole={(next) => changeRole(member, next)}
+                  onRemove={() => remove(member)}
+                />
               ))}
             </tbody>
           </table>
         </Scroll>
       ) : null}
     </section>
+  );
+}
+
+/** One member, or one pending invitation: only its email and role are known, and the API can
+ * only revoke it (RemoveMember with the email), not change its role. */
+function MemberRow(props: {
+  member: Member;
+  manage: boolean;
+  busy: boolean;
+  onRole: (next: AppRole) => void;
+  onRemove: () => void;
+}) {
+  const { member } = props;
+  const email = member.user.email;
+  const editable = props.manage && member.role !== "APPLICATION_ROLE_OWNER";
+  const removal = member.pending ? `Revoke invitation of ${email}` : `Remove ${email}`;
+  return (
+    <tr data-email={email} data-state={member.pending ? "invited" : "member"}>
+      <td>{email}</td>
+      <td>
+        {member.pending ? (
+          <span class="muted">no account yet</span>
+        ) : (
+          `${member.user.first_name} ${member.user.last_name}`
+        )}
+      </td>
+      <td>
+        {editable && !member.pending ? (
+          <select
+            aria-label={`Role of ${email}`}
+            value={member.role}
+            onChange={(e) => props.onRole(e.currentTarget.value as AppRole)}
+          >
+            {APP_ROLES.map((r) => (
+              <option key={r.value} value={r.value}>
+                {r.label}
+              </option>
+            ))}
+          </select>
+        ) : (
+          roleLabel(member.role)
+        )}
+      </td>
+      <td data-testid="member-state">
+        {member.pending ? (
+          <span class="badge pending">Invited</span>
+        ) : (
+          "Member"
+        )}
+      </td>
+      <td>
+        {editable ? (
+          <ConfirmButton
+            label={member.pending ? "Revoke invitation" : "Remove"}
+            ariaLabel={removal}
+            confirmLabel={removal}
+            danger
+            disabled={props.busy}
+            onConfirm={props.onRemove}
+          />
+        ) : null}
+      </td>
+    </tr>
   );
 }
