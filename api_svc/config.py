@@ -100,6 +100,12 @@ class ApiConfig:
     """Each client connection is closed after about this many seconds (calls in flight finish
     first), so clients balancing over DNS re-resolve and reach new replicas
     (FACEGRID_GRPC_MAX_CONNECTION_AGE_S, default 300; 0 keeps connections forever)."""
+    index_cache_dir: str
+    """Directory of this node's index files (FACEGRID_INDEX_CACHE_DIR; default empty: none).
+    A collection with an approximate index is written there once trained, after a quarter of
+    its rows changed and at shutdown, and a restarted node loads it from there and fetches only
+    the rows changed since (docs/api_svc.md "Index files"). One directory per node; the launcher
+    sets ``<FACEGRID_DATA_DIR>/index/api_svc-<i>``."""
     log_format: LogFormat
     """``console`` (key=value, default) or ``json`` (FACEGRID_LOG_FORMAT)."""
 
@@ -138,6 +144,7 @@ def load_config(env: Mapping[str, str]) -> ApiConfig:
         index_device=_choice(env, "FACEGRID_INDEX_DEVICE", "auto", DEVICE_SETTINGS),
         index_load_timeout_s=get_float(env, "FACEGRID_INDEX_LOAD_TIMEOUT_S", 300.0),
         grpc_max_connection_age_s=get_float(env, "FACEGRID_GRPC_MAX_CONNECTION_AGE_S", 300.0),
+        index_cache_dir=get_str(env, "FACEGRID_INDEX_CACHE_DIR", ""),
         log_format=get_log_format(env),
     )
 

@@ -16,14 +16,23 @@ Concurrency: every method is thread-safe. Searches hold a read lock (many at onc
 threads: FAISS and numpy release the GIL), each change holds the write lock for its whole
 application (writers first: a waiting change is not starved by searches), so a search sees a
 change entirely or not at all. ``retrain`` builds a new approximate index from the rows outside
-the lock while searches go on, then swaps it in under the write lock.
+the lock while searches go on, then swaps it in under the write lock. Changes also hold the
+*change gate* (a plain mutex taken before the write lock): ``paused`` holds it alone to read the
+whole index at rest (to write it to disk) without holding the read lock, so that no change
+waits on the readers-writer lock meanwhile and searches never queue behind one.
+
+Memory: the row blocks are allocated with room to grow (twice the rows they hold); room that was
+never written is address space, not memory (the pages of a large array are backed only once
+touched), so it costs nothing until rows arrive, and growing copies the rows rarely.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar
 
@@ -33,14 +42,24 @@ import numpy as np
 import numpy.typing as npt
 
 from api_svc.ann import AnnSettings, IvfSearch
-from api_svc.face_rows import UUID_BYTES, FaceBatch, IdArray, Vectors, id_array, uuids
+from api_svc.face_rows import (
+    NO_VERSION,
+    UUID_BYTES,
+    FaceBatch,
+    IdArray,
+    SubjectBatch,
+    Vectors,
+    Versions,
+    id_array,
+    uuids,
+)
 from api_svc.index_device import CPU, IndexDevice
 from api_svc.subject_table import SubjectTable
-from api_svc.uuid_map import UuidMap
+from api_svc.uuid_map import UuidMap, UuidMapParts
 from facegrid.similarity import normalised
 
-#: Growth factor of the row blocks when an insert does not fit.
-_GROWTH: Final = 1.25
+#: Growth factor of the row blocks when an insert does not fit (the room is address space).
+_GROWTH: Final = 2.0
 #: Rows normalised at once while adopting a loaded block (bounds the temporary).
 _CHUNK: Final = 1 << 16
 
@@ -93,6 +112,32 @@ class IndexStatus:
     """Where the approximate index lives (``cpu``, ``gpu:0``)."""
 
 
+@dataclass(frozen=True, slots=True)
+class IndexParts:
+    """Everything an index holds, for writing it to disk and reading it back (``index_file``).
+    The row arrays hold ``count`` rows (or more: room the index keeps)."""
+
+    calculator: str
+    dim: int
+    count: int
+    """Faces."""
+    next_label: int
+    """The label the next face gets (labels are never reused)."""
+    vectors: Vectors
+    """Unit rows."""
+    image_ids: IdArray
+    subject_rows: npt.NDArray[np.int32]
+    """Each face's row in ``subjects``."""
+    labels: npt.NDArray[np.int64]
+    versions: Versions
+    subjects: SubjectBatch
+    """Subjects by row."""
+    ids: UuidMapParts
+    """Image id -> label."""
+    ann: IvfSearch | None
+    """The approximate part."""
+
+
 def unit_rows(vectors: npt.ArrayLike, dim: int) -> Vectors:
     """``vectors`` as a C-contiguous float32 matrix of unit rows (zero rows stay zero)."""
     unit = normalised(np.asarray(vectors, dtype=np.float32).reshape(-1, dim))
@@ -106,14 +151,33 @@ def _normalise_in_place(vectors: Vectors) -> None:
         np.divide(block, norms, out=block, where=norms > 0)
 
 
-def _grown(array: _Array, size: int) -> _Array:
-    """``array`` with room for ``size`` rows (itself when it has it)."""
+def _grown(array: _Array, size: int, used: int | None = None) -> _Array:
+    """``array`` with room for ``size`` rows (itself when it has it); the first ``used`` rows
+    (default all) are kept."""
     if len(array) >= size:
         return array
+    kept = len(array) if used is None else used
     capacity = max(size, int(len(array) * _GROWTH) + 64)
     bigger = np.empty((capacity, *array.shape[1:]), dtype=array.dtype)
-    bigger[: len(array)] = array
+    bigger[:kept] = array[:kept]
     return bigger  # type: ignore[return-value]
+
+
+def with_room(array: _Array) -> _Array:
+    """The array ``array`` is the first rows of, when it is such a view (the spare rows of a
+    block read from the database or a file come along), else ``array`` made C-contiguous."""
+    base = array.base
+    if (
+        isinstance(base, np.ndarray)
+        and array.flags.c_contiguous
+        and base.flags.c_contiguous
+        and base.dtype == array.dtype
+        and base.shape[1:] == array.shape[1:]
+        and len(base) >= len(array)
+        and base.ctypes.data == array.ctypes.data
+    ):
+        return base  # type: ignore[return-value]
+    return np.ascontiguousarray(array)  # type: ignore[return-value]
 
 
 class FaceIndex:
@@ -124,11 +188,13 @@ class FaceIndex:
         self.dim = dim
         self.settings = settings or IndexSettings()
         self._lock = fasteners.ReaderWriterLock()
+        self._gate = threading.Lock()
         self._n = 0
         self._vectors: Vectors = np.empty((0, dim), np.float32)
         self._image_ids: IdArray = np.empty((0, UUID_BYTES), np.uint8)
         self._subject_rows: npt.NDArray[np.int32] = np.empty(0, np.int32)
         self._labels: npt.NDArray[np.int64] = np.empty(0, np.int64)
+        self._versions: Versions = np.empty(0, np.uint32)
         self._row_of: npt.NDArray[np.int64] = np.empty(0, np.int64)
         self._next_label = 0
         self._ids = UuidMap()
@@ -150,27 +216,49 @@ class FaceIndex:
         is False (then exact until ``retrain``: a first load serves sooner that way)."""
         index = cls(calculator, dim, settings)
         count = len(batch)
-        index._vectors = np.ascontiguousarray(batch.vectors, dtype=np.float32)
-        _normalise_in_place(index._vectors)
-        index._image_ids = np.ascontiguousarray(batch.image_ids)
+        vectors = with_room(np.asarray(batch.vectors, dtype=np.float32))
+        _normalise_in_place(vectors[:count])
+        image_ids = with_room(batch.image_ids)
+        versions = with_room(batch.row_versions())
         index._subjects = SubjectTable(batch.subjects)
         subject_rows = index._subjects.rows(batch.subject_ids)
         known = subject_rows >= 0
         if not known.all():  # a face whose subject is not in the batch: left out
-            index._vectors = index._vectors[known]
-            index._image_ids = index._image_ids[known]
+            vectors = vectors[:count][known]
+            image_ids = image_ids[:count][known]
+            versions = versions[:count][known]
             subject_rows = subject_rows[known]
             count = int(known.sum())
+        index._vectors, index._image_ids, index._versions = vectors, image_ids, versions
         index._subject_rows = subject_rows.astype(np.int32)
         index._labels = np.arange(count, dtype=np.int64)
         index._row_of = np.arange(count, dtype=np.int64)
         index._next_label = count
         index._n = count
-        index._ids = UuidMap.of(index._image_ids, index._labels)
+        index._ids = UuidMap.of(index._image_ids[:count], index._labels)
         if approximate and count >= index.settings.exact_max:
             index._ann = IvfSearch.build(
                 index._vectors[:count], index._labels, index.settings.ann, index.settings.device
             )
+        return index
+
+    @classmethod
+    def from_parts(cls, parts: IndexParts, settings: IndexSettings | None = None) -> FaceIndex:
+        """The index ``parts`` describe (read from a file), taking over its arrays."""
+        index = cls(parts.calculator, parts.dim, settings)
+        count = parts.count
+        index._vectors = with_room(parts.vectors)
+        index._image_ids = with_room(parts.image_ids)
+        index._subject_rows = with_room(parts.subject_rows)
+        index._labels = with_room(parts.labels)
+        index._versions = with_room(parts.versions)
+        index._next_label = parts.next_label
+        index._row_of = np.full(max(parts.next_label, 1), -1, dtype=np.int64)
+        index._row_of[index._labels[:count]] = np.arange(count, dtype=np.int64)
+        index._n = count
+        index._ids = UuidMap.from_parts(parts.ids)
+        index._subjects = SubjectTable(parts.subjects)
+        index._ann = parts.ann
         return index
 
     def __len__(self) -> int:
@@ -192,9 +280,12 @@ class FaceIndex:
 
     @property
     def nbytes(self) -> int:
-        """Memory held, bytes (read without the lock, as ``status``)."""
-        arrays = (self._vectors, self._image_ids, self._subject_rows, self._labels, self._row_of)
-        held = sum(a.nbytes for a in arrays) + self._ids.nbytes + self._subjects.nbytes
+        """Memory held, bytes (read without the lock, as ``status``): the rows in use (the room
+        beyond them is not backed by memory until used), maps and the approximate index."""
+        arrays = (self._vectors, self._image_ids, self._subject_rows, self._labels, self._versions)
+        per_row = sum(a.itemsize * int(np.prod(a.shape[1:])) for a in arrays)
+        held = self._n * per_row + 8 * self._next_label
+        held += self._ids.nbytes + self._subjects.nbytes
         ann = self._ann
         return held + (0 if ann is None else ann.nbytes)
 
@@ -218,14 +309,17 @@ class FaceIndex:
         self.replace([], batch)
 
     def replace(self, removed: Iterable[uuid.UUID] | IdArray, batch: FaceBatch) -> int:
-        """Removes the examples ``removed``, then adds (or replaces) the batch's, as one change;
-        returns how many of ``removed`` were indexed."""
+        """Removes the examples ``removed``, then adds (or replaces) the batch's, as one change
+        (the batch's subjects take their names from it, even with no example); returns how
+        many of ``removed`` were indexed."""
         gone = removed if isinstance(removed, np.ndarray) else id_array(removed)
-        with self._lock.write_lock():
+        with self._gate, self._lock.write_lock():
             count = self._drop(self._ids.remove(gone))
             if len(batch):
                 self._drop(self._ids.remove(batch.image_ids))
                 self._insert(batch)
+            elif len(batch.subjects):
+                self._subjects.intern(batch.subjects)
             return count
 
     def remove(self, image_ids: Iterable[uuid.UUID] | IdArray) -> int:
@@ -235,7 +329,7 @@ class FaceIndex:
     def remove_subjects(self, subject_ids: Iterable[uuid.UUID]) -> int:
         """Removes every example of ``subject_ids``; returns how many went."""
         wanted = id_array(subject_ids)
-        with self._lock.write_lock():
+        with self._gate, self._lock.write_lock():
             rows = self._subjects.rows(wanted)
             doomed = np.flatnonzero(np.isin(self._subject_rows[: self._n], rows[rows >= 0]))
             self._ids.remove(self._image_ids[doomed])
@@ -244,8 +338,45 @@ class FaceIndex:
 
     def rename_subjects(self, names: dict[uuid.UUID, str]) -> None:
         """Gives subjects new names (those unknown here are ignored)."""
-        with self._lock.write_lock():
+        with self._gate, self._lock.write_lock():
             self._subjects.rename(names)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[IndexParts]:
+        """Holds changes back (not searches) and yields what the index holds, as views valid
+        until the block ends."""
+        with self._gate:
+            n = self._n
+            yield IndexParts(
+                calculator=self.calculator,
+                dim=self.dim,
+                count=n,
+                next_label=self._next_label,
+                vectors=self._vectors[:n],
+                image_ids=self._image_ids[:n],
+                subject_rows=self._subject_rows[:n],
+                labels=self._labels[:n],
+                versions=self._versions[:n],
+                subjects=self._subjects.batch(),
+                ids=self._ids.parts(),
+                ann=self._ann,
+            )
+
+    def stale(self, image_ids: IdArray, versions: Versions) -> tuple[IdArray, IdArray]:
+        """Against the ids and row versions a collection holds now: (ids whose row is missing
+        here, has another version or an unknown one, ids held here that it no longer holds)."""
+        with self._lock.read_lock():
+            labels = self._ids.get(image_ids)
+            known = labels >= 0
+            rows = self._row_of[labels[known]]
+            same = np.zeros(len(image_ids), dtype=bool)
+            same[known] = (self._versions[rows] == versions[known]) & (
+                versions[known] != NO_VERSION
+            )
+            seen = np.zeros(self._n, dtype=bool)
+            seen[rows] = True
+            gone = self._image_ids[: self._n][~seen].copy()
+        return np.ascontiguousarray(image_ids[~same]), gone
 
     def _insert(self, batch: FaceBatch) -> None:
         self._subjects.intern(batch.subjects)
@@ -256,15 +387,17 @@ class FaceIndex:
         end = start + count
         labels = np.arange(self._next_label, self._next_label + count, dtype=np.int64)
         self._next_label += count
-        self._vectors = _grown(self._vectors, end)
-        self._image_ids = _grown(self._image_ids, end)
-        self._subject_rows = _grown(self._subject_rows, end)
-        self._labels = _grown(self._labels, end)
-        self._row_of = _grown(self._row_of, self._next_label)
+        self._vectors = _grown(self._vectors, end, start)
+        self._image_ids = _grown(self._image_ids, end, start)
+        self._subject_rows = _grown(self._subject_rows, end, start)
+        self._labels = _grown(self._labels, end, start)
+        self._versions = _grown(self._versions, end, start)
+        self._row_of = _grown(self._row_of, self._next_label, self._next_label - count)
         self._vectors[start:end] = vectors
         self._image_ids[start:end] = batch.image_ids[known]
         self._subject_rows[start:end] = subject_rows[known]
         self._labels[start:end] = labels
+        self._versions[start:end] = batch.row_versions()[known]
         self._row_of[labels] = np.arange(start, end)
         self._n = end
         self._ids.put(batch.image_ids[known], labels)
@@ -284,7 +417,13 @@ class FaceIndex:
         holes = np.sort(rows[rows < keep])
         tail = np.arange(keep, self._n)
         movers = tail[~np.isin(tail, rows)]
-        for array in (self._vectors, self._image_ids, self._subject_rows, self._labels):
+        for array in (
+            self._vectors,
+            self._image_ids,
+            self._subject_rows,
+            self._labels,
+            self._versions,
+        ):
             array[holes] = array[movers]
         self._row_of[self._labels[holes]] = holes
         self._n = keep
@@ -360,7 +499,7 @@ class FaceIndex:
                 size = IvfSearch.sample_size(count, self.settings.ann)
                 sample = self._vectors[np.sort(rng.choice(count, size, replace=False))]
         if not wanted:
-            with self._lock.write_lock():
+            with self._gate, self._lock.write_lock():
                 self._ann = None
             return
         ann = IvfSearch.trained(sample, count, self.settings.ann, self.settings.device, seed)
@@ -377,7 +516,8 @@ class FaceIndex:
             ann.add(vectors, labels)
             added[labels] = True
             position += len(labels)
-        with self._lock.write_lock():
+        ann.compact()
+        with self._gate, self._lock.write_lock():
             added = _grown_flags(added, self._next_label)
             alive = self._labels[: self._n]
             missing = alive[~added[alive]]

@@ -2,7 +2,9 @@
 
 Ids are UUIDs held as rows of 16 bytes (``uint8`` arrays of shape ``(n, 16)``, the bytes of
 ``uuid.UUID.bytes``, as PostgreSQL's binary format sends them), never as one Python object per
-face. Subject names travel as one UTF-8 blob with offsets.
+face. Subject names travel as one UTF-8 blob with offsets. Each example carries the version of
+its row (PostgreSQL's ``xmin``, the transaction that wrote it): a persisted index compares them
+with the database's to find the rows changed since it was written (``index_catchup``).
 """
 
 from __future__ import annotations
@@ -17,10 +19,15 @@ import numpy.typing as npt
 #: Bytes of one UUID.
 UUID_BYTES = 16
 
+#: The version of a row whose version is not known (no transaction has id 0).
+NO_VERSION = 0
+
 IdArray = npt.NDArray[np.uint8]
 """UUIDs as rows of 16 bytes, shape ``(n, 16)``."""
 Vectors = npt.NDArray[np.float32]
 """Embeddings, one float32 row each, shape ``(n, dim)``."""
+Versions = npt.NDArray[np.uint32]
+"""Row versions (``xmin``), one per example."""
 
 
 def id_array(ids: Iterable[uuid.UUID]) -> IdArray:
@@ -52,6 +59,8 @@ class Example:
     """Its subject's name."""
     embedding: bytes
     """Little-endian float32 embedding as stored in ``face_examples.embedding``."""
+    version: int = NO_VERSION
+    """The row's ``xmin`` (``NO_VERSION`` when not known)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +110,17 @@ class FaceBatch:
     """Each example's embedding, ``(n, dim)`` (the index normalises them)."""
     subjects: SubjectBatch
     """Names of (at least) the subjects the examples belong to."""
+    versions: Versions | None = None
+    """Each example's row version (None: not known)."""
 
     def __len__(self) -> int:
         return len(self.image_ids)
+
+    def row_versions(self) -> Versions:
+        """``versions``, or ``NO_VERSION`` for each example when they are not known."""
+        if self.versions is None:
+            return np.full(len(self), NO_VERSION, dtype=np.uint32)
+        return self.versions
 
     @classmethod
     def of(cls, examples: Sequence[Example], dim: int) -> FaceBatch:
@@ -116,6 +133,7 @@ class FaceBatch:
             id_array(e.subject_id for e in rows),
             vectors.astype(np.float32).reshape(len(rows), dim),
             SubjectBatch.of(names.items()),
+            np.fromiter((e.version for e in rows), np.uint32, len(rows)),
         )
 
 

@@ -1,20 +1,26 @@
 """The in-memory index of every collection in use, kept current from change notifications and
 within a memory budget.
 
-A collection is loaded on first use (or at start, ``preload``) from one REPEATABLE READ snapshot
-(sequence number + rows). Each notification then moves it forward (docs/schema.md "Sequence
-numbers"):
+A collection is loaded on first use (or at start, ``preload``): from its index file when the node
+has one (``index_file``; written after a large collection's approximate part is trained, after a
+quarter of its rows changed, and at shutdown), caught up with the database by the rows changed
+since (``IndexSource.catch_up``), else from one REPEATABLE READ snapshot (sequence number + rows).
+Each change notification then moves it forward (docs/schema.md "Sequence numbers"):
 - ``seq <= last``: already in the index, ignored;
 - ``seq == last + 1`` with ids, for an example or subject change: applied in place (rows fetched
-  by id, deleted ids dropped, renamed subjects renamed);
+  by id, deleted ids dropped, renamed subjects renamed); example changes that queued up one seq
+  after the other are applied together (one fetch, one write under the lock);
 - anything else (a gap, no ids, ``collection_update``, ``truncate``), a failed apply, or a
   reconnect of the listening connection: the collection is rebuilt.
-A rebuild reads a new snapshot and builds a new index aside (in a worker thread) while the old
-one keeps serving, swaps it in, then applies the notifications that arrived meanwhile with a
-greater sequence number. A rebuild that fails drops the collection, so the next request loads it
-again (and answers 503 while the database is down). A first load serves from an exact index as
-soon as the rows are in; the approximate part of a large collection is trained after it, while
-it serves (``FaceIndex.retrain``), and again whenever the collection's size calls for it.
+A rebuild first tries to catch the index it has up in place (only the rows changed since its seq
+are read, then applied as one change); when that cannot be (another calculator, more than
+``catch_up_max_fetch`` of the rows changed) it reads a new snapshot and builds a new index aside
+(in a worker thread) while the old one keeps serving, and swaps it in. Either way the
+notifications that arrived meanwhile with a greater sequence number are applied after it. A
+rebuild that fails drops the collection, so the next request loads it again (and answers 503
+while the database is down). A first load from a snapshot serves from an exact index as soon as
+the rows are in; the approximate part of a large collection is trained after it, while it
+serves (``FaceIndex.retrain``), and again whenever the collection's size calls for it.
 
 Searches (``run``) and changes to an index run in a thread pool, never on the event loop. After
 every load the registry adds up its indexes' bytes and evicts the least recently used other
@@ -26,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -36,9 +42,11 @@ import structlog
 
 from api_svc.db import database_unavailable
 from api_svc.face_index import FaceIndex, IndexSettings, IndexStatus
-from api_svc.face_rows import FaceBatch, empty_faces
+from api_svc.face_rows import Example, FaceBatch, IdArray, Versions, empty_faces
+from api_svc.index_file import CachedIndex, IndexFiles
 from api_svc.index_source import IndexSource, Snapshot
-from api_svc.notifications import INCREMENTAL_OPS, Notification
+from api_svc.memory import release_free_memory
+from api_svc.notifications import EXAMPLE_OPS, INCREMENTAL_OPS, Notification
 from api_svc.similarity import Calculators
 from facegrid.errors import ServiceError
 
@@ -66,6 +74,11 @@ class _Entry:
     pending: list[Notification] = field(default_factory=list)
     last_used: float = 0.0
     retraining: asyncio.Task[None] | None = None
+    persisting: asyncio.Task[None] | None = None
+    file_seq: int | None = None
+    """Seq of the collection's index file (None: none written or read)."""
+    changed: int = 0
+    """Rows changed since the file was written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +111,12 @@ class RegistrySettings:
     """Bytes the indexes may hold together before idle ones are evicted (0: no limit)."""
     threads: int = 4
     """Worker threads for searches, changes and builds (FAISS runs single-threaded in each)."""
+    catch_up_max_fetch: float = 0.25
+    """Share of a collection's rows changed above which a rebuild reads a snapshot rather than
+    fetching the changed rows."""
+    persist_after: float = 0.25
+    """Rows changed since a collection's index file was written, as a share of its faces,
+    after which the file is written again."""
 
 
 class IndexRegistry:
@@ -110,8 +129,10 @@ class IndexRegistry:
         settings: RegistrySettings | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_rebuilt: Callable[[float], None] = lambda _seconds: None,
+        files: IndexFiles | None = None,
     ) -> None:
         self._source = source
+        self._files = files
         self._calculators = calculators
         self.settings = settings or RegistrySettings()
         self._clock = clock
@@ -211,33 +232,66 @@ class IndexRegistry:
         for service_id in list(self._entries):
             self.rebuild(service_id, reason)
 
-    async def close(self) -> None:
-        """Cancels rebuilds in flight and stops the thread pool."""
+    async def close(self, persist_s: float = 0.0) -> None:
+        """Writes the files of the collections changed since theirs (for up to ``persist_s``
+        seconds), cancels rebuilds in flight and stops the thread pool."""
+        if persist_s > 0 and self._files is not None:
+            for service_id, entry in list(self._entries.items()):
+                if entry.index is not None and not entry.building:
+                    self._maybe_persist(service_id, entry, force=entry.seq != entry.file_seq)
+            writing = [e.persisting for e in self._entries.values() if e.persisting is not None]
+            if writing:
+                await asyncio.wait(writing, timeout=persist_s)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def handle(self, note: Notification) -> None:
-        """Moves the indexes forward by one notification (called in arrival order)."""
-        if note.op == "truncate" or note.collection is None:
-            self.rebuild_all(note.op)
-            return
-        entry = self._entries.get(note.collection)
-        if entry is None:
-            return  # not loaded here: the first use reads the database
-        if note.op == "collection_delete":
-            del self._entries[note.collection]
-            log.info("index_dropped", collection=str(note.collection))
-            return
-        if entry.building:
-            entry.pending.append(note)
-            return
-        reason = await self._step(note.collection, entry, note)
-        if reason is not None:
-            self.rebuild(note.collection, reason)
-        else:
-            self._maybe_retrain(note.collection, entry)
+        """Moves the indexes forward by one whole change (called in arrival order)."""
+        await self.handle_all([note])
+
+    async def handle_all(self, notes: Sequence[Notification]) -> None:
+        """Moves the indexes forward by whole changes, in arrival order per collection. A run
+        of example changes of one collection with consecutive seqs (notifications that queued
+        up while an earlier change was applied) is applied as one: one fetch, one write."""
+        by_collection: dict[uuid.UUID, list[Notification]] = {}
+        for note in notes:
+            if note.op == "truncate" or note.collection is None:
+                await self._advance_all(by_collection)
+                by_collection = {}
+                self.rebuild_all(note.op)
+            else:
+                by_collection.setdefault(note.collection, []).append(note)
+        await self._advance_all(by_collection)
+
+    async def _advance_all(self, by_collection: dict[uuid.UUID, list[Notification]]) -> None:
+        for service_id, notes in by_collection.items():
+            await self._advance(service_id, notes)
+
+    async def _advance(self, service_id: uuid.UUID, notes: list[Notification]) -> None:
+        at = 0
+        while at < len(notes):
+            entry = self._entries.get(service_id)
+            if entry is None:
+                return  # not loaded here: the first use reads the database
+            if notes[at].op == "collection_delete":
+                del self._entries[service_id]
+                if self._files is not None:
+                    await self.run(self._files.remove, service_id)
+                log.info("index_dropped", collection=str(service_id))
+                return
+            if entry.building:
+                entry.pending.extend(notes[at:])
+                return
+            run = _run_of(notes, at, entry.seq)
+            at += len(run)
+            reason = await self._step(service_id, entry, run)
+            if reason is not None:
+                self.rebuild(service_id, reason)
+            else:
+                self._maybe_retrain(service_id, entry)
+                self._maybe_persist(service_id, entry)
 
     def _spawn(self, coroutine: object) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(coroutine)  # type: ignore[arg-type]
@@ -245,8 +299,12 @@ class IndexRegistry:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _step(self, service_id: uuid.UUID, entry: _Entry, note: Notification) -> str | None:
-        """Applies ``note`` to the entry's index; returns why a rebuild is needed, if it is."""
+    async def _step(
+        self, service_id: uuid.UUID, entry: _Entry, run: list[Notification]
+    ) -> str | None:
+        """Applies ``run`` (one change, or consecutive example changes) to the entry's index;
+        returns why a rebuild is needed, if it is."""
+        note = run[0]
         if note.seq is not None and note.seq <= entry.seq:
             return None
         if note.op not in INCREMENTAL_OPS or note.ids is None or note.seq is None:
@@ -258,26 +316,45 @@ class IndexRegistry:
             return f"gap {entry.seq} -> {note.seq}"
         assert entry.index is not None
         try:
-            await self._apply(service_id, entry.index, note)
+            changed = await self._apply(service_id, entry.index, run)
         except Exception as exc:
             log.warning("index_apply_failed", collection=str(service_id), error=type(exc).__name__)
             return "failed apply"
-        entry.seq = note.seq
+        entry.seq = run[-1].seq or entry.seq
+        entry.changed += changed
         return None
 
-    async def _apply(self, service_id: uuid.UUID, index: FaceIndex, note: Notification) -> None:
-        ids = list(note.ids or ())
-        if note.op in ("example_insert", "example_update"):
-            rows = await self._source.examples(service_id, ids, index.calculator)
-            batch = await self.run(FaceBatch.of, rows, index.dim)
-            await self.run(index.replace, ids, batch)
-        elif note.op == "example_delete":
-            await self.run(index.remove, ids)
-        elif note.op == "subject_update":
-            names = await self._source.subject_names(service_id, ids)
-            await self.run(index.rename_subjects, names)
-        elif note.op == "subject_delete":
-            await self.run(index.remove_subjects, ids)
+    async def _apply(self, service_id: uuid.UUID, index: FaceIndex, run: list[Notification]) -> int:
+        """Applies the run; returns how many ids it touched."""
+        started = time.perf_counter()
+        op = run[0].op
+        ids = list(dict.fromkeys(i for note in run for i in note.ids or ()))
+        if op in EXAMPLE_OPS:
+            wanted = list(
+                dict.fromkeys(i for n in run if n.op != "example_delete" for i in n.ids or ())
+            )
+            rows = (
+                await self._source.examples(service_id, wanted, index.calculator) if wanted else []
+            )
+            fetched = time.perf_counter()
+            await self.run(_replace_rows, index, ids, rows)
+        else:
+            fetched = time.perf_counter()
+            if op == "subject_update":
+                names = await self._source.subject_names(service_id, ids)
+                await self.run(index.rename_subjects, names)
+            elif op == "subject_delete":
+                await self.run(index.remove_subjects, ids)
+        log.debug(
+            "index_change_applied",
+            collection=str(service_id),
+            seq=run[-1].seq,
+            changes=len(run),
+            ids=len(ids),
+            fetch_ms=round((fetched - started) * 1000, 2),
+            apply_ms=round((time.perf_counter() - fetched) * 1000, 2),
+        )
+        return len(ids)
 
     def _maybe_retrain(self, service_id: uuid.UUID, entry: _Entry) -> None:
         """Starts training the index's approximate part aside, when its size calls for it."""
@@ -293,7 +370,7 @@ class IndexRegistry:
     ) -> None:
         started = time.perf_counter()
         try:
-            await self.run(index.retrain)
+            await self.run(_released, index.retrain)
             status = index.status()
             log.info(
                 "index_retrained",
@@ -306,36 +383,76 @@ class IndexRegistry:
             )
         except Exception as exc:
             log.warning("index_retrain_failed", collection=str(service_id), error=repr(exc))
+            return
         finally:
             entry.retraining = None
+        if self._entries.get(service_id) is entry and entry.index is index:
+            self._maybe_persist(service_id, entry, force=True)
+
+    def _maybe_persist(self, service_id: uuid.UUID, entry: _Entry, force: bool = False) -> None:
+        """Starts writing the collection's file when it has an approximate part (small
+        collections load from the database quickly) and none was written, or when ``force``,
+        or when the rows changed since the file exceed ``persist_after`` of the index."""
+        index = entry.index
+        if (
+            self._files is None
+            or index is None
+            or index.kind != "ivf"
+            or entry.persisting is not None
+            or entry.retraining is not None
+        ):
+            return
+        stale = entry.file_seq is None or entry.changed > self.settings.persist_after * len(index)
+        if force or stale:
+            entry.persisting = self._spawn(self._persist(service_id, entry, index))
+
+    async def _persist(self, service_id: uuid.UUID, entry: _Entry, index: FaceIndex) -> None:
+        assert self._files is not None
+        started = time.perf_counter()
+        seq, changed = entry.seq, entry.changed
+        try:
+            size = await self.run(self._files.write, service_id, seq, index)
+        except Exception as exc:
+            log.warning("index_persist_failed", collection=str(service_id), error=repr(exc))
+            return
+        finally:
+            entry.persisting = None
+        entry.file_seq = seq
+        entry.changed = max(0, entry.changed - changed)
+        log.info(
+            "index_persisted",
+            collection=str(service_id),
+            seq=seq,
+            examples=len(index),
+            bytes=size,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
 
     async def _rebuild(self, service_id: uuid.UUID, entry: _Entry, reason: str) -> None:
         try:
             while True:
                 entry.again = False
                 started = time.perf_counter()
-                snapshot = await self._source.snapshot(
-                    service_id, (await self._calculators.get(None)).name
-                )
-                dim = await self._dim(snapshot)
-                # A first load serves exact at once; a rebuild replaces a serving index whole.
-                approximate = entry.index is not None
-                index = await self.run(self._build, snapshot, dim, approximate)
-                entry.index, entry.seq = index, snapshot.seq
+                default = (await self._calculators.get(None)).name
+                how = await self._load(service_id, entry, default)
+                assert entry.index is not None
                 self.rebuilds += 1
                 self._on_rebuilt(time.perf_counter() - started)
                 log.info(
                     "index_rebuilt",
                     collection=str(service_id),
                     reason=reason,
-                    seq=snapshot.seq,
-                    examples=len(index),
-                    kind=index.kind,
-                    calculator=index.calculator,
+                    how=how,
+                    seq=entry.seq,
+                    examples=len(entry.index),
+                    kind=entry.index.kind,
+                    calculator=entry.index.calculator,
                     ms=round((time.perf_counter() - started) * 1000, 1),
                 )
                 while entry.pending and not entry.again:
-                    why = await self._step(service_id, entry, entry.pending.pop(0))
+                    run = _run_of(entry.pending, 0, entry.seq)
+                    del entry.pending[: len(run)]
+                    why = await self._step(service_id, entry, run)
                     if why is not None:
                         entry.again, reason = True, why
                 if not entry.again:
@@ -358,12 +475,86 @@ class IndexRegistry:
             entry.building = False
         if self._entries.get(service_id) is entry:
             self._maybe_retrain(service_id, entry)
+            self._maybe_persist(service_id, entry)
+
+    async def _load(self, service_id: uuid.UUID, entry: _Entry, default: str) -> str:
+        """Brings the entry's index to the database's current seq; says how: ``catch_up``
+        (the index held, or the one the collection's file holds, moved forward by the rows
+        changed since its seq), else ``snapshot`` (every row read, a new index built aside)."""
+        if entry.index is not None and await self._catch_up(
+            service_id, entry.index, entry, default
+        ):
+            return "catch_up"
+        cached = await self._read_file(service_id) if entry.index is None else None
+        if cached is not None:
+            entry.file_seq, entry.changed = cached.seq, 0
+            if await self._catch_up(service_id, cached.index, entry, default, cached.seq):
+                entry.index = cached.index
+                return "file"
+        snapshot = await self._source.snapshot(service_id, default)
+        dim = await self._dim(snapshot)
+        # A first load serves exact at once; a rebuild replaces a serving index whole.
+        approximate = entry.index is not None
+        entry.index = await self.run(self._build, snapshot, dim, approximate)
+        entry.seq, entry.changed, entry.file_seq = snapshot.seq, 0, None
+        return "snapshot"
+
+    async def _catch_up(
+        self,
+        service_id: uuid.UUID,
+        index: FaceIndex,
+        entry: _Entry,
+        default: str,
+        seq: int | None = None,
+    ) -> bool:
+        """Moves ``index`` to the database's seq in one change; False when it cannot be
+        (another calculator, too many changes). An index read from a file at ``seq`` is taken
+        as current when the database is at the same seq; one that was serving (a rebuild after
+        a gap, a reconnect, a failed apply) is compared row by row whatever its seq."""
+
+        async def diff(ids: IdArray, versions: Versions) -> tuple[IdArray, IdArray]:
+            return await self.run(index.stale, ids, versions)
+
+        held = (index.calculator, index.dim, seq)
+        changes = await self._source.catch_up(
+            service_id, default, held, diff, self.settings.catch_up_max_fetch
+        )
+        if changes is None:
+            return False
+        await self.run(_released, index.replace, changes.gone, changes.faces)
+        entry.seq = changes.seq
+        entry.changed += len(changes.gone) + len(changes.faces)
+        return True
+
+    async def _read_file(self, service_id: uuid.UUID) -> CachedIndex | None:
+        if self._files is None:
+            return None
+        started = time.perf_counter()
+        try:
+            cached = await self.run(self._files.read, service_id)
+        except (OSError, ValueError, RuntimeError) as exc:
+            log.warning("index_file_unusable", collection=str(service_id), error=repr(exc))
+            await self.run(self._files.remove, service_id)
+            return None
+        if cached is not None:
+            log.info(
+                "index_file_read",
+                collection=str(service_id),
+                seq=cached.seq,
+                examples=len(cached.index),
+                kind=cached.index.kind,
+                bytes=cached.nbytes,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+        return cached
 
     def _build(self, snapshot: Snapshot, dim: int, approximate: bool) -> FaceIndex:
         faces = snapshot.faces if snapshot.faces is not None else empty_faces(dim)
-        return FaceIndex.build(
+        built = FaceIndex.build(
             snapshot.calculator, dim, faces, self.settings.index, approximate=approximate
         )
+        release_free_memory()
+        return built
 
     async def _dim(self, snapshot: Snapshot) -> int:
         """Embedding size of the snapshot's rows (embed_svc's size for its calculator when the
@@ -389,6 +580,7 @@ class IndexRegistry:
             entry = self._entries.pop(service_id)
             if entry.retraining is not None:
                 entry.retraining.cancel()
+            entry.index = None
             total -= sizes[service_id]
             self.evictions += 1
             log.info(
@@ -400,3 +592,34 @@ class IndexRegistry:
             )
         if total > budget:
             log.warning("index_over_budget", total=total, budget=budget, kept=str(keep))
+        release_free_memory()
+
+
+def _run_of(notes: Sequence[Notification], at: int, seq: int) -> list[Notification]:
+    """The notes from ``at`` that apply as one: the first, and while it is an example change
+    with ids, the example changes with ids that follow it seq after seq."""
+    run = [notes[at]]
+    first = notes[at]
+    if first.op not in EXAMPLE_OPS or first.ids is None or first.seq is None or first.seq <= seq:
+        return run
+    for note in notes[at + 1 :]:
+        previous = run[-1].seq
+        if note.op not in EXAMPLE_OPS or note.ids is None or previous is None:
+            break
+        if note.seq != previous + 1:
+            break
+        run.append(note)
+    return run
+
+
+def _replace_rows(index: FaceIndex, ids: list[uuid.UUID], rows: list[Example]) -> None:
+    """Removes ``ids`` and adds ``rows`` (their current rows) as one change."""
+    index.replace(ids, FaceBatch.of(rows, index.dim))
+
+
+def _released(function: Callable[..., T], *args: object) -> T:
+    """``function(*args)``, then the memory it freed handed back to the system."""
+    try:
+        return function(*args)
+    finally:
+        release_free_memory()

@@ -2,7 +2,8 @@
 
 One dedicated asyncpg connection LISTENs on ``facegrid_changes``; notifications are queued in
 arrival order (commit order), the parts of a split change joined (``PartAssembler``), and handed
-one whole change at a time to the IndexRegistry. When the
+to the IndexRegistry in arrival order: whatever queued up while the previous changes were being
+applied goes together, so that consecutive changes of a collection apply as one. When the
 connection drops (server restart, terminated backend, network) it is reopened with exponential
 backoff and jitter (tenacity), which starts again from the shortest delay only after a connection
 that stayed up for ``stable_s``; notifications sent meanwhile are lost, so every loaded collection
@@ -98,12 +99,13 @@ class IndexSync:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._listening.wait(), timeout_s)
 
-    async def stop(self) -> None:
-        """Stops listening and closes the connection."""
+    async def stop(self, persist_s: float = 0.0) -> None:
+        """Stops listening and closes the connection, then the registry (which writes the
+        index files of changed collections for up to ``persist_s`` seconds)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._registry.close()
+        await self._registry.close(persist_s)
 
     @property
     def pending(self) -> int:
@@ -122,20 +124,36 @@ class IndexSync:
 
     async def _work(self) -> None:
         while True:
-            arrived, item = await self._queue.get()
+            items = [await self._queue.get()]
+            while not self._queue.empty():  # what queued up meanwhile goes together
+                items.append(self._queue.get_nowait())
             try:
-                if isinstance(item, Notification):
-                    for note in self._parts.feed(item):
-                        if note.op in SERVICE_OPS:
-                            self._on_service_change()
-                        await self._registry.handle(note)
-                    self._on_applied(time.monotonic() - arrived)
-                else:
-                    self._parts.clear()  # parts of a change cut by the reconnect: rebuilt below
-                    self._on_service_change()
-                    self._registry.rebuild_all(item)
+                await self._handle([item for _, item in items])
+                done = time.monotonic()
+                for arrived, item in items:
+                    if isinstance(item, Notification):
+                        self._on_applied(done - arrived)
             except Exception:
                 log.exception("index_notification_failed")
+
+    async def _handle(self, items: list[Notification | str]) -> None:
+        """Hands the whole changes among ``items`` to the registry, in order, together."""
+        whole: list[Notification] = []
+        for item in items:
+            if isinstance(item, Notification):
+                for note in self._parts.feed(item):
+                    if note.op in SERVICE_OPS:
+                        self._on_service_change()
+                    whole.append(note)
+            else:
+                if whole:
+                    await self._registry.handle_all(whole)
+                whole = []
+                self._parts.clear()  # parts of a change cut by the reconnect: rebuilt below
+                self._on_service_change()
+                self._registry.rebuild_all(item)
+        if whole:
+            await self._registry.handle_all(whole)
 
     async def _listen(self) -> None:
         """Keeps a LISTEN connection open. Failed connects and connections that drop soon after

@@ -24,6 +24,9 @@ CHANNEL: Final = CHANGES_CHANNEL
 #: Payload versions this build understands (1: migration 0001, 2: split notifications).
 KNOWN_VERSIONS: Final = frozenset({1, 2})
 
+#: Changes of examples: applied by fetching (insert, update) or dropping (delete) their ids.
+EXAMPLE_OPS: Final = frozenset({"example_insert", "example_update", "example_delete"})
+
 #: Operations applied from their ids; every other one rebuilds the collection.
 INCREMENTAL_OPS: Final = frozenset(
     {

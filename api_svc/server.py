@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import asyncpg
 import grpc
@@ -23,6 +24,7 @@ from api_svc.face_verification import FaceVerification
 from api_svc.faces import Faces
 from api_svc.image_body import BodyLimits
 from api_svc.index_device import choose_device
+from api_svc.index_file import IndexFiles
 from api_svc.index_registry import IndexRegistry, RegistrySettings
 from api_svc.index_source import PgIndexSource
 from api_svc.index_sync import IndexSync
@@ -74,7 +76,7 @@ class ApiServer:
         if self.preloading is not None:
             self.preloading.cancel()
             await asyncio.gather(self.preloading, return_exceptions=True)
-        await self.sync.stop()
+        await self.sync.stop(persist_s=grace_s)
         await self.stats.drain()
         await self.embed_channel.close()
         await self.pool.close()
@@ -104,8 +106,14 @@ async def create_server(config: ApiConfig, embed: EmbedClient | None = None) -> 
         metrics = ServiceMetrics()
         api_metrics = ApiMetrics(metrics.registry)
         source = PgIndexSource(pool, config.db_timeout_s, config.index_load_timeout_s)
+        settings = registry_settings(config)
+        files = (
+            IndexFiles(Path(config.index_cache_dir), settings.index)
+            if config.index_cache_dir
+            else None
+        )
         indexes = IndexRegistry(
-            source, calculators, registry_settings(config), on_rebuilt=api_metrics.rebuilt
+            source, calculators, settings, on_rebuilt=api_metrics.rebuilt, files=files
         )
         sync = IndexSync(
             config.database_url,

@@ -12,7 +12,7 @@ import uuid
 import numpy as np
 import numpy.typing as npt
 
-from api_svc.face_rows import IdArray, SubjectBatch, id_array
+from api_svc.face_rows import UUID_BYTES, IdArray, SubjectBatch, id_array
 from api_svc.uuid_map import UuidMap
 
 
@@ -78,6 +78,21 @@ class SubjectTable:
             row = self.row_of(subject_id)
             if row >= 0:
                 self._renamed[row] = name
+
+    def batch(self) -> SubjectBatch:
+        """Every subject by row, with its current name (``SubjectTable(batch)`` gives the same
+        rows back)."""
+        if not self._extra_names and not self._renamed:
+            return self._base
+        parts = self._rows.parts()
+        ids = np.empty((len(self), UUID_BYTES), np.uint8)
+        alive = parts.values >= 0
+        ids[parts.values[alive]] = parts.keys[alive].view(np.uint8).reshape(-1, UUID_BYTES)
+        ids[parts.recent_values] = parts.recent_keys
+        names = [self.name(row).encode() for row in range(len(self))]
+        offsets = np.zeros(len(names) + 1, dtype=np.int64)
+        np.cumsum([len(n) for n in names], out=offsets[1:])
+        return SubjectBatch(ids, b"".join(names), offsets)
 
     def copy(self) -> SubjectTable:
         """An independent copy (the bulk blob is immutable and shared)."""

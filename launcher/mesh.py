@@ -172,6 +172,7 @@ def _service_specs(config: MeshConfig, env: dict[str, str]) -> list[ProcessSpec]
             "FACEGRID_API_PORT": str(port),
             "FACEGRID_API_NODE_NAME": f"api_svc-{i}",
             "FACEGRID_API_STATUS_PORT": str(port + STATUS_PORT_OFFSET),
+            "FACEGRID_INDEX_CACHE_DIR": str(config.data_dir.resolve() / "index" / f"api_svc-{i}"),
         }
         specs.append(service(f"api_svc-{i}", "api_svc", port, node))
     console = {"FACEGRID_CONSOLE_HOST": host, "FACEGRID_CONSOLE_PORT": str(config.console_port)}

@@ -1,11 +1,13 @@
 """Indexes over a real PostgreSQL: the binary COPY snapshot, big statements reaching a second
-in-process node as split notifications applied in place (no rebuild), the node status RPC, and
-a tiny memory budget over three collections."""
+in-process node as split notifications applied in place (no rebuild), the node status RPC, a
+tiny memory budget over three collections, and a node restarted on its index file catching up
+with the changes made while it was down."""
 
 from __future__ import annotations
 
 import socket
 import uuid
+from pathlib import Path
 
 import asyncpg
 import grpc
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 
 from api_svc.config import load_config
+from api_svc.index_file import IndexFiles
 from api_svc.index_source import PgIndexSource
 from api_svc.server import create_server
 from facegrid.recognition.v1 import node_service_pb2 as node_pb
@@ -178,5 +181,64 @@ async def test_a_tiny_budget_over_three_collections_evicts_and_reloads(
         assert reloaded is not first and len(reloaded) == 990
         assert reloaded.image_ids() == {r["id"] for r in rows}
         assert set(registry.loaded()) == {services[0]} and registry.evictions == 3
+    finally:
+        await server.stop(0)
+
+
+async def test_a_restarted_node_reads_its_index_file_and_catches_up_from_the_database(
+    db_url: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    async with pool.acquire() as conn:
+        service_id = await make_service(conn)
+    crowd = await bulk_insert(pool, service_id, 1000, dim=128)
+    env = {
+        "FACEGRID_DATABASE_URL": db_url,
+        "FACEGRID_API_PORT": "0",
+        "FACEGRID_INDEX_EXACT_MAX": "500",
+        "FACEGRID_INDEX_CACHE_DIR": str(tmp_path),
+    }
+    files = IndexFiles(tmp_path)
+    server = await create_server(load_config(env), embed=FakeEmbed())
+    try:
+        await server.indexes.get(service_id)  # exact at once, trained aside, then written
+
+        async def written() -> bool:
+            return files.path(service_id).exists() and not server.indexes.rebuilding()
+
+        await wait_until_async(written, 60, "the index file")
+    finally:
+        await server.stop(0)
+    # While the node is down: new rows and subjects, deletes, a merge, a rename.
+    async with pool.acquire() as conn:
+        late = await add_subject(conn, service_id, "Late")
+        added = {
+            await add_example(conn, service_id, late, seed=i, calculator=DLIB) for i in range(5)
+        }
+        await conn.execute("DELETE FROM face_examples WHERE id = ANY($1::uuid[])", crowd[:10])
+        await conn.execute(
+            "UPDATE face_examples SET subject_id = $1 WHERE id = ANY($2::uuid[])",
+            late,
+            crowd[10:13],
+        )
+        await conn.execute(
+            "UPDATE subjects SET name = 'Crowd 2' WHERE service_id = $1 AND name = 'Crowd'",
+            service_id,
+        )
+    server = await create_server(load_config(env), embed=FakeEmbed())
+    try:
+        index = await server.indexes.get(service_id)
+        assert index.kind == "ivf"  # from the file: a snapshot would serve exact first
+        rows = await pool.fetch("SELECT id FROM face_examples WHERE service_id = $1", service_id)
+        assert index.image_ids() == {r["id"] for r in rows} and added <= index.image_ids()
+        assert [index.subject_of(i) for i in crowd[10:14]] == ["Late"] * 3 + ["Crowd 2"]
+        # The rows held are the database's, version for version.
+        snapshot = await PgIndexSource(pool, 5, 60).snapshot(service_id, DLIB)
+        assert snapshot.faces is not None
+        fetch, gone = index.stale(snapshot.faces.image_ids, snapshot.faces.row_versions())
+        assert (len(fetch), len(gone)) == (0, 0)
+        seq = await pool.fetchval(
+            "SELECT seq FROM collection_state WHERE service_id = $1", service_id
+        )
+        assert server.indexes.seq(service_id) == seq
     finally:
         await server.stop(0)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,72 +14,21 @@ import pytest
 
 from api_svc.ann import IvfSearch
 from api_svc.face_index import IndexSettings
-from api_svc.face_rows import Example, FaceBatch
+from api_svc.face_rows import Example
 from api_svc.index_registry import IndexRegistry, RegistrySettings
-from api_svc.index_source import Snapshot
 from api_svc.notifications import Notification, parse
 from api_svc.similarity import Calculators
 from facegrid.errors import ServiceError
 from tests.api_svc.fakes import DLIB, FakeEmbed
+from tests.api_svc.index_fakes import (
+    SERVICE,
+    SUBJECT,
+    FakeSource,
+    ManySources,
+    random_rows,
+    row,
+)
 from tests.helpers.wait import wait_until_async
-
-SERVICE = uuid.uuid4()
-SUBJECT = uuid.uuid4()
-
-
-def row(vector: list[float], name: str = "alice", subject: uuid.UUID = SUBJECT) -> Example:
-    return Example(uuid.uuid4(), subject, name, np.asarray(vector, dtype="<f4").tobytes())
-
-
-@dataclass
-class FakeSource:
-    """A collection held in memory; ``snapshot`` can be held back or made to fail."""
-
-    seq: int = 0
-    rows: dict[uuid.UUID, Example] = field(default_factory=dict)
-    snapshots: int = 0
-    gate: asyncio.Event | None = None
-    broken: bool = False
-    read: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set once a snapshot has been read (before it waits on ``gate``)."""
-
-    def write(self, *examples: Example) -> Notification:
-        self.seq += 1
-        for e in examples:
-            self.rows[e.image_id] = e
-        ids = tuple(e.image_id for e in examples)
-        return Notification("example_insert", SERVICE, self.seq, ids)
-
-    def delete(self, *ids: uuid.UUID) -> Notification:
-        self.seq += 1
-        for i in ids:
-            del self.rows[i]
-        return Notification("example_delete", SERVICE, self.seq, ids)
-
-    async def snapshot(self, service_id: uuid.UUID, default: str) -> Snapshot:
-        self.snapshots += 1
-        seq, rows = self.seq, list(self.rows.values())
-        self.read.set()
-        if self.gate is not None:
-            await self.gate.wait()
-        if self.broken:
-            raise OSError("database down")
-        if not rows:
-            return Snapshot(seq, default, None, None)
-        dim = len(rows[0].embedding) // 4
-        return Snapshot(seq, default, dim, FaceBatch.of(rows, dim))
-
-    async def examples(
-        self, service_id: uuid.UUID, ids: Sequence[uuid.UUID], calculator: str
-    ) -> list[Example]:
-        if self.broken:
-            raise OSError("database down")
-        return [self.rows[i] for i in ids if i in self.rows]
-
-    async def subject_names(
-        self, service_id: uuid.UUID, ids: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, str]:
-        return {e.subject_id: e.subject for e in self.rows.values() if e.subject_id in ids}
 
 
 async def settle(registry: IndexRegistry) -> None:
@@ -136,10 +83,18 @@ async def test_a_gap_rebuilds_from_the_database() -> None:
     assert registry.seq(SERVICE) == seen.seq == (missed.seq or 0) + 1
 
 
-async def test_notifications_during_a_rebuild_are_applied_after_it() -> None:
+@pytest.mark.parametrize("in_place", [True, False])
+async def test_notifications_during_a_rebuild_are_applied_after_it(in_place: bool) -> None:
+    """A rebuild catches the index up in place when it can, else (here: any row to fetch is
+    too many) reads a snapshot and swaps a new index in; either way the old one serves
+    meanwhile and notifications that arrive during the rebuild apply after it."""
     source = FakeSource()
-    registry = registry_over(source)
+    source.write(*random_rows(10, 3, seed=0))
+    settings = RegistrySettings(catch_up_max_fetch=0.25 if in_place else -1.0)
+    registry = registry_over(source, settings)
     old = await registry.get(SERVICE)
+    missed = row([0.0, 1.0, 0.0])
+    source.write(missed)  # its notification never arrives
     source.gate = asyncio.Event()
     source.read.clear()
     registry.rebuild(SERVICE, "test")
@@ -149,9 +104,10 @@ async def test_notifications_during_a_rebuild_are_applied_after_it() -> None:
     assert registry.loaded()[SERVICE] is old  # the old index keeps serving meanwhile
     source.gate.set()
     await settle(registry)
-    assert registry.loaded()[SERVICE] is not old
-    assert registry.loaded()[SERVICE].image_ids() == {late.image_id}
-    assert registry.seq(SERVICE) == 1
+    assert (registry.loaded()[SERVICE] is old) == in_place
+    assert registry.loaded()[SERVICE].image_ids() == set(source.rows)
+    assert registry.seq(SERVICE) == 3 and len(old) == (12 if in_place else 10)
+    assert (source.catch_ups, source.snapshots) == ((1, 1) if in_place else (1, 2))
 
 
 async def test_a_failed_apply_rebuilds_and_a_failed_rebuild_drops_the_collection() -> None:
@@ -209,35 +165,6 @@ def test_payloads_parse_as_the_schema_sends_them() -> None:
     assert parse(f'{{"collection": "{SERVICE}", "seq": 3, "op": "x", "ids": null}}').ids is None
 
 
-@dataclass
-class ManySources:
-    """Several collections, each a FakeSource."""
-
-    by_service: dict[uuid.UUID, FakeSource] = field(default_factory=dict)
-    loads: list[uuid.UUID] = field(default_factory=list)
-
-    async def snapshot(self, service_id: uuid.UUID, default: str) -> Snapshot:
-        self.loads.append(service_id)
-        return await self.by_service[service_id].snapshot(service_id, default)
-
-    async def examples(
-        self, service_id: uuid.UUID, ids: Sequence[uuid.UUID], calculator: str
-    ) -> list[Example]:
-        return await self.by_service[service_id].examples(service_id, ids, calculator)
-
-    async def subject_names(
-        self, service_id: uuid.UUID, ids: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, str]:
-        return await self.by_service[service_id].subject_names(service_id, ids)
-
-
-def random_rows(count: int, dim: int, seed: int) -> list[Example]:
-    rng = np.random.default_rng(seed)
-    return [
-        row(list(rng.normal(size=dim)), f"s{i % 7}", uuid.UUID(int=i % 7 + 1)) for i in range(count)
-    ]
-
-
 async def test_a_first_load_serves_exact_then_trains_its_approximate_part_aside(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -264,12 +191,19 @@ async def test_a_first_load_serves_exact_then_trains_its_approximate_part_aside(
     assert index.kind == "ivf" and registry.loaded()[SERVICE] is index
     [status] = await registry.status()
     assert (status.index.kind, status.index.faces, status.seq) == ("ivf", 1500, 1)
-    # A rebuild (here: a gap) builds the approximate part before swapping in.
+    # A rebuild (here: a gap) catches the approximate index up in place...
     source.write(*random_rows(10, 8, seed=2))
     await registry.handle(source.write(*random_rows(10, 8, seed=3)))
     await settle(registry)
-    assert registry.loaded()[SERVICE] is not index
-    assert registry.loaded()[SERVICE].kind == "ivf" and len(registry.loaded()[SERVICE]) == 1520
+    assert registry.loaded()[SERVICE] is index and source.catch_ups == 1
+    assert index.kind == "ivf" and len(index) == 1520
+    # ...and one that must read a snapshot (too many rows changed) builds the approximate
+    # part before swapping in.
+    source.write(*random_rows(600, 8, seed=4))
+    await registry.handle(source.write(*random_rows(10, 8, seed=5)))
+    await settle(registry)
+    assert registry.loaded()[SERVICE] is not index and source.snapshots == 2
+    assert registry.loaded()[SERVICE].kind == "ivf" and len(registry.loaded()[SERVICE]) == 2130
 
 
 async def test_a_tiny_budget_over_three_collections_evicts_the_least_recently_used() -> None:

@@ -243,7 +243,7 @@ class _IdleRegistry:
     def rebuild_all(self, _reason: str) -> None:
         pass
 
-    async def close(self) -> None:
+    async def close(self, persist_s: float = 0.0) -> None:
         pass
 
 
