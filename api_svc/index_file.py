@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from api_svc.ann import IvfSearch
 from api_svc.face_index import FaceIndex, IndexParts, IndexSettings
-from api_svc.face_rows import UUID_BYTES, SubjectBatch
+from api_svc.face_rows import SubjectBatch
 from api_svc.uuid_map import UuidMapParts
 
 MAGIC: Final = b"FGINDEX\n"
@@ -149,7 +149,8 @@ class IndexFiles:
         writer = _Writer(out)
         for name in ("vectors", "image_ids", "subject_rows", "labels", "versions"):
             writer.array(name, getattr(parts, name))
-        writer.array("id_keys", parts.ids.keys.view(np.uint8).reshape(-1, UUID_BYTES))
+        writer.array("id_hi", parts.ids.hi)
+        writer.array("id_lo", parts.ids.lo)
         writer.array("id_values", parts.ids.values)
         writer.array("recent_keys", parts.ids.recent_keys)
         writer.array("recent_values", parts.ids.recent_values)
@@ -209,7 +210,8 @@ class IndexFiles:
         if vectors.shape[1:] != (dim,) or vectors.dtype != np.float32:
             raise IndexFileError(f"vectors are {vectors.shape} {vectors.dtype}, not {dim} floats")
         ids = UuidMapParts(
-            array("id_keys").view(f"S{UUID_BYTES}").reshape(-1),
+            array("id_hi"),
+            array("id_lo"),
             array("id_values"),
             array("recent_keys"),
             array("recent_values"),

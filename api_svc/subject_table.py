@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from api_svc.face_rows import UUID_BYTES, IdArray, SubjectBatch, id_array
-from api_svc.uuid_map import UuidMap
+from api_svc.uuid_map import UuidMap, joined
 
 
 class SubjectTable:
@@ -87,7 +87,7 @@ class SubjectTable:
         parts = self._rows.parts()
         ids = np.empty((len(self), UUID_BYTES), np.uint8)
         alive = parts.values >= 0
-        ids[parts.values[alive]] = parts.keys[alive].view(np.uint8).reshape(-1, UUID_BYTES)
+        ids[parts.values[alive]] = joined(parts.hi[alive], parts.lo[alive])
         ids[parts.recent_values] = parts.recent_keys
         names = [self.name(row).encode() for row in range(len(self))]
         offsets = np.zeros(len(names) + 1, dtype=np.int64)

@@ -51,3 +51,34 @@ def test_a_copy_is_independent() -> None:
     table.remove(id_array([key]))
     assert copy.get(id_array([key])).tolist() == [7]
     assert table.get(id_array([key])).tolist() == [-1]
+
+
+def shared_halves(count: int, groups: int, rng: np.random.Generator) -> list[uuid.UUID]:
+    """UUIDs in ``groups`` groups whose first 8 bytes are the same within a group."""
+    prefixes = [rng.bytes(8) for _ in range(groups)]
+    return [uuid.UUID(bytes=prefixes[i % groups] + rng.bytes(8)) for i in range(count)]
+
+
+def test_bulk_lookups_removals_and_merges_with_keys_that_share_a_half(monkeypatch) -> None:
+    """Lookups of many keys at once (sorted first, recent entries searched as arrays) agree with
+    a dict, also for keys whose first halves collide, through merges and a parts round trip."""
+    monkeypatch.setattr(uuid_map, "_MERGE_MIN", 300)
+    rng = np.random.default_rng(1)
+    keys = shared_halves(2000, 50, rng) + [uuid.uuid4() for _ in range(2000)]
+    reference = {k: i for i, k in enumerate(keys[:3000])}
+    table = UuidMap.of(id_array(keys[:3000]), np.arange(3000, dtype=np.int64))
+    late = keys[3000:] + shared_halves(200, 7, rng)
+    table.put(id_array(late[:250]), np.arange(10_000, 10_250, dtype=np.int64))  # recent
+    reference.update({k: 10_000 + i for i, k in enumerate(late[:250])})
+    probe = keys + late + [uuid.uuid4() for _ in range(100)]
+    assert table.get(id_array(probe)).tolist() == [reference.get(k, -1) for k in probe]
+    doomed = probe[::3]
+    assert table.remove(id_array(doomed)).tolist() == [reference.pop(k, -1) for k in doomed]
+    table.put(id_array(late[250:]), np.arange(20_000, 20_000 + len(late) - 250, dtype=np.int64))
+    reference.update({k: 20_000 + i for i, k in enumerate(late[250:])})
+    assert len(table.parts().recent_keys) == 0  # merged into the sorted arrays
+    assert table.get(id_array(probe)).tolist() == [reference.get(k, -1) for k in probe]
+    assert len(table) == len(reference)
+    again = UuidMap.from_parts(table.parts())
+    assert again.get(id_array(probe)).tolist() == [reference.get(k, -1) for k in probe]
+    assert len(again) == len(reference)
