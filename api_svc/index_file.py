@@ -5,11 +5,13 @@ part again (``FACEGRID_INDEX_CACHE_DIR``; docs/api_svc.md "Index files").
 One file per collection, ``<service id>.index``: its rows (unit vectors, image ids, subject rows,
 labels and row versions), the image id map, the subjects and the trained IVF index in FAISS's own
 format, then a JSON header saying where each part lies, with the sequence number and calculator
-the rows belong to. It is written to a temporary name, flushed to disk and renamed over the old
-one, so a reader finds a whole file or none. Reading allocates each row array with room to grow
-and reads the file straight into it (no intermediate copy). The registry trusts a file only as a
-starting point: it asks the database what changed since (``IndexSource.catch_up``: the row
-versions tell new and changed rows apart from those the file holds).
+the rows belong to. Each section carries its CRC-32, checked as it is read (a damaged file is
+refused, not served: about 0.1 s a 256 MB section here). It is written to a temporary name,
+flushed to disk and renamed over the old one, so a reader finds a whole file or none. Reading
+allocates each row array with room to grow and reads the file straight into it (no intermediate
+copy). The registry trusts a file only as a starting point: it asks the database what changed
+since (``IndexSource.catch_up``: the row versions tell new and changed rows apart from those the
+file holds).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import os
 import struct
 import uuid
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
@@ -32,7 +35,7 @@ from api_svc.uuid_map import UuidMapParts
 
 MAGIC: Final = b"FGINDEX\n"
 #: Version of the layout below; a file of another is not read.
-FORMAT: Final = 1
+FORMAT: Final = 2
 _TRAILER: Final = struct.Struct("<Q8s")
 _ALIGN: Final = 64
 #: Rows of room a row array read from a file gets, as a multiple of its rows.
@@ -55,20 +58,33 @@ class CachedIndex:
     """Size of the file, bytes."""
 
 
-def _write_all(out: IO[bytes], data: memoryview) -> None:
+def _write_all(out: IO[bytes], data: memoryview) -> int:
+    """Writes ``data``; returns its CRC-32."""
     view = data.cast("B")
+    crc = 0
     for start in range(0, len(view), _IO_CHUNK):
-        out.write(view[start : start + _IO_CHUNK])
+        chunk = view[start : start + _IO_CHUNK]
+        out.write(chunk)
+        crc = zlib.crc32(chunk, crc)
+    return crc
 
 
-def _read_into(source: IO[bytes], target: memoryview) -> None:
+def _read_into(source: IO[bytes], target: memoryview) -> int:
+    """Fills ``target`` from ``source``; returns the CRC-32 of what it read."""
     view = target.cast("B")
-    done = 0
+    done = crc = 0
     while done < len(view):
         got = source.readinto(view[done : done + _IO_CHUNK])  # type: ignore[attr-defined]
         if not got:
             raise IndexFileError("index file ended early")
+        crc = zlib.crc32(view[done : done + got], crc)
         done += got
+    return crc
+
+
+def _check(name: str, section: dict[str, Any], crc: int) -> None:
+    if int(section["crc32"]) != crc:
+        raise IndexFileError(f"section {name} is damaged (CRC-32 differs)")
 
 
 class _Writer:
@@ -86,19 +102,28 @@ class _Writer:
     def array(self, name: str, array: npt.NDArray[Any]) -> None:
         self._align()
         contiguous = np.ascontiguousarray(array)
-        self.sections[name] = {
+        section = {
             "offset": self._out.tell(),
             "dtype": contiguous.dtype.str,
             "shape": list(contiguous.shape),
+            "crc32": 0,
         }
         if contiguous.nbytes:
-            _write_all(self._out, memoryview(contiguous))  # type: ignore[arg-type]
+            section["crc32"] = _write_all(self._out, memoryview(contiguous))  # type: ignore[arg-type]
+        self.sections[name] = section
 
     def blob(self, name: str, write: Any) -> bool:
         self._align()
         start = self._out.tell()
-        written = bool(write(self._out.write))
-        self.sections[name] = {"offset": start, "nbytes": self._out.tell() - start}
+        crc = 0
+
+        def checked(data: bytes) -> None:
+            nonlocal crc
+            crc = zlib.crc32(data, crc)
+            self._out.write(data)
+
+        written = bool(write(checked))
+        self.sections[name] = {"offset": start, "nbytes": self._out.tell() - start, "crc32": crc}
         return written
 
 
@@ -202,8 +227,8 @@ class IndexFiles:
             made = np.empty((max(shape[0] * room, 1), *shape[1:]), np.dtype(section["dtype"]))
             target = made[: shape[0]]
             source.seek(int(section["offset"]))
-            if target.nbytes:
-                _read_into(source, memoryview(target))  # type: ignore[arg-type]
+            crc = _read_into(source, memoryview(target)) if target.nbytes else 0  # type: ignore[arg-type]
+            _check(name, section, crc)
             return target
 
         vectors = array("vectors", count, ROOM)
@@ -225,15 +250,18 @@ class IndexFiles:
         if header.get("ann_trained_on") is not None:
             section = sections["ann"]
             source.seek(int(section["offset"]))
-            left = int(section["nbytes"])
+            blob = bytearray(int(section["nbytes"]))
+            _check("ann", section, _read_into(source, memoryview(blob)))  # before FAISS parses it
+            done = 0
 
             def read(wanted: int) -> bytes:
-                nonlocal left
-                got = source.read(min(wanted, left))
-                left -= len(got)
+                nonlocal done
+                got = bytes(blob[done : done + wanted])
+                done += len(got)
                 return got
 
             ann = IvfSearch.read(read, int(header["ann_trained_on"]), self.settings.device)
+            del blob
         return IndexParts(
             calculator=str(header["calculator"]),
             dim=dim,

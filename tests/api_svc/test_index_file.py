@@ -5,6 +5,7 @@ searches; FaceIndex.stale tells new, changed and gone rows apart by their versio
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from dataclasses import replace
@@ -82,7 +83,7 @@ def test_files_that_are_not_whole_or_not_this_collections_are_refused(tmp_path: 
     data = files.path(SERVICE).read_bytes()
     other = uuid.uuid4()
     files.path(other).write_bytes(data)
-    with pytest.raises(IndexFileError, match="not a format 1 file"):
+    with pytest.raises(IndexFileError, match="not a format 2 file"):
         files.read(other)
     files.path(SERVICE).write_bytes(data[: len(data) // 2])
     with pytest.raises(IndexFileError, match="not a whole index file"):
@@ -92,6 +93,22 @@ def test_files_that_are_not_whole_or_not_this_collections_are_refused(tmp_path: 
         files.read(SERVICE)
     files.remove(SERVICE)
     assert files.read(SERVICE) is None
+
+
+@pytest.mark.parametrize("section", ["vectors", "image_ids", "id_values", "ann"])
+def test_a_flipped_byte_in_any_section_is_refused(tmp_path: Path, section: str) -> None:
+    index, _ = changed_index(IndexSettings(exact_max=1000))
+    assert index.kind == "ivf"
+    files = IndexFiles(tmp_path)
+    files.write(SERVICE, 3, index)
+    path = files.path(SERVICE)
+    data = bytearray(path.read_bytes())
+    length = int.from_bytes(data[-16:-8], "little")
+    sections = json.loads(data[-16 - length : -16])["sections"]
+    data[sections[section]["offset"] + 7] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexFileError, match=f"section {section} is damaged"):
+        files.read(SERVICE)
 
 
 def test_writing_holds_changes_back_but_not_searches(tmp_path: Path) -> None:
