@@ -96,7 +96,7 @@ class CollectionStatus:
     index: IndexStatus
     """Faces, bytes, kind and device."""
     rebuilding: bool
-    """Whether a rebuild or retrain is running."""
+    """Whether a rebuild, a retrain or a file write (changes wait meanwhile) is running."""
     idle_s: float
     """Seconds since the collection was last used."""
 
@@ -184,7 +184,7 @@ class IndexRegistry:
                     index.calculator,
                     index.dim,
                     index.status(),
-                    entry.building or entry.retraining is not None,
+                    entry.building or entry.retraining is not None or entry.persisting is not None,
                     max(0.0, now - entry.last_used),
                 )
             )

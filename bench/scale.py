@@ -17,7 +17,9 @@ report (NodeService) every face indexed and no rebuild running:
   ``search share = (recognise p50 - detect p50) / recognise p50``;
 - after the largest size, cold start: a new api_svc process with ``FACEGRID_INDEX_LOAD=start``
   (seconds from its start to the first correct answer, to the approximate index; RSS against
-  the vectors' bytes), and one loading on first use;
+  the vectors' bytes), and one loading on first use; both first from an index file that a
+  priming node wrote (``FACEGRID_INDEX_CACHE_DIR``), then without one (from PostgreSQL);
+  ``--requests 0`` skips the recognise points;
 - then the sync lag: ``--probes`` enrolments of a new vector through node A (BulkAddFaces, one
   precomputed embedding each), each timed until node B answers it as the nearest face, while two
   other streams enrol continuously through both nodes.
@@ -229,10 +231,8 @@ async def measure(
     return results
 
 
-async def cold_start(
-    mesh: Mesh, work: Path, size: int, probe: tuple[str, list[float]], mode: str
-) -> None:
-    port = _free_port()
+def cold_env(mesh: Mesh, port: int, mode: str, cache: Path | None) -> dict[str, str]:
+    """A third api_svc node's environment: loading ``mode``, index files in ``cache``."""
     env = dict(os.environ)
     env.update(
         FACEGRID_API_PORT=str(port),
@@ -240,10 +240,53 @@ async def cold_start(
         FACEGRID_DATABASE_URL=mesh.database_url,
         FACEGRID_EMBED_URL=mesh.embed,
         FACEGRID_INDEX_LOAD=mode,
+        FACEGRID_INDEX_CACHE_DIR=str(cache) if cache else "",
         FACEGRID_LOG_FORMAT="json",
     )
+    return env
+
+
+async def write_index_file(mesh: Mesh, work: Path, cache: Path) -> None:
+    """Runs a node with ``cache`` until it has written the collection's index file."""
+    log_path = work / "api_svc-cold-prime.log"
     started = time.perf_counter()
-    with (work / f"api_svc-cold-{mode}.log").open("wb") as out:
+    with log_path.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api_svc"],
+            cwd=REPO,
+            env=cold_env(mesh, _free_port(), "start", cache),
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        while '"index_persisted"' not in log_path.read_text():
+            if time.perf_counter() - started > 900 or process.poll() is not None:
+                raise RuntimeError("the priming node wrote no index file")
+            await asyncio.sleep(0.5)
+        print(
+            f"  index file written {time.perf_counter() - started:.1f} s after the priming node "
+            f"started: {sum(f.stat().st_size for f in cache.iterdir()) / 2**20:.0f} MiB",
+            flush=True,
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=120)
+
+
+async def cold_start(
+    mesh: Mesh,
+    work: Path,
+    size: int,
+    probe: tuple[str, list[float]],
+    mode: str,
+    cache: Path | None = None,
+) -> None:
+    port = _free_port()
+    env = cold_env(mesh, port, mode, cache)
+    label = f"{mode}{', index file' if cache else ''}"
+    log_path = work / f"api_svc-cold-{mode}{'-file' if cache else ''}.log"
+    started = time.perf_counter()
+    with log_path.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "api_svc"], cwd=REPO, env=env, stdout=out, stderr=out
         )
@@ -271,14 +314,14 @@ async def cold_start(
             while ivf_at is None and time.perf_counter() - started < 900:
                 peak = max(peak, proc.memory_info().rss)
                 # The status port of a first_use node is not known (0): watch its log instead.
-                text = (work / f"api_svc-cold-{mode}.log").read_text()
+                text = log_path.read_text()
                 if '"index_retrained"' in text or '"kind": "ivf"' in text:
                     ivf_at = time.perf_counter() - started
                 await asyncio.sleep(0.2)
         settled_rss = proc.memory_info().rss
         vectors = size * 128 * 4
         print(
-            f"  cold start ({mode}): first correct answer {served_at:.1f} s after the process"
+            f"  cold start ({label}): first correct answer {served_at:.1f} s after the process"
             f" started (RSS {(rss_served or 0) / 2**20:.0f} MiB), approximate index in at "
             f"{ivf_at or float('nan'):.1f} s; RSS then {settled_rss / 2**20:.0f} MiB = "
             f"{settled_rss / vectors:.2f}x the vectors' {vectors / 2**20:.0f} MiB (peak "
@@ -378,16 +421,22 @@ async def main_async(args: argparse.Namespace, work: Path) -> None:
         service_id = await conn.fetchval(
             "SELECT id FROM services WHERE api_key = $1", uuid.UUID(mesh.key)
         )
-        detect = await measure(args, mesh, photos, True, "detect + embed (no search)")
+        measuring = args.requests > 0
+        detect = (
+            await measure(args, mesh, photos, True, "detect + embed (no search)")
+            if measuring
+            else {}
+        )
         recognise: dict[int, dict[str, tuple[float, float, float]]] = {}
         filled = 0
         for size in sizes:
             await fill(conn, service_id, vectors[filled:size], labels[filled:size])
             filled = size
             await settled(mesh, nodes, size, probe[1])
-            recognise[size] = await measure(args, mesh, photos, False, f"recognise at {size:,}")
+            if measuring:
+                recognise[size] = await measure(args, mesh, photos, False, f"recognise at {size:,}")
         small, large = sizes[0], sizes[-1]
-        for flight in ("1", "8"):
+        for flight in ("1", "8") if measuring else ():
             for size in sizes:
                 rec, det = recognise[size][flight], detect[flight]
                 print(
@@ -402,6 +451,10 @@ async def main_async(args: argparse.Namespace, work: Path) -> None:
                 f" faces/s {large:,} / {small:,} = {rate:.2f} (goal >= 0.9)",
                 flush=True,
             )
+        cache = work / "cold-index"
+        await write_index_file(mesh, work, cache)
+        for mode in ("start", "first_use"):
+            await cold_start(mesh, work, large, probe, mode, cache)
         for mode in ("start", "first_use"):
             await cold_start(mesh, work, large, probe, mode)
         await sync_lag(args, mesh, nodes)
@@ -412,7 +465,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="CelebA folder")
     parser.add_argument("--sizes", default="10000,100000,1000000")
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=2000, help="0: no recognise points")
     parser.add_argument("--probes", type=int, default=500)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fgs-", dir="/tmp"))
