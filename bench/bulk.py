@@ -134,7 +134,16 @@ class Mesh:
 @contextmanager
 def mesh_running(work: Path, extra_env: dict[str, str]) -> Iterator[Mesh]:
     """The launcher's mesh on free ports, stopped with SIGINT (Ctrl-C) at the end."""
-    names = ("ENVOY", "ENVOY_ADMIN", "API", "EMBED", "ADMIN", "TRITON_GRPC", "TRITON_HTTP")
+    names = (
+        "ENVOY",
+        "ENVOY_ADMIN",
+        "API",
+        "EMBED",
+        "ADMIN",
+        "CONSOLE",
+        "TRITON_GRPC",
+        "TRITON_HTTP",
+    )
     ports = {name: _free_port() for name in names}
     data_dir = work / "mesh"
     env = dict(os.environ)
