@@ -2,7 +2,7 @@
 exact search, search latency, build time and memory, from thousands to millions of faces.
 
     python -m bench.ann --data /work/data/celeba [--sizes 10000,100000,1000000]
-        [--sweep 1000000] [--threshold] [--threads 8] [--queries 2000]
+        [--sweep 1000000] [--threshold] [--threads 8] [--repeat 4] [--build-threads 1]
 
 Faces: CelebA photos embedded by the service's default pipeline (``bench/celeba.py``, cached),
 two held-out photos per person as queries, the rest enrolled and padded to each size with
@@ -99,7 +99,9 @@ def bench_size(size: int, args: argparse.Namespace, data: tuple) -> None:
     reference = exact_top1(vectors, queries)
     before = rss_mb()
     started = time.perf_counter()
+    faiss.omp_set_num_threads(args.build_threads)
     index = FaceIndex.build("bench", vectors.shape[1], batch_of(vectors, labels), args.settings)
+    single_threaded_faiss()
     build_s = time.perf_counter() - started
     grown = rss_mb() - before
     status = index.status()
@@ -177,6 +179,9 @@ def main() -> None:
     parser.add_argument("--threshold", action="store_true", help="exact vs IVF at small sizes")
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=4, help="passes over the queries")
+    parser.add_argument(
+        "--build-threads", type=int, default=1, help="OpenMP threads of the build (searches: 1)"
+    )
     parser.add_argument("--exact-max", type=int, default=IndexSettings().exact_max)
     args = parser.parse_args()
     args.settings = IndexSettings(exact_max=args.exact_max, ann=AnnSettings())
