@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import faiss
 import structlog
@@ -53,6 +53,10 @@ from facegrid.errors import ServiceError
 log = structlog.get_logger()
 
 T = TypeVar("T")
+
+
+#: ``_Entry.file_seq`` after a failed first write: no file, and none tried until rows change.
+FAILED_WRITE: Final = -1
 
 
 def single_threaded_faiss() -> None:
@@ -414,6 +418,10 @@ class IndexRegistry:
             size = await self.run(self._files.write, service_id, seq, index)
         except Exception as exc:
             log.warning("index_persist_failed", collection=str(service_id), error=repr(exc))
+            # Not again at every change (a write pauses them): after persist_after of the rows
+            # changed, or at shutdown.
+            entry.file_seq = FAILED_WRITE if entry.file_seq is None else entry.file_seq
+            entry.changed = 0
             return
         finally:
             entry.persisting = None

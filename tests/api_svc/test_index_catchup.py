@@ -1,7 +1,8 @@
 """IndexRegistry with index files and catch-ups (in-memory source): a restarted registry reads
 its file and fetches only the rows changed since; a file it cannot use (another calculator,
 damaged) gives way to a snapshot; files are written after training and at shutdown and removed
-with their collection; notifications that queued up apply as one."""
+with their collection; notifications that queued up apply as one; a write that failed is tried
+again only after a quarter of the rows changed."""
 
 from __future__ import annotations
 
@@ -137,3 +138,37 @@ async def test_notifications_that_queued_up_apply_as_one_fetch() -> None:
 
 async def _idle(registry: IndexRegistry) -> bool:
     return not registry.rebuilding()
+
+
+class FailingFiles(IndexFiles):
+    """Index files on a disk that refuses every write."""
+
+    writes = 0
+
+    def write(self, service_id: uuid.UUID, seq: int, index: FaceIndex) -> int:
+        self.writes += 1
+        raise OSError(28, "No space left on device")
+
+
+async def test_a_failed_write_is_not_retried_at_every_change(tmp_path: Path) -> None:
+    source = FakeSource()
+    source.write(*random_rows(1200, 8, seed=6))
+    files = FailingFiles(tmp_path, SETTINGS.index)
+    registry = IndexRegistry(source, Calculators(FakeEmbed()), SETTINGS, files=files)
+    index = await registry.get(SERVICE)
+
+    async def tried() -> bool:
+        return files.writes == 1 and not registry.rebuilding()
+
+    await wait_until_async(tried, 30, "the first write", interval_s=0.01)
+    assert index.kind == "ivf"
+    for value in range(5):  # changes go on being applied, without another write
+        await registry.handle(source.write(row([float(value)] * 8)))
+    assert files.writes == 1 and len(index) == 1205 and not registry.rebuilding()
+    await registry.handle(source.write(*random_rows(500, 8, seed=7)))  # over a quarter changed
+
+    async def tried_again() -> bool:
+        return files.writes == 2
+
+    await wait_until_async(tried_again, 30, "the next write", interval_s=0.01)
+    await registry.close()
