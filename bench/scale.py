@@ -563,10 +563,11 @@ async def main_async(args: argparse.Namespace, work: Path) -> None:
                 flush=True,
             )
         cache = work / "cold-index"
-        await write_index_file(mesh, work, cache)
-        for mode in ("start", "first_use"):
+        for mode in ("start", "first_use") if not args.skip_cold else ():
+            if not cache.exists():
+                await write_index_file(mesh, work, cache)
             await cold_start(mesh, work, large, probe, mode, cache)
-        for mode in ("start", "first_use"):
+        for mode in ("start", "first_use") if not args.skip_cold else ():
             await cold_start(mesh, work, large, probe, mode)
         await sync_lag(args, mesh, nodes)
         await conn.close()
@@ -578,6 +579,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--requests", type=int, default=2000, help="0: no recognise points")
     parser.add_argument("--probes", type=int, default=500)
+    parser.add_argument("--skip-cold", action="store_true", help="no cold start measurements")
     parser.add_argument(
         "--interleave",
         type=int,
