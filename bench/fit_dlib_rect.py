@@ -1,124 +1,140 @@
-"""Fits the constants that place dlib's 68-point predictor inside a BlazeFace detection.
+"""Fits the constants that place dlib's 68-point predictor box on a BlazeFace detection
+(``embed_svc/landmarks.py``), on CelebA and CFP (docs/benchmarks.md).
 
-    python -m bench.fit_dlib_rect [--faces /work/shared/faces] [--repository triton_models]
+    python -m bench.fit_dlib_rect [--celeba DIR] [--cfp DIR]
 
-dlib's shape predictor was trained on boxes from dlib's HOG face detector, which sit
-differently on the face than BlazeFace's. On every photo of the set this runs both detectors,
-pairs their boxes, and prints the median offset of the HOG box's centre and its side, in
-BlazeFace box widths (``landmarks.DLIB_RECT_*``), and the median BlazeFace keypoints as
-fractions of its box (``landmarks.KEYPOINTS_IN_BOX``). It then reports how far the 68 points
-found from the mapped box are from those found from dlib's own box (mean, in inter-ocular
-distances).
+dlib's shape predictor was trained on boxes of dlib's HOG face detector. On every photo where
+HOG (whole photo) and the service (BlazeFace, largest kept face) find the same face (IoU >=
+0.3), this fits two mappings of the BlazeFace detection onto the HOG box:
+
+- centre: HOG centre = BlazeFace box centre + (dx, dy) box widths, side = s box widths (medians);
+- keypoints: HOG centre = eye midpoint + a (mouth - eye midpoint) + (ox, oy) box widths,
+  side = s box widths (least squares, trimmed of the worst 10%).
+
+and prints each one's spread of the centre (robust standard deviation in HOG box sides) and
+the typical keypoints as fractions of the box (``landmarks.KEYPOINTS_IN_BOX``). Uses the cached
+detections of bench/accuracy.py (computed here if missing).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import dlib
 import numpy as np
 
-from embed_svc import catalog, detector, landmarks
-from embed_svc.backends.onnx import OnnxBackend
-from embed_svc.images import ImageLimits, decode_image
-from embed_svc.types import Detection
+from bench import alignment, pipelines
+from bench.pipelines import CONFIRM_BELOW, THRESHOLD, photos_by_key, protocols
 
-LIMITS = ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000, max_detect_size=1920)
-
-
-def _photos(faces: Path) -> list[Path]:
-    manifest = json.loads((faces / "manifest.json").read_text())
-    paths = [faces / e["file"] for entries in manifest["identities"].values() for e in entries]
-    return paths + [faces / e["file"] for e in manifest["group_photos"]]
+#: Least IoU of the HOG and BlazeFace boxes for them to be one face.
+MATCH_IOU = 0.3
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+@dataclass(frozen=True)
+class Matched:
+    """Faces found by both detectors: HOG centres and sides, BlazeFace boxes and keypoints."""
+
+    hog_centre: np.ndarray
+    hog_side: np.ndarray
+    boxes: np.ndarray
+    keypoints: np.ndarray
+
+    @property
+    def box_centre(self) -> np.ndarray:
+        return (self.boxes[:, :2] + self.boxes[:, 2:]) / 2
+
+    @property
+    def width(self) -> np.ndarray:
+        return self.boxes[:, 2] - self.boxes[:, 0]
 
 
-async def main_async(args: argparse.Namespace) -> None:
-    backend = await OnnxBackend.connect(args.repository, [catalog.DETECTOR.model], threads=2)
-    hog = dlib.get_frontal_face_detector()
-    predictor = landmarks.LandmarkPredictor.load(
-        landmarks.package_model_path(landmarks.PREDICTOR_FILE)
-    )
-    offsets, keypoints, pairs = [], [], []
-    for path in _photos(args.faces):
-        image = decode_image(path.read_bytes(), LIMITS)
-        tensor, fit = detector.letterbox(image.work)
-        out = await backend.infer(
-            catalog.DETECTOR.model,
-            {catalog.DETECTOR.input: tensor[None]},
-            [catalog.DETECTOR.regressors, catalog.DETECTOR.classificators],
-        )
-        found = detector.decode(
-            out[catalog.DETECTOR.regressors][0], out[catalog.DETECTOR.classificators][0], fit, 0.5
-        )
-        for rect in hog(image.work, 1):
-            hog_box = (rect.left(), rect.top(), rect.right(), rect.bottom())
-            best = max(
-                found,
-                key=lambda d: _iou(hog_box, (d.box.x_min, d.box.y_min, d.box.x_max, d.box.y_max)),
-                default=None,
-            )
-            if best is None:
-                continue
-            box = best.box
-            if _iou(hog_box, (box.x_min, box.y_min, box.x_max, box.y_max)) < 0.3:
-                continue
-            width = box.width
-            offsets.append(
-                (
-                    ((rect.left() + rect.right()) / 2 - (box.x_min + box.x_max) / 2) / width,
-                    ((rect.top() + rect.bottom()) / 2 - (box.y_min + box.y_max) / 2) / width,
-                    (rect.width() + rect.height()) / 2 / width,
-                )
-            )
-            origin = np.array([box.x_min, box.y_min])
-            keypoints.append((best.keypoints - origin) / np.array([box.width, box.height]))
-            pairs.append((image.work, rect, best))
-    await backend.close()
-    dx, dy, side = np.median(np.array(offsets), axis=0)
-    print(f"{len(offsets)} faces found by both detectors")
-    print(f"DLIB_RECT_DX = {dx:.4f}\nDLIB_RECT_DY = {dy:.4f}\nDLIB_RECT_SIDE = {side:.4f}")
-    spread = np.percentile(np.array(offsets), [10, 90], axis=0)
-    print(f"  10th/90th percentiles dx {spread[:, 0]}, dy {spread[:, 1]}, side {spread[:, 2]}")
-    typical = np.median(np.array(keypoints), axis=0)
-    print("KEYPOINTS_IN_BOX =", [tuple(round(float(v), 3) for v in p) for p in typical])
-    fitted, configured = [], []
-    for work, rect, detection in pairs:
-        reference = landmarks.shape_points(predictor.shape_in(work, rect))
-        inter_ocular = np.linalg.norm(reference[36:42].mean(0) - reference[42:48].mean(0))
-        mapped = landmarks.shape_points(predictor.shape_in(work, _rect(detection, dx, dy, side)))
-        fitted.append(np.linalg.norm(mapped - reference, axis=1).mean() / inter_ocular)
-        current = predictor.predict(work, detection)
-        configured.append(np.linalg.norm(current - reference, axis=1).mean() / inter_ocular)
-    print(
-        f"68-point difference to dlib's own box, mean over faces, inter-ocular units: "
-        f"fitted {np.mean(fitted):.4f}, as configured now {np.mean(configured):.4f}"
+def matched(found: list[dict[str, Any]]) -> Matched:
+    """The faces of ``found`` (cached detections) that both detectors find."""
+    rows = []
+    for photo in found:
+        chosen = alignment.service_choice(photo, THRESHOLD, CONFIRM_BELOW)
+        hog = alignment.largest_hog(photo)
+        if chosen is None or hog is None:
+            continue
+        box = photo["boxes"][chosen]
+        if alignment.iou(hog, tuple(box)) < MATCH_IOU:
+            continue
+        rows.append((hog, box, photo["keypoints"][chosen]))
+    rects = np.array([r[0] for r in rows], dtype=np.float64)
+    return Matched(
+        hog_centre=np.c_[(rects[:, 0] + rects[:, 2] + 1) / 2, (rects[:, 1] + rects[:, 3] + 1) / 2],
+        hog_side=((rects[:, 2] - rects[:, 0] + 1) + (rects[:, 3] - rects[:, 1] + 1)) / 2,
+        boxes=np.array([r[1] for r in rows], dtype=np.float64),
+        keypoints=np.array([r[2] for r in rows], dtype=np.float64),
     )
 
 
-def _rect(detection: Detection, dx: float, dy: float, side: float) -> dlib.rectangle:
-    box = detection.box
-    cx = (box.x_min + box.x_max) / 2 + dx * box.width
-    cy = (box.y_min + box.y_max) / 2 + dy * box.width
-    half = side * box.width / 2
-    return dlib.rectangle(round(cx - half), round(cy - half), round(cx + half), round(cy + half))
+def fit_centre(m: Matched) -> tuple[float, float, float]:
+    """(dx, dy, side) of the centre mapping."""
+    shift = np.median((m.hog_centre - m.box_centre) / m.width[:, None], axis=0)
+    side = float(np.median(m.hog_side / m.width))
+    return float(shift[0]), float(shift[1]), side
+
+
+def fit_keypoints(m: Matched) -> tuple[float, float, float, float]:
+    """(a, ox, oy, side) of the keypoint mapping."""
+    eyes = (m.keypoints[:, 0] + m.keypoints[:, 1]) / 2
+    down = m.keypoints[:, 3] - eyes
+    n = len(eyes)
+    design = np.zeros((2 * n, 3))
+    design[:, 0] = down.reshape(-1)
+    design[0::2, 1] = m.width
+    design[1::2, 2] = m.width
+    target = (m.hog_centre - eyes).reshape(-1)
+    keep = np.ones(2 * n, dtype=bool)
+    for _ in range(5):
+        coef = np.linalg.lstsq(design[keep], target[keep], rcond=None)[0]
+        error = np.abs(design @ coef - target).reshape(-1, 2).max(axis=1)
+        keep = np.repeat(error <= np.quantile(error, 0.9), 2)
+    side = float(np.median(m.hog_side / m.width))
+    return float(coef[0]), float(coef[1]), float(coef[2]), side
+
+
+def centre_error(m: Matched, predicted: np.ndarray) -> np.ndarray:
+    """Robust standard deviation (x, y) of the predicted centre's error, in HOG box sides."""
+    error = (m.hog_centre - predicted) / m.hog_side[:, None]
+    median = np.median(error, axis=0)
+    return np.asarray(1.4826 * np.median(np.abs(error - median), axis=0))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--faces", type=Path, default=Path("/work/shared/faces"))
-    parser.add_argument("--repository", type=Path, default=Path("triton_models"))
-    asyncio.run(main_async(parser.parse_args()))
+    parser.add_argument("--celeba", type=Path, help="CelebA folder (FACEGRID_BENCH_CELEBA)")
+    parser.add_argument("--cfp", type=Path, help="cfp-dataset folder (FACEGRID_BENCH_CFP)")
+    args = parser.parse_args()
+    found: list[dict[str, Any]] = []
+    for key, (root, photos) in photos_by_key(protocols(args)).items():
+        found.extend(pipelines.detections(key, root, photos).values())
+    if not found:
+        raise SystemExit("no data set given: --celeba and/or --cfp (bench/data.py)")
+    m = matched(found)
+    print(f"{len(m.boxes)} faces found by both detectors in {len(found)} photos")
+    dx, dy, side = fit_centre(m)
+    print(f"centre:    DX = {dx:.4f}, DY = {dy:.4f}, SIDE = {side:.4f}")
+    a, ox, oy, side_k = fit_keypoints(m)
+    print(f"keypoints: A = {a:.4f}, OX = {ox:.4f}, OY = {oy:.4f}, SIDE = {side_k:.4f}")
+    eyes = (m.keypoints[:, 0] + m.keypoints[:, 1]) / 2
+    w = m.width[:, None]
+    for name, predicted in (
+        ("centre, before", m.box_centre + np.array(alignment.ORIGINAL_CENTRE[:2]) * w),
+        ("centre, refitted", m.box_centre + np.array([dx, dy]) * w),
+        ("keypoints", eyes + a * (m.keypoints[:, 3] - eyes) + np.array([ox, oy]) * w),
+    ):
+        sd = centre_error(m, predicted)
+        print(f"  {name:34s} centre error, robust sd (x, y) in HOG sides: {sd[0]:.4f} {sd[1]:.4f}")
+    spread = np.quantile(m.hog_side / m.width, [0.1, 0.9])
+    print(f"  side / box width 10th-90th percentile: {spread[0]:.3f} - {spread[1]:.3f}")
+    origin = m.boxes[:, :2]
+    size = m.boxes[:, 2:] - origin
+    typical = np.median((m.keypoints - origin[:, None]) / size[:, None], axis=0)
+    print("KEYPOINTS_IN_BOX =", [tuple(round(float(v), 3) for v in p) for p in typical])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Throughput of the detector, the embedder and the whole embed_svc pipeline.
 
-    python -m bench.throughput [--faces /work/shared/faces] [--repository triton_models]
+    python -m bench.throughput [--faces DIR] [--repository triton_models]
                                [--seconds 10] [--skip-triton]
 
 1. In process, onnxruntime: detector images/s and faces/s on the group photos; embedder
@@ -33,6 +33,7 @@ import grpc
 import numpy as np
 import tritonclient.grpc
 
+from bench.data import faces_dir
 from embed_svc import align, catalog, detector
 from embed_svc.analyzer import AnalyzerSettings, FaceAnalyzer
 from embed_svc.backends.onnx import OnnxBackend
@@ -264,11 +265,15 @@ async def main_async(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--faces", type=Path, default=Path("/work/shared/faces"))
+    parser.add_argument(
+        "--faces", type=Path, help="photo folder (default: FACEGRID_FACES_DIR, ../shared/faces)"
+    )
     parser.add_argument("--repository", type=Path, default=Path("triton_models"))
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--skip-triton", action="store_true")
-    asyncio.run(main_async(parser.parse_args()))
+    args = parser.parse_args()
+    args.faces = faces_dir(args.faces)
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Second look at low-scoring detections: dlib's HOG face detector on the box's surroundings.
 
-BlazeFace sometimes scores face-like texture between 0.5 and 0.7 (in /work/shared/faces, two
+BlazeFace sometimes scores face-like texture between 0.5 and 0.7 (in the project's photo set ../shared/faces, two
 windows of a building behind a speaker at 0.60 and 0.53, while the weakest true face of the group
 photos scores 0.65). dlib's frontal HOG detector, run with a lowered threshold on a square
 around such a box, finds every true face of that range in the photos at hand and none of the
@@ -10,6 +10,8 @@ reliable there.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import dlib
@@ -27,14 +29,25 @@ HOG_ADJUST = -0.5
 CENTRE_TOLERANCE = CROP_SIDE / 6
 
 
+@dataclass(frozen=True, slots=True)
+class HogFace:
+    """dlib's HOG face centred on a box: its detection score and its box in image pixels."""
+
+    score: float
+    """HOG detection score (dlib's default acceptance is 0)."""
+    rect: dlib.rectangle
+    """The HOG box, image pixels (what dlib's 68-point predictor was trained on)."""
+
+
 class FaceConfirmer:
     """dlib's frontal HOG detector, asked whether a face sits where a box says."""
 
     def __init__(self) -> None:
         self._hog = dlib.get_frontal_face_detector()
 
-    def confirms(self, image: RgbImage, box: Box) -> bool:
-        """True when HOG finds a face centred on ``box`` (image pixels) in its surroundings."""
+    def look(self, image: RgbImage, box: Box, adjust: float = HOG_ADJUST) -> HogFace | None:
+        """The best-scoring HOG face centred on ``box`` in its surroundings (HOG threshold
+        moved by ``adjust``), or None."""
         side = CONTEXT * max(box.width, box.height, 1.0)
         scale = CROP_SIDE / side
         cx = (box.x_min + box.x_max) / 2
@@ -48,13 +61,30 @@ class FaceConfirmer:
         crop = cv2.warpAffine(
             image, matrix, (CROP_SIDE, CROP_SIDE), flags=cv2.INTER_AREA, borderValue=(0, 0, 0)
         )
-        faces, _, _ = self._hog.run(np.ascontiguousarray(crop), 1, HOG_ADJUST)
+        faces, scores, _ = self._hog.run(np.ascontiguousarray(crop), 1, adjust)
         centre = CROP_SIDE / 2
-        return any(
-            abs((f.left() + f.right()) / 2 - centre) <= CENTRE_TOLERANCE
-            and abs((f.top() + f.bottom()) / 2 - centre) <= CENTRE_TOLERANCE
-            for f in faces
-        )
+        best: tuple[float, dlib.rectangle] | None = None
+        for face, score in zip(faces, scores, strict=True):
+            if (
+                abs((face.left() + face.right()) / 2 - centre) <= CENTRE_TOLERANCE
+                and abs((face.top() + face.bottom()) / 2 - centre) <= CENTRE_TOLERANCE
+                and (best is None or score > best[0])
+            ):
+                best = (float(score), face)
+        if best is None:
+            return None
+        face = best[1]
+
+        def back(x: float, y: float) -> tuple[int, int]:
+            return round((x - matrix[0, 2]) / scale), round((y - matrix[1, 2]) / scale)
+
+        left, top = back(face.left(), face.top())
+        right, bottom = back(face.right() + 1, face.bottom() + 1)
+        return HogFace(best[0], dlib.rectangle(left, top, right - 1, bottom - 1))
+
+    def confirms(self, image: RgbImage, box: Box) -> bool:
+        """True when HOG finds a face centred on ``box`` (image pixels) in its surroundings."""
+        return self.look(image, box) is not None
 
     def keep(self, image: RgbImage, detections: list[Detection], below: float) -> list[Detection]:
         """``detections`` without those scoring under ``below`` that HOG does not confirm."""

@@ -1,7 +1,7 @@
 """Measures which input encoding faceres-deep and mobileface expect (the numbers in
 docs/models.md). A one-off study, not part of the build; needs a labelled face folder::
 
-    .venv/bin/python -m models.probe_preprocessing --faces /work/shared/faces
+    .venv/bin/python -m bench.probe_preprocessing [--faces DIR]   # default: bench/data.py faces_dir
 
 For each photo of each identity in ``manifest.json`` it takes the largest dlib HOG face and scores
 encodings of the raw converted graphs (``build/models/*.onnx`` made without the built-in
@@ -24,11 +24,13 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from bench.data import faces_dir
 from models import build
 from models.tfjs_onnx import convert
 from models.verify import session
 
-#: Identities of /work/shared/faces that are women (labelled by looking at the photos).
+#: Identities of the small photo set (../shared/faces) that are women (labelled by looking at
+#: the photos).
 WOMEN = {
     "person_img11", "person_img23", "person_img46", "person_img51", "person_img56",
     "kate_siegel", "rose",
@@ -117,9 +119,9 @@ def separation(embeddings: NDArray[np.float32], identities: list[str]) -> float:
 def main() -> None:
     """Prints one line per (model, crop, encoding)."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--faces", type=Path, default=Path("/work/shared/faces"))
+    parser.add_argument("--faces", type=Path, help="photo folder (default: FACEGRID_FACES_DIR)")
     args = parser.parse_args()
-    found = faces(args.faces)
+    found = faces(faces_dir(args.faces))
     identities = [f[0] for f in found]
     male = np.array([identity not in WOMEN for identity in identities])
     raw = {}

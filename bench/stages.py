@@ -1,0 +1,244 @@
+"""Per-photo work of the accuracy benchmarks, run in worker processes by ``bench.cache``.
+
+- ``Detect``: BlazeFace's detections (box, score, keypoints) at a low threshold, the second
+  look of ``embed_svc/confirm.py`` on each box (HOG score and HOG box on the crop around it),
+  and optionally dlib's HOG detector on the whole photo (the reference pipeline's box).
+- ``Embed``: one face's embedding (with and without mirror averaging) and its 68 points, cut
+  the way a calculator wants from a given 68-point box, BlazeFace keypoints or box.
+- ``Service``: embed_svc's whole pipeline (``FaceAnalyzer``, in process on onnxruntime) on a
+  photo, as a request without options gets it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dlib
+import numpy as np
+import onnxruntime as ort  # type: ignore[import-untyped]
+
+from embed_svc import align, attributes, catalog, detector, landmarks
+from embed_svc.confirm import FaceConfirmer
+from embed_svc.images import ImageLimits, decode_image
+from embed_svc.types import Box, RgbImage
+
+REPO = Path(__file__).resolve().parents[1]
+REPOSITORY = REPO / "triton_models"
+LIMITS = ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000, max_detect_size=1920)
+#: Lowest BlazeFace score kept by ``Detect``.
+DETECT_FLOOR = 0.3
+#: Upsampling of dlib's HOG detector on whole photos (dlib's examples use 1).
+HOG_UPSAMPLE = 1
+
+
+def session(model: str) -> ort.InferenceSession:
+    """onnxruntime on one model of the repository, one thread."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    path = REPOSITORY / model / "1" / "model.onnx"
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def load(root: Path, relative: str) -> RgbImage:
+    """The working copy embed_svc would make of a photo."""
+    return decode_image((root / relative).read_bytes(), LIMITS).work
+
+
+def rect_tuple(rect: dlib.rectangle) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of a dlib rectangle (inclusive edges)."""
+    return (rect.left(), rect.top(), rect.right(), rect.bottom())
+
+
+def blazeface(
+    runner: ort.InferenceSession, image: RgbImage, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(boxes (n, 4), scores (n,), keypoints (n, 6, 2)) of BlazeFace on ``image``."""
+    tensor, fit = detector.letterbox(image)
+    regressors, classificators = runner.run(
+        [catalog.DETECTOR.regressors, catalog.DETECTOR.classificators],
+        {catalog.DETECTOR.input: tensor[None]},
+    )
+    found = detector.decode(regressors[0], classificators[0], fit, threshold)
+    boxes = np.array([[d.box.x_min, d.box.y_min, d.box.x_max, d.box.y_max] for d in found])
+    scores = np.array([d.score for d in found])
+    points = np.array([d.keypoints for d in found])
+    return boxes.reshape(-1, 4), scores, points.reshape(-1, 6, 2)
+
+
+@dataclass
+class Detect:
+    """Detections of one photo (work-image pixels)."""
+
+    root: Path
+    whole_hog: bool
+    threshold: float = DETECT_FLOOR
+    look_from: float = DETECT_FLOOR
+    _runner: Any = field(default=None, init=False, repr=False)
+
+    def __call__(self, relative: str) -> dict[str, Any]:
+        if self._runner is None:
+            self._runner = session(catalog.DETECTOR.model)
+            self._confirmer = FaceConfirmer()
+            self._hog = dlib.get_frontal_face_detector()
+        image = load(self.root, relative)
+        boxes, scores, points = blazeface(self._runner, image, self.threshold)
+        # The second look (HOG on the box's surroundings, threshold lowered by 1) at boxes
+        # scoring at least ``look_from``; NaN: not looked at, or no HOG face there.
+        looks = [
+            self._confirmer.look(image, Box(*box), adjust=-1.0) if score >= self.look_from else None
+            for box, score in zip(boxes, scores, strict=True)
+        ]
+        out: dict[str, Any] = {
+            "hw": image.shape[:2],
+            "boxes": boxes.astype(np.float32),
+            "scores": scores,
+            "keypoints": points.astype(np.float32),
+            "look_score": np.array([np.nan if k is None else k.score for k in looks]),
+            "look_rect": np.array(
+                [(-1, -1, -1, -1) if k is None else rect_tuple(k.rect) for k in looks]
+            ).reshape(-1, 4),
+        }
+        if self.whole_hog:
+            rects, hog_scores, _ = self._hog.run(image, HOG_UPSAMPLE, 0.0)
+            out["hog_rects"] = np.array([rect_tuple(r) for r in rects]).reshape(-1, 4)
+            out["hog_scores"] = np.array(hog_scores)
+        return out
+
+
+@dataclass(frozen=True)
+class Face:
+    """Which face of a photo to embed and how to cut it (work-image pixels)."""
+
+    relative: str
+    """Photo, relative to the set's folder."""
+    calculator: str
+    """Calculator name."""
+    rect: tuple[int, int, int, int] | None
+    """The 68-point predictor's box; None: cut from ``keypoints`` (template) or ``box``."""
+    keypoints: tuple[tuple[float, float], ...] | None = None
+    """BlazeFace's keypoints, for template alignment."""
+    box: tuple[float, float, float, float] | None = None
+    """BlazeFace's box, for box crops."""
+
+
+@dataclass
+class Embed:
+    """Embeddings (plain and mirror-averaged) and 68 points of one face."""
+
+    root: Path
+    _state: Any = field(default=None, init=False, repr=False)
+
+    def __call__(self, face: Face) -> dict[str, Any]:
+        if self._state is None:
+            self._predictor = landmarks.LandmarkPredictor.load(
+                landmarks.package_model_path(landmarks.PREDICTOR_FILE)
+            )
+            self._state = {}
+        spec = catalog.CALCULATORS[face.calculator]
+        if spec.model not in self._state:
+            self._state[spec.model] = session(spec.model)
+        image = load(self.root, face.relative)
+        points = None
+        if face.rect is not None:
+            shape = self._predictor.shape_in(image, dlib.rectangle(*face.rect))
+            points = landmarks.shape_points(shape)
+            if spec.crop == "chip":
+                chip = align.dlib_chip(image, shape)
+            else:
+                chip = align.arcface_crop(image, landmarks.five_from_68(points), spec.input_size)
+        elif spec.crop == "box":
+            assert face.box is not None
+            chip = align.box_crop(image, Box(*face.box), spec.input_size)
+        else:
+            assert face.keypoints is not None
+            keypoints = np.array(face.keypoints)
+            if spec.crop == "chip":
+                chip = align.template_chip(image, keypoints)
+            else:
+                five = landmarks.five_from_blazeface(keypoints)
+                chip = align.arcface_crop(image, five, spec.input_size)
+        batch = spec.encode([chip, np.ascontiguousarray(chip[:, ::-1])])
+        (vectors,) = self._state[spec.model].run([spec.output], {spec.input: batch})
+        vectors = vectors.reshape(2, -1).astype(np.float64)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        mirrored = vectors.sum(axis=0)
+        return {
+            "plain": vectors[0].astype(np.float32),
+            "mirror": (mirrored / np.linalg.norm(mirrored)).astype(np.float32),
+            "points": None if points is None else points.astype(np.float32),
+        }
+
+
+@dataclass
+class Attributes:
+    """faceres-deep's age distribution mean and probability of male for a box of a photo."""
+
+    root: Path
+    _runner: Any = field(default=None, init=False, repr=False)
+
+    def __call__(self, item: tuple[str, tuple[float, float, float, float]]) -> dict[str, Any]:
+        spec = catalog.ATTRIBUTES
+        assert spec is not None
+        if self._runner is None:
+            self._runner = session(spec.model)
+        relative, box = item
+        crop = attributes.crop(load(self.root, relative), Box(*box), spec)
+        ages, genders = self._runner.run(
+            [spec.age, spec.gender], {spec.input: attributes.encode([crop], spec)}
+        )
+        estimate = attributes.age_from_distribution(ages[0])
+        return {
+            "years": estimate.years,
+            "range": (estimate.low, estimate.high),
+            "male": float(genders.reshape(-1)[0]),
+        }
+
+
+@dataclass
+class Service:
+    """embed_svc's pipeline on one photo with the calculator plugin: the largest face's
+    embedding and detection score, or None when it finds no face."""
+
+    root: Path
+    threshold: float
+    confirm_below: float
+    _state: Any = field(default=None, init=False, repr=False)
+
+    def __call__(self, relative: str) -> dict[str, Any] | None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from embed_svc.analyzer import AnalyzerSettings, FaceAnalyzer
+        from embed_svc.backends.onnx import OnnxBackend
+        from embed_svc.types import AnalyzeParams
+
+        if self._state is None:
+            loop = asyncio.new_event_loop()
+            backend = loop.run_until_complete(
+                OnnxBackend.connect(REPOSITORY, catalog.all_models(), threads=1, workers=1)
+            )
+            predictor = landmarks.LandmarkPredictor.load(
+                landmarks.package_model_path(landmarks.PREDICTOR_FILE)
+            )
+            analyzer = FaceAnalyzer(
+                backend,
+                predictor,
+                ThreadPoolExecutor(1),
+                AnalyzerSettings(LIMITS, "dlib68", True, self.confirm_below),
+                None,
+            )
+            self._state = (loop, analyzer)
+        loop, analyzer = self._state
+        params = AnalyzeParams(
+            self.threshold, 1, False, catalog.DLIB_RESNET, False, False, False, False
+        )
+        results, _ = loop.run_until_complete(
+            analyzer.analyze([(self.root / relative).read_bytes()], params)
+        )
+        faces = results[0].faces
+        if not faces or faces[0].embedding is None:
+            return None
+        return {"embedding": faces[0].embedding, "score": faces[0].score}
