@@ -41,6 +41,8 @@ class FaceFields(Protocol):
     @property
     def execution_time(self) -> struct_pb2.Struct: ...
 
+    detector_score: float
+
 
 def execution_time(timings: Mapping[str, float]) -> dict[str, float]:
     """CompreFace's ``execution_time``: milliseconds by plugin, whole numbers."""
@@ -82,6 +84,8 @@ def fill_face(
         target.gender.CopyFrom(face.gender)
     if face.HasField("pose"):
         target.pose.CopyFrom(face.pose)
+    if face.HasField("detector_score"):
+        target.detector_score = round5(face.detector_score)
     if embedding:
         target.embedding.extend([float(v) for v in face.embedding])
     if timings is not None:

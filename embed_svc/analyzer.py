@@ -65,8 +65,8 @@ class AnalyzerSettings:
     mirror_average: bool
     """Average each embedding with that of the mirrored chip."""
     confirm_below: float = 0.7
-    """Detections scoring under this must be confirmed by dlib's HOG detector (embed_svc/
-    confirm.py); 0 keeps every detection above the request's threshold."""
+    """Detections whose face probability is under this must be confirmed by dlib's HOG
+    detector (embed_svc/confirm.py); 0 keeps every detection above the request's threshold."""
 
 
 @dataclass(slots=True)
@@ -126,7 +126,8 @@ class FaceAnalyzer:
         if params.whole_image_is_face:
             per_image = await self._whole_image_faces(decoded, params)
         else:
-            per_image = await self._detect(decoded, params.det_prob_threshold)
+            raw = DETECTOR.calibration.raw_at(params.det_prob_threshold)
+            per_image = await self._detect(decoded, raw)
             per_image = await self._confirm(decoded, per_image)
             per_image = [_largest(found, params.limit) for found in per_image]
         watch.add("detector", started)
@@ -190,7 +191,8 @@ class FaceAnalyzer:
         return decoded
 
     async def _detect(self, images: list[DecodedImage], threshold: float) -> list[list[Detection]]:
-        """Detections per image, in work-image pixels."""
+        """Detections per image scoring at least ``threshold`` (raw score), in work-image
+        pixels."""
         if not images:
             return []
         boxed = await self._cpu(lambda: [detector.letterbox(image.work) for image in images])
@@ -211,7 +213,8 @@ class FaceAnalyzer:
         self, images: list[DecodedImage], per_image: list[list[Detection]]
     ) -> list[list[Detection]]:
         """Drops low-scoring detections that dlib's HOG detector does not confirm."""
-        confirmer, below = self._confirmer, self._settings.confirm_below
+        confirmer = self._confirmer
+        below = DETECTOR.calibration.raw_at(self._settings.confirm_below)
         if confirmer is None or not any(d.score < below for found in per_image for d in found):
             return per_image
         return list(
@@ -357,9 +360,11 @@ class FaceAnalyzer:
             box = Box(0.0, 0.0, float(image.width), float(image.height))
         else:
             box = detection.box.scaled(scale).clipped(image.width, image.height)
+        whole = params.whole_image_is_face
         return FaceResult(
             box=box,
-            score=detection.score,
+            score=1.0 if whole else DETECTOR.calibration.calibrated(detection.score),
+            detector_score=None if whole else detection.score,
             landmarks=five,
             embedding=embedding,
             age=attrs[0] if attrs is not None and params.age else None,

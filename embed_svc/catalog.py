@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from embed_svc.detector import ScoreCalibration
 from embed_svc.types import FloatArray, ModelInfo, RgbImage
 from facegrid.similarity import Calibration
 
@@ -29,6 +30,8 @@ class DetectorSpec:
     """Output [N, 896, 16]: box and six keypoints per anchor."""
     classificators: str
     """Output [N, 896, 1]: raw score (logit) per anchor."""
+    calibration: ScoreCalibration
+    """Raw score (sigmoid of the logit) -> probability that the box is a face."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,7 @@ DETECTOR = DetectorSpec(
     input="input",
     regressors="regressors",
     classificators="classificators",
+    calibration=ScoreCalibration(raw=(0.0, 1.0), probability=(0.0, 1.0)),
 )
 
 DLIB_RESNET = CalculatorSpec(

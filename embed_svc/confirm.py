@@ -1,12 +1,12 @@
 """Second look at low-scoring detections: dlib's HOG face detector on the box's surroundings.
 
-BlazeFace sometimes scores face-like texture between 0.5 and 0.7 (in the project's photo set ../shared/faces, two
-windows of a building behind a speaker at 0.60 and 0.53, while the weakest true face of the group
-photos scores 0.65). dlib's frontal HOG detector, run with a lowered threshold on a square
-around such a box, finds every true face of that range in the photos at hand and none of the
-false ones (docs/benchmarks.md, "False detections"). Boxes scoring at least
-``FACEGRID_CONFIRM_BELOW`` are kept without a look: HOG is frontal-only, and the detector is
-reliable there.
+BlazeFace sometimes scores face-like texture between 0.5 and 0.7 (in the photo set
+../shared/faces, two windows of a building behind a speaker at raw scores 0.60 and 0.53, while
+the weakest true face of the group photos scores 0.65). dlib's frontal HOG detector, run with a
+lowered threshold on a square around such a box, finds every true face of that range in the
+photos at hand and none of the false ones (docs/benchmarks.md, "False detections"). Boxes whose
+face probability is at least ``FACEGRID_CONFIRM_BELOW`` are kept without a look: HOG is
+frontal-only, and the detector is reliable there.
 """
 
 from __future__ import annotations

@@ -45,6 +45,34 @@ _ANCHORS = anchor_centres()
 
 
 @dataclass(frozen=True, slots=True)
+class ScoreCalibration:
+    """The detector's raw score (sigmoid of its logit) -> the probability that the box holds a
+    face, piecewise linear between knots, both strictly increasing (so a probability threshold
+    is one raw-score threshold)."""
+
+    raw: tuple[float, ...]
+    """Raw scores of the knots, from 0 to 1."""
+    probability: tuple[float, ...]
+    """Probability at each knot."""
+
+    def __post_init__(self) -> None:
+        if len(self.raw) != len(self.probability) or len(self.raw) < 2:
+            raise ValueError("a calibration needs as many probabilities as raw scores, >= 2")
+        if any(b <= a for a, b in zip(self.raw, self.raw[1:], strict=False)) or any(
+            b <= a for a, b in zip(self.probability, self.probability[1:], strict=False)
+        ):
+            raise ValueError("calibration knots must be strictly increasing")
+
+    def calibrated(self, raw_score: float) -> float:
+        """Probability that a box of this raw score is a face."""
+        return float(np.interp(raw_score, self.raw, self.probability))
+
+    def raw_at(self, probability: float) -> float:
+        """The raw score whose probability is ``probability`` (clamped to the knots)."""
+        return float(np.interp(probability, self.probability, self.raw))
+
+
+@dataclass(frozen=True, slots=True)
 class Letterbox:
     """How an image was fitted into the square input: ``input = image * scale + pad``."""
 

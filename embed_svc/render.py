@@ -27,6 +27,8 @@ def face(face: FaceResult) -> pb.Face:
         ),
         embedding=embedding_values(face),
     )
+    if face.detector_score is not None:
+        message.detector_score = round(face.detector_score, 5)
     if face.landmarks is not None:
         message.landmarks.extend(
             common_pb2.Point(x=float(x), y=float(y)) for x, y in face.landmarks

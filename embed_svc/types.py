@@ -76,7 +76,7 @@ class Detection:
     box: Box
     """Face box (BlazeFace's box: brows to chin, roughly square)."""
     score: float
-    """Detector confidence, 0..1."""
+    """The detector's raw score (sigmoid of its logit), 0..1."""
     keypoints: Points
     """BlazeFace's six keypoints, shape (6, 2): image-left eye, image-right eye, nose tip,
     mouth centre, image-left ear tragion, image-right ear tragion."""
@@ -178,7 +178,10 @@ class FaceResult:
     box: Box
     """Face box, clipped to the image."""
     score: float
-    """Detector confidence (1.0 for a whole-image face)."""
+    """Probability that the box holds a face: the detector's score calibrated
+    (``catalog.DETECTOR.calibration``); 1.0 for a whole-image face."""
+    detector_score: float | None = None
+    """The detector's raw score (None for a whole-image face)."""
     landmarks: Points | None = None
     """Five CompreFace landmarks, shape (5, 2), when asked for."""
     embedding: FloatArray | None = None

@@ -66,6 +66,7 @@ def face(
             probability=probability, x_min=x, y_min=10, x_max=x + size, y_max=10 + size
         ),
         embedding=embedding or [],
+        detector_score=0.912345678,
     )
     for dx, dy in ((0.3, 0.4), (0.7, 0.4), (0.5, 0.6), (0.35, 0.8), (0.65, 0.8)):
         message.landmarks.add(x=x + dx * size + 0.4, y=10 + dy * size)

@@ -23,7 +23,7 @@ async def recognize(api: Store, data: bytes = GROUP, **fields: object) -> dict:
 async def test_an_empty_collection_answers_faces_without_subjects(api: Store) -> None:
     reply = await recognize(api)
     assert [f["subjects"] for f in reply["result"]] == [[], []]
-    assert set(reply["result"][0]) == {"box", "landmarks", "subjects"}
+    assert set(reply["result"][0]) == {"box", "landmarks", "subjects", "detector_score"}
 
 
 async def test_each_face_gets_its_most_similar_examples_best_first(api: Store) -> None:

@@ -89,7 +89,8 @@ async def test_detect_answers_compreface_fields_and_counts_the_request(api: Api)
         "y_max": 60,
     }
     assert found["landmarks"] == [[25, 30], [45, 30], [35, 40], [28, 50], [43, 50]]
-    assert set(found) == {"box", "landmarks"}
+    assert found["detector_score"] == 0.91235  # the raw score beside the calibrated one
+    assert set(found) == {"box", "landmarks", "detector_score"}
     assert "plugins_versions" not in as_json(reply)
     [(_, options)] = api.embed.calls
     assert list(options.plugins) == [embed_pb.FACE_PLUGIN_LANDMARKS]

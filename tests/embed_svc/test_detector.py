@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embed_svc.detector import Letterbox, anchor_centres, decode, letterbox
+from embed_svc import catalog
+from embed_svc.detector import Letterbox, ScoreCalibration, anchor_centres, decode, letterbox
 
 
 def test_anchor_grid_matches_the_back_model() -> None:
@@ -97,3 +98,22 @@ def test_letterbox_maps_back_to_image_pixels() -> None:
     cy = (found.box.y_min + found.box.y_max) / 2
     assert (cx, cy) == pytest.approx((x / fit.scale, (y - fit.pad_y) / fit.scale))
     assert found.box.width == pytest.approx(20 / fit.scale)
+
+
+def test_score_calibration_is_monotone_and_inverts() -> None:
+    calibration = ScoreCalibration(raw=(0.0, 0.5, 0.8, 1.0), probability=(0.0, 0.6, 0.9, 0.99))
+    assert calibration.calibrated(0.5) == pytest.approx(0.6)
+    assert calibration.calibrated(0.65) == pytest.approx(0.75)
+    for probability in (0.1, 0.6, 0.8, 0.95):
+        raw = calibration.raw_at(probability)
+        assert calibration.calibrated(raw) == pytest.approx(probability)
+    # Beyond the last knot no raw score reaches the probability.
+    assert calibration.raw_at(0.999) == 1.0
+    with pytest.raises(ValueError, match="increasing"):
+        ScoreCalibration(raw=(0.0, 0.5, 0.5, 1.0), probability=(0.0, 0.5, 0.6, 1.0))
+
+
+def test_published_calibration_covers_every_raw_score() -> None:
+    calibration = catalog.DETECTOR.calibration
+    assert calibration.raw[0] == 0.0 and calibration.raw[-1] == 1.0
+    assert calibration.probability[0] >= 0.0 and calibration.probability[-1] <= 1.0

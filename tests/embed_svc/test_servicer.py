@@ -50,6 +50,10 @@ async def test_boxes_are_in_source_pixels_largest_first(served_fake: ServedEmbed
     )
     assert (small.box.x_min, small.box.y_min) == pytest.approx((900, 600), abs=10)
     assert 0.5 < big.box.probability <= 1.0
+    # box.probability is the calibrated form of the raw score, which is kept beside it.
+    assert big.HasField("detector_score")
+    calibrated = catalog.DETECTOR.calibration.calibrated(big.detector_score)
+    assert big.box.probability == pytest.approx(calibrated, abs=1e-5)
     assert not big.embedding and not big.landmarks and not big.HasField("pose")
 
 
@@ -97,6 +101,7 @@ async def test_whole_image_is_one_face(served_fake: ServedEmbed) -> None:
     (face,) = response.images[0].faces
     assert (face.box.x_min, face.box.y_min, face.box.x_max, face.box.y_max) == (0, 0, 1200, 900)
     assert face.box.probability == 1.0
+    assert not face.HasField("detector_score")
     assert len(face.embedding) == 128
 
 

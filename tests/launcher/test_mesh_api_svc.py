@@ -46,7 +46,7 @@ def test_astronaut_is_one_face_with_five_landmarks(mesh, keys, photos) -> None:
     reply = post(mesh, DETECT, keys["DETECTION"], {"file": photos["astronaut"]})
     assert reply.status == 200, reply.body
     [face] = reply.json()["result"]
-    assert set(face) == {"box", "landmarks"}
+    assert set(face) == {"box", "landmarks", "detector_score"}
     box = face["box"]
     assert 0.5 < box["probability"] <= 1 and round(box["probability"], 5) == box["probability"]
     assert 0 <= box["x_min"] < box["x_max"] <= 512 and 0 <= box["y_min"] < box["y_max"] <= 512
