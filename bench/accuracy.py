@@ -26,16 +26,20 @@ runs reuse them).
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from bench import alignment, data, pipelines
+from bench import alignment, data, pipelines, wider
 from bench.fit_dlib_rect import fit_centre, fit_keypoints, matched
-from bench.pipelines import CONFIRM_BELOW, THRESHOLD, Pipeline, photos_by_key, protocols
+from bench.pipelines import BEFORE_PASSES, Pipeline, photos_by_key, protocols
 from bench.verification import Folds, accuracy_at, calibrate, equal_error, reliability, ten_fold
-from embed_svc import catalog
+from embed_svc import attributes, catalog
+from embed_svc.confirm import HOG_ADJUST
+from embed_svc.detector import PASSES
 from facegrid.similarity import Calibration
 
 
@@ -57,14 +61,21 @@ def verify(args: argparse.Namespace) -> None:
     if not sets:
         print("verify: no CelebA or CFP folder given (--celeba, --cfp), skipped")
         return
-    rows = [Pipeline("reference (dlib HOG box)")]
+    rows = [
+        Pipeline("reference (dlib HOG box)"),
+        Pipeline("service before issue 8", option="before", passes=BEFORE_PASSES),
+    ]
     rows += [Pipeline(f"box option {name}", option=name) for name in args.options]
     rows.append(Pipeline("service (FaceAnalyzer)", option="service"))
+    photos = photos_by_key(sets)
     found = {
-        key: pipelines.detections(key, root, photos)
-        for key, (root, photos) in photos_by_key(sets).items()
+        (key, passes): pipelines.detections(key, root, names, passes)
+        for key, (root, names) in photos.items()
+        for passes in {row.passes for row in rows}
     }
-    both = matched([photo for photos in found.values() for photo in photos.values()])
+    both = matched(
+        [f for (_, passes), by in found.items() if passes == PASSES for f in by.values()]
+    )
     options = alignment.options(fit_centre(both), fit_keypoints(both))
     scale = catalog.DLIB_RESNET.calibration("dlib68", True)
     for key, pairs in sets:
@@ -78,9 +89,7 @@ def verify(args: argparse.Namespace) -> None:
         )
         for row in rows:
             started = time.perf_counter()
-            vectors = pipelines.embed(
-                key, pairs.root, found[key], row, THRESHOLD, CONFIRM_BELOW, options
-            )
+            vectors = pipelines.embed(key, pairs.root, found[(key, row.passes)], row, options)
             used = set(pairs.photos())
             missing = sum(1 for p in used if vectors[p] is None)
             folds = folds_of(pairs, vectors)
@@ -135,7 +144,7 @@ def calibrate_section(args: argparse.Namespace) -> None:
     )
     for aligned, mirror, row in calibration_rows():
         spec = catalog.CALCULATORS[row.calculator]
-        vectors = pipelines.embed("CelebA", root, found, row, THRESHOLD, CONFIRM_BELOW)
+        vectors = pipelines.embed("CelebA", root, found, row)
         folds = folds_of(pairs, vectors)
         fitted = calibrate(folds)
         published = spec.calibrations[(aligned, mirror)]
@@ -156,6 +165,154 @@ def _print_reliability(distances: np.ndarray, same: np.ndarray, scale: Calibrati
         print(f"    [{low:.2f}, {high:.2f})   {count:6d}   {predicted:8.3f}   {observed:8.3f}")
 
 
+#: Raw-score bins of the detection calibration table.
+RAW_BINS = (0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
+#: Faces at least this tall count as clearly visible (with WIDER's attributes).
+CLEAR_HEIGHT = 64
+
+
+def detect_section(args: argparse.Namespace) -> None:
+    root = data.dataset_dir(args.wider, "FACEGRID_BENCH_WIDER")
+    if root is None:
+        print("detect: no WIDER folder given (--wider), skipped")
+        return
+    truth = wider.ground_truth(root)
+    photos = [gt.relative for gt in truth]
+    faces = sum(len(gt.boxes) for gt in truth)
+    print(f"\nWIDER FACE validation: {len(truth)} photos, {faces} faces, from {root}")
+    print(
+        "  (published AP easy/medium/hard: MTCNN 0.851/0.820/0.607, "
+        "RetinaFace-R50 0.965/0.956/0.904)"
+    )
+    by_passes: dict[tuple[float, ...], list[dict[str, Any]]] = {}
+    for passes in (BEFORE_PASSES, PASSES):
+        found = pipelines.wider_detections(root, photos, passes)
+        by_passes[passes] = found
+        ap = wider.average_precision(
+            truth, [f["boxes"].astype(np.float64) for f in found], [f["scores"] for f in found]
+        )
+        print(
+            f"  AP (standard protocol), BlazeFace back model, passes {passes}: "
+            + ", ".join(f"{s} {ap[s]:.3f}" for s in wider.SETTINGS)
+        )
+    found = by_passes[PASSES]
+    # Every detection is a face or not: IoU >= 0.5 with any annotated face.
+    score = np.concatenate([f["scores"] for f in found])
+    face = np.concatenate(
+        [
+            wider.best_overlap(gt, f["boxes"].astype(np.float64))[0] >= wider.IOU
+            for gt, f in zip(truth, found, strict=True)
+        ]
+    )
+    calibration = catalog.DETECTOR.calibration
+    print("  raw score bin     boxes   faces  precision   published probability (median box)")
+    for low, high in itertools.pairwise(RAW_BINS):
+        inside = (score >= low) & (score < high)
+        if inside.any():
+            published = calibration.calibrated(float(np.median(score[inside])))
+            print(
+                f"  [{low:.2f}, {high:.2f})  {inside.sum():7d} {face[inside].sum():7d}"
+                f"   {face[inside].mean():7.3f}      {published:.3f}"
+            )
+    print(
+        f"  clearly visible faces: >= {CLEAR_HEIGHT} px tall, valid, not heavily blurred or "
+        "occluded; a false detection overlaps no annotated face (IoU < 0.3)"
+    )
+    print("  setting                                          clear faces found   false detections")
+    settings: list[tuple[str, tuple[float, ...], float, float]] = [
+        ("before issue 8: raw 0.5, second look under 0.7", BEFORE_PASSES, 0.5, 0.7)
+    ]
+    for threshold in (0.5, 0.8):
+        _, confirm = pipelines.service_thresholds("")
+        settings.append(
+            (
+                f"det_prob_threshold {threshold} now",
+                PASSES,
+                calibration.raw_at(threshold),
+                confirm,
+            )
+        )
+    for name, setting_passes, raw, confirm in settings:
+        hit, clear, false = _detection_counts(truth, by_passes[setting_passes], raw, confirm)
+        print(f"  {name:48s} {hit:6d} / {clear} ({hit / max(clear, 1) * 100:.1f}%)   {false:6d}")
+
+
+def _kept(f: dict[str, Any], raw: float, confirm: float) -> np.ndarray:
+    """Mask of the detections kept at a raw threshold with the second look under ``confirm``."""
+    looked = np.nan_to_num(f["look_score"], nan=-np.inf) >= HOG_ADJUST
+    scores = f["scores"]
+    return (scores >= raw) & ((scores >= confirm) | looked)
+
+
+def _detection_counts(
+    truth: list[wider.GroundTruth], found: list[dict[str, Any]], raw: float, confirm: float
+) -> tuple[int, int, int]:
+    """(clearly visible faces found, clearly visible faces, false detections)."""
+    hit = clear = false = 0
+    for gt, f in zip(truth, found, strict=True):
+        boxes = f["boxes"][_kept(f, raw, confirm)].astype(np.float64)
+        visible = wider.clearly_visible(gt, CLEAR_HEIGHT)
+        clear += int(visible.sum())
+        if len(gt.boxes) and len(boxes):
+            iou = wider.overlaps(boxes, wider.corners(gt.boxes))
+            hit += int(((iou >= wider.IOU).any(axis=0) & visible).sum())
+            false += int((iou.max(axis=1) < 0.3).sum())
+        else:
+            false += len(boxes)
+    return hit, clear, false
+
+
+#: Ages over which the age error is averaged (the issue's goal).
+AGE_SPAN = (16, 70)
+
+
+def attributes_section(args: argparse.Namespace) -> None:
+    root = data.dataset_dir(args.utkface, "FACEGRID_BENCH_UTKFACE")
+    if root is None:
+        print("attributes: no UTKFace folder given (--utkface), skipped")
+        return
+    photos = data.utkface_photos(root)
+    print(f"\nUTKFace: {len(photos)} labelled photos (200 px aligned crops) from {root}")
+    for margin in (0.0, *args.margins):
+        got = pipelines.attributes(root, [p.path for p in photos], margin)
+        found = [g is not None for g in got]
+        truth_male = np.array([p.male for p in photos])
+        ages = np.array([p.age for p in photos])
+        male = np.array([np.nan if g is None else g["male"] for g in got])
+        years = np.array([np.nan if g is None else g["years"] for g in got])
+        ranges = [None if g is None else g["range"] for g in got]
+        ok = np.array(found)
+        gender_right = (male >= 0.5) == truth_male
+        span = (ages >= AGE_SPAN[0]) & (ages <= AGE_SPAN[1])
+        mae = float(np.abs(years - ages)[ok & span].mean())
+        hit = np.array(
+            [
+                r is not None and r == attributes.age_range(int(a))
+                for r, a in zip(ranges, ages, strict=True)
+            ]
+        )
+        inside = np.array(
+            [r is not None and r[0] <= a <= r[1] for r, a in zip(ranges, ages, strict=True)]
+        )
+        print(
+            f"  box margin {margin:.2f}: face found in {ok.sum()} ({ok.mean() * 100:.1f}%); "
+            f"gender accuracy {gender_right[ok].mean() * 100:.2f}% of found "
+            f"({(gender_right & ok).mean() * 100:.2f}% of all); age MAE {mae:.2f} years over "
+            f"ages {AGE_SPAN[0]}-{AGE_SPAN[1]} ({(ok & span).sum()} faces); CompreFace range "
+            f"hit {hit[ok].mean() * 100:.1f}% (the range the true age falls in, gaps split at "
+            f"midpoints), true age inside the range {inside[ok].mean() * 100:.1f}%"
+        )
+        bias = (years - ages)[ok & span]
+        print(
+            "    age error by decade (mean signed, years): "
+            + ", ".join(
+                f"{d}s {np.mean(bias[(ages[ok & span] // 10) == d // 10]):+.1f}"
+                for d in range(10, 80, 10)
+                if ((ages[ok & span] // 10) == d // 10).any()
+            )
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--celeba", type=Path, help="CelebA folder (FACEGRID_BENCH_CELEBA)")
@@ -172,12 +329,22 @@ def main() -> None:
         default=[],
         help="68-point box options to compare (bench/alignment.py options())",
     )
+    parser.add_argument(
+        "--margins",
+        type=lambda text: [float(v) for v in text.split(",") if v],
+        default=[],
+        help="extra box margins to try for age and gender (fraction of the box per side)",
+    )
     args = parser.parse_args()
     sections = set(args.only.split(","))
     if "verify" in sections:
         verify(args)
     if "calibrate" in sections:
         calibrate_section(args)
+    if "detect" in sections:
+        detect_section(args)
+    if "attributes" in sections:
+        attributes_section(args)
 
 
 if __name__ == "__main__":

@@ -35,11 +35,21 @@ CELEBA_PAIRS_PER_CLASS = 300
 
 def faces_dir(explicit: Path | None = None) -> Path:
     """The project's small photo set: ``explicit``, else ``FACEGRID_FACES_DIR``, else
-    ``../shared/faces`` beside the checkout (where CI has it)."""
+    ``../shared/faces`` beside the checkout (where CI has it) or, in a git worktree, beside the
+    main checkout."""
     if explicit is not None:
         return explicit
     configured = os.environ.get("FACEGRID_FACES_DIR")
-    return Path(configured) if configured else REPO.parent / "shared" / "faces"
+    if configured:
+        return Path(configured)
+    beside = REPO.parent / "shared" / "faces"
+    marker = REPO / ".git"
+    if not beside.is_dir() and marker.is_file():
+        # A worktree's .git file reads "gitdir: <main>/.git/worktrees/<name>".
+        gitdir = Path(marker.read_text().removeprefix("gitdir:").strip())
+        if gitdir.parent.name == "worktrees":
+            return gitdir.parents[2].parent / "shared" / "faces"
+    return beside
 
 
 def dataset_dir(explicit: Path | None, variable: str) -> Path | None:

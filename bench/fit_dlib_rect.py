@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from bench import alignment, pipelines
-from bench.pipelines import CONFIRM_BELOW, THRESHOLD, photos_by_key, protocols
+from bench.pipelines import photos_by_key, protocols, service_thresholds
 
 #: Least IoU of the HOG and BlazeFace boxes for them to be one face.
 MATCH_IOU = 0.3
@@ -54,7 +54,7 @@ def matched(found: list[dict[str, Any]]) -> Matched:
     """The faces of ``found`` (cached detections) that both detectors find."""
     rows = []
     for photo in found:
-        chosen = alignment.service_choice(photo, THRESHOLD, CONFIRM_BELOW)
+        chosen = alignment.service_choice(photo, *service_thresholds(""))
         hog = alignment.largest_hog(photo)
         if chosen is None or hog is None:
             continue

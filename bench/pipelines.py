@@ -11,6 +11,7 @@ embedding per photo (None where it finds no face), computed once and cached.
 from __future__ import annotations
 
 import argparse
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,17 +20,31 @@ import numpy as np
 
 from bench import alignment, data, stages
 from bench.cache import cached_map
-from embed_svc import catalog, landmarks
+from bench.data import REPO
+from embed_svc import catalog, detector, landmarks
+from embed_svc.config import load_config
 
 #: Cache versions: bump when a stage's computation changes.
 DETECT_VERSION = "v1"
+HOG_VERSION = "v1"
 EMBED_VERSION = "v1"
-SERVICE_VERSION = "v1"
+SERVICE_VERSION = "v2"
+ATTRIBUTES_VERSION = "v1"
 
 
-#: The service's detection settings measured (embed_svc's defaults).
-THRESHOLD = 0.5
-CONFIRM_BELOW = 0.7
+#: Detection passes before issue 8.
+BEFORE_PASSES = (1.0,)
+
+
+def service_thresholds(option: str) -> tuple[float, float]:
+    """(threshold, second-look bar) as raw detector scores for a request without options:
+    embed_svc's defaults through the detector's calibration; before issue 8, raw 0.5 and 0.7."""
+    if option == "before":
+        return 0.5, 0.7
+    config = load_config({})
+    calibration = catalog.DETECTOR.calibration
+    confirm = calibration.raw_at(config.confirm_below) if config.confirm_below > 0 else 0.0
+    return calibration.raw_at(config.det_prob_threshold), confirm
 
 
 def protocols(args: argparse.Namespace) -> list[tuple[str, data.PairSet]]:
@@ -67,12 +82,62 @@ class Pipeline:
     """Average with the mirrored face."""
     template: bool = False
     """Align on BlazeFace's keypoints (no 68 points)."""
+    passes: tuple[float, ...] = detector.PASSES
+    """Detection passes (embed_svc/detector.py)."""
 
 
-def detections(key: str, root: Path, photos: list[str]) -> dict[str, dict[str, Any]]:
-    """The cached detections of every photo (``bench.stages.Detect`` with the whole-photo HOG)."""
-    found = cached_map(f"{key}/detect", DETECT_VERSION, photos, stages.Detect(root, True))
-    return dict(zip(photos, found, strict=True))
+def service_fingerprint() -> str:
+    """Digest of the embed_svc modules the service pipeline runs (a change re-runs it)."""
+    names = ("align", "analyzer", "catalog", "confirm", "detector", "images", "landmarks")
+    text = "".join((REPO / "embed_svc" / f"{name}.py").read_text() for name in names)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def detect_version(passes: tuple[float, ...]) -> str:
+    """Cache version of BlazeFace's detections with these passes (v1: one pass)."""
+    return DETECT_VERSION if passes == (1.0,) else f"{DETECT_VERSION} passes {passes}"
+
+
+def detections(
+    key: str, root: Path, photos: list[str], passes: tuple[float, ...] = detector.PASSES
+) -> dict[str, dict[str, Any]]:
+    """The cached detections of every photo (``bench.stages.Detect``) with the whole-photo HOG
+    boxes (``bench.stages.WholeHog``) of the reference pipeline."""
+    found = cached_map(f"{key}/detect", detect_version(passes), photos, stages.Detect(root, passes))
+    hog = cached_map(f"{key}/hog", HOG_VERSION, photos, stages.WholeHog(root))
+    return {photo: {**f, **h} for photo, f, h in zip(photos, found, hog, strict=True)}
+
+
+def wider_detections(
+    root: Path, photos: list[str], passes: tuple[float, ...]
+) -> list[dict[str, Any]]:
+    """Detections of WIDER's validation photos down to raw score 0.05 (for the AP), with the
+    second look at boxes from 0.3."""
+    return cached_map(
+        "WIDER/detect",
+        detect_version(passes),
+        photos,
+        stages.Detect(root / "WIDER_val" / "images", passes, threshold=0.05),
+    )
+
+
+def attributes(root: Path, photos: list[str], margin: float) -> list[dict[str, Any] | None]:
+    """faceres-deep's age and gender for the service's face of every photo (None: no face)."""
+    passes = detector.PASSES
+    found = cached_map(
+        f"{root.name}/detect", detect_version(passes), photos, stages.Detect(root, passes)
+    )
+    items = []
+    for photo, f in zip(photos, found, strict=True):
+        chosen = alignment.service_choice(f, *service_thresholds(""))
+        if chosen is not None:
+            box = tuple(float(v) for v in f["boxes"][chosen])
+            items.append((photo, box, margin))
+    results = cached_map(
+        f"{root.name}/attributes", ATTRIBUTES_VERSION, items, stages.Attributes(root)
+    )
+    by_photo = {item[0]: r for item, r in zip(items, results, strict=True)}
+    return [by_photo.get(photo) for photo in photos]
 
 
 def embed(
@@ -80,16 +145,16 @@ def embed(
     root: Path,
     found: dict[str, dict[str, Any]],
     pipeline: Pipeline,
-    threshold: float,
-    confirm_below: float,
     options: dict[str, alignment.Option] | None = None,
 ) -> dict[str, np.ndarray | None]:
     """One embedding per photo (None: no face found)."""
     photos = sorted(found)
     if pipeline.option == "service":
+        config = load_config({})
+        threshold, confirm_below = config.det_prob_threshold, config.confirm_below
         results = cached_map(
             f"{key}/service",
-            f"{SERVICE_VERSION} {threshold} {confirm_below}",
+            f"{SERVICE_VERSION} {service_fingerprint()} {threshold} {confirm_below}",
             photos,
             stages.Service(root, threshold, confirm_below),
         )
@@ -99,7 +164,7 @@ def embed(
         }
     faces: dict[str, stages.Face] = {}
     for photo in photos:
-        face = _face(photo, found[photo], pipeline, threshold, confirm_below, options or {})
+        face = _face(photo, found[photo], pipeline, options or {})
         if face is not None:
             faces[photo] = face
     order = sorted(faces)
@@ -117,16 +182,13 @@ def points(
     root: Path,
     found: dict[str, dict[str, Any]],
     pipeline: Pipeline,
-    threshold: float,
-    confirm_below: float,
     options: dict[str, alignment.Option],
 ) -> dict[str, np.ndarray]:
     """The 68 points each photo's face got (photos where the pipeline found a face)."""
     faces = {
         photo: face
         for photo in sorted(found)
-        if (face := _face(photo, found[photo], pipeline, threshold, confirm_below, options))
-        is not None
+        if (face := _face(photo, found[photo], pipeline, options)) is not None
     }
     order = sorted(faces)
     results = cached_map(
@@ -139,13 +201,12 @@ def _face(
     photo: str,
     found: dict[str, Any],
     pipeline: Pipeline,
-    threshold: float,
-    confirm_below: float,
     options: dict[str, alignment.Option],
 ) -> stages.Face | None:
     calculator = pipeline.calculator
+    threshold, confirm_below = service_thresholds(pipeline.option)
     if not pipeline.option:
-        rect = alignment.reference_rect(found, threshold, confirm_below)
+        rect = alignment.reference_rect(found, *service_thresholds("before"))
         return None if rect is None else stages.Face(photo, calculator, rect)
     chosen = alignment.service_choice(found, threshold, confirm_below)
     if chosen is None:

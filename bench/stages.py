@@ -1,8 +1,8 @@
 """Per-photo work of the accuracy benchmarks, run in worker processes by ``bench.cache``.
 
-- ``Detect``: BlazeFace's detections (box, score, keypoints) at a low threshold, the second
-  look of ``embed_svc/confirm.py`` on each box (HOG score and HOG box on the crop around it),
-  and optionally dlib's HOG detector on the whole photo (the reference pipeline's box).
+- ``Detect``: BlazeFace's detections (box, score, keypoints) at a low threshold and the second
+  look of ``embed_svc/confirm.py`` on each box (HOG score and HOG box on the crop around it);
+- ``WholeHog``: dlib's HOG detector on the whole photo (the reference pipeline's box).
 - ``Embed``: one face's embedding (with and without mirror averaging) and its 68 points, cut
   the way a calculator wants from a given 68-point box, BlazeFace keypoints or box.
 - ``Service``: embed_svc's whole pipeline (``FaceAnalyzer``, in process on onnxruntime) on a
@@ -54,27 +54,31 @@ def rect_tuple(rect: dlib.rectangle) -> tuple[int, int, int, int]:
 
 
 def blazeface(
-    runner: ort.InferenceSession, image: RgbImage, threshold: float
+    runner: ort.InferenceSession, image: RgbImage, threshold: float, passes: tuple[float, ...]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(boxes (n, 4), scores (n,), keypoints (n, 6, 2)) of BlazeFace on ``image``."""
-    tensor, fit = detector.letterbox(image)
-    regressors, classificators = runner.run(
-        [catalog.DETECTOR.regressors, catalog.DETECTOR.classificators],
-        {catalog.DETECTOR.input: tensor[None]},
-    )
-    found = detector.decode(regressors[0], classificators[0], fit, threshold)
-    boxes = np.array([[d.box.x_min, d.box.y_min, d.box.x_max, d.box.y_max] for d in found])
-    scores = np.array([d.score for d in found])
-    points = np.array([d.keypoints for d in found])
+    """(boxes (n, 4), scores (n,), keypoints (n, 6, 2)) of BlazeFace on ``image``, merged over
+    the passes (embed_svc/detector.py ``PASSES``)."""
+    found = []
+    for shrink in passes:
+        tensor, fit = detector.letterbox(image, shrink)
+        regressors, classificators = runner.run(
+            [catalog.DETECTOR.regressors, catalog.DETECTOR.classificators],
+            {catalog.DETECTOR.input: tensor[None]},
+        )
+        found.append(detector.candidates(regressors[0], classificators[0], fit, threshold))
+    merged = detector.merge(found)
+    boxes = np.array([[d.box.x_min, d.box.y_min, d.box.x_max, d.box.y_max] for d in merged])
+    scores = np.array([d.score for d in merged])
+    points = np.array([d.keypoints for d in merged])
     return boxes.reshape(-1, 4), scores, points.reshape(-1, 6, 2)
 
 
 @dataclass
 class Detect:
-    """Detections of one photo (work-image pixels)."""
+    """BlazeFace's detections of one photo (work-image pixels) and the second look at them."""
 
     root: Path
-    whole_hog: bool
+    passes: tuple[float, ...]
     threshold: float = DETECT_FLOOR
     look_from: float = DETECT_FLOOR
     _runner: Any = field(default=None, init=False, repr=False)
@@ -83,16 +87,15 @@ class Detect:
         if self._runner is None:
             self._runner = session(catalog.DETECTOR.model)
             self._confirmer = FaceConfirmer()
-            self._hog = dlib.get_frontal_face_detector()
         image = load(self.root, relative)
-        boxes, scores, points = blazeface(self._runner, image, self.threshold)
+        boxes, scores, points = blazeface(self._runner, image, self.threshold, self.passes)
         # The second look (HOG on the box's surroundings, threshold lowered by 1) at boxes
         # scoring at least ``look_from``; NaN: not looked at, or no HOG face there.
         looks = [
             self._confirmer.look(image, Box(*box), adjust=-1.0) if score >= self.look_from else None
             for box, score in zip(boxes, scores, strict=True)
         ]
-        out: dict[str, Any] = {
+        return {
             "hw": image.shape[:2],
             "boxes": boxes.astype(np.float32),
             "scores": scores,
@@ -102,11 +105,23 @@ class Detect:
                 [(-1, -1, -1, -1) if k is None else rect_tuple(k.rect) for k in looks]
             ).reshape(-1, 4),
         }
-        if self.whole_hog:
-            rects, hog_scores, _ = self._hog.run(image, HOG_UPSAMPLE, 0.0)
-            out["hog_rects"] = np.array([rect_tuple(r) for r in rects]).reshape(-1, 4)
-            out["hog_scores"] = np.array(hog_scores)
-        return out
+
+
+@dataclass
+class WholeHog:
+    """dlib's HOG detector on a whole photo (the reference pipeline's box)."""
+
+    root: Path
+    _hog: Any = field(default=None, init=False, repr=False)
+
+    def __call__(self, relative: str) -> dict[str, Any]:
+        if self._hog is None:
+            self._hog = dlib.get_frontal_face_detector()
+        rects, scores, _ = self._hog.run(load(self.root, relative), HOG_UPSAMPLE, 0.0)
+        return {
+            "hog_rects": np.array([rect_tuple(r) for r in rects]).reshape(-1, 4),
+            "hog_scores": np.array(scores),
+        }
 
 
 @dataclass(frozen=True)
@@ -175,18 +190,22 @@ class Embed:
 
 @dataclass
 class Attributes:
-    """faceres-deep's age distribution mean and probability of male for a box of a photo."""
+    """faceres-deep's age (mean, CompreFace range) and probability of male for a box of a
+    photo, the box enlarged by a margin (fraction of its side on each side)."""
 
     root: Path
     _runner: Any = field(default=None, init=False, repr=False)
 
-    def __call__(self, item: tuple[str, tuple[float, float, float, float]]) -> dict[str, Any]:
+    def __call__(
+        self, item: tuple[str, tuple[float, float, float, float], float]
+    ) -> dict[str, Any]:
         spec = catalog.ATTRIBUTES
         assert spec is not None
         if self._runner is None:
             self._runner = session(spec.model)
-        relative, box = item
-        crop = attributes.crop(load(self.root, relative), Box(*box), spec)
+        relative, box, margin = item
+        image = load(self.root, relative)
+        crop = align.box_crop(image, Box(*box), spec.input_size, margin)
         ages, genders = self._runner.run(
             [spec.age, spec.gender], {spec.input: attributes.encode([crop], spec)}
         )

@@ -195,18 +195,25 @@ class FaceAnalyzer:
         pixels."""
         if not images:
             return []
-        boxed = await self._cpu(lambda: [detector.letterbox(image.work) for image in images])
+        passes = detector.PASSES
+        boxed = await self._cpu(
+            lambda: [detector.letterbox(image.work, shrink) for image in images for shrink in passes]
+        )
         batch = np.stack([tensor for tensor, _ in boxed])
         outputs = await self._backend.infer(
             DETECTOR.model,
             {DETECTOR.input: batch},
             [DETECTOR.regressors, DETECTOR.classificators],
         )
+        regressors, classificators = outputs[DETECTOR.regressors], outputs[DETECTOR.classificators]
         return [
-            detector.decode(
-                outputs[DETECTOR.regressors][i], outputs[DETECTOR.classificators][i], fit, threshold
+            detector.merge(
+                [
+                    detector.candidates(regressors[k], classificators[k], boxed[k][1], threshold)
+                    for k in range(i * len(passes), (i + 1) * len(passes))
+                ]
             )
-            for i, (_, fit) in enumerate(boxed)
+            for i in range(len(images))
         ]
 
     async def _confirm(

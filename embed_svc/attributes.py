@@ -41,18 +41,34 @@ def encode(crops: list[RgbImage], spec: AttributeSpec) -> FloatArray:
     return np.ascontiguousarray(batch * np.float32(spec.scale))
 
 
+def _spans() -> list[tuple[float, float]]:
+    """[start, end) of the years each range owns: itself and the years between it and its
+    neighbours, up to the midpoints."""
+    spans = []
+    for i, (low, high) in enumerate(AGE_RANGES):
+        start = (AGE_RANGES[i - 1][1] + low) / 2 if i > 0 else -np.inf
+        end = (high + AGE_RANGES[i + 1][0]) / 2 if i + 1 < len(AGE_RANGES) else np.inf
+        spans.append((start, end))
+    return spans
+
+
+def age_range(years: float) -> tuple[int, int]:
+    """The CompreFace range that owns an age (gaps between ranges split at the midpoints)."""
+    for bounds, (start, end) in zip(AGE_RANGES, _spans(), strict=True):
+        if start <= years < end:
+            return bounds
+    return AGE_RANGES[-1]
+
+
 def age_from_distribution(distribution: FloatArray) -> AgeEstimate:
     """The most probable CompreFace range of an age distribution over 0..99 years."""
     weights = np.clip(distribution.astype(np.float64), 0.0, None)
     total = float(weights.sum())
     probabilities = weights / total if total > 0 else np.full_like(weights, 1 / len(weights))
     years = float((probabilities * np.arange(len(probabilities))).sum())
-    # Each range also owns the years between it and its neighbours, up to the midpoints.
     best = (AGE_RANGES[0], -1.0)
     years_index = np.arange(len(probabilities))
-    for i, (low, high) in enumerate(AGE_RANGES):
-        start = (AGE_RANGES[i - 1][1] + low) / 2 if i > 0 else -np.inf
-        end = (high + AGE_RANGES[i + 1][0]) / 2 if i + 1 < len(AGE_RANGES) else np.inf
+    for (low, high), (start, end) in zip(AGE_RANGES, _spans(), strict=True):
         mass = float(probabilities[(years_index >= start) & (years_index < end)].sum())
         if mass > best[1]:
             best = ((low, high), mass)

@@ -25,6 +25,10 @@ NUM_ANCHORS = 896
 NUM_KEYPOINTS = 6
 #: Intersection over union above which two detections are merged.
 NMS_IOU_THRESHOLD = 0.3
+#: Passes over each image: the fraction of the input its longer side spans. 1.0 is the usual
+#: letterbox; 0.5 a zoomed-out view, in which faces that fill the photo (portraits, face crops)
+#: look as large as those the back model was trained on (alone it scores them 0.3-0.6).
+PASSES = (1.0, 0.5)
 #: Raw scores are clipped to this magnitude before the sigmoid, as MediaPipe does.
 _SCORE_CLIP = 100.0
 
@@ -84,15 +88,18 @@ class Letterbox:
     """Top padding, input pixels."""
 
 
-def letterbox(image: RgbImage) -> tuple[FloatArray, Letterbox]:
-    """Fits ``image`` into the 256x256 input, centred, keeping its aspect ratio.
+def letterbox(image: RgbImage, shrink: float = 1.0) -> tuple[FloatArray, Letterbox]:
+    """Fits ``image`` into the 256x256 input, centred, keeping its aspect ratio; with
+    ``shrink`` < 1 its longer side spans only that fraction of the input (a zoomed-out view in
+    which a face filling the photo looks as large as the faces the network was trained on).
 
     Returns the CHW float32 tensor scaled to [-1, 1] (padding is -1) and the transform.
     """
     height, width = image.shape[:2]
-    scale = INPUT_SIZE / max(height, width)
-    new_w = min(INPUT_SIZE, max(1, round(width * scale)))
-    new_h = min(INPUT_SIZE, max(1, round(height * scale)))
+    side = max(1, round(INPUT_SIZE * shrink))
+    scale = side / max(height, width)
+    new_w = min(side, max(1, round(width * scale)))
+    new_h = min(side, max(1, round(height * scale)))
     interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
     resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
     pad_x = (INPUT_SIZE - new_w) // 2
@@ -108,41 +115,66 @@ def letterbox(image: RgbImage) -> tuple[FloatArray, Letterbox]:
     )
 
 
-def decode(
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """Anchors of one pass scoring above a threshold, in image pixels, before suppression."""
+
+    boxes: npt.NDArray[np.float64]
+    """(n, 4) x_min, y_min, x_max, y_max."""
+    keypoints: npt.NDArray[np.float64]
+    """(n, 6, 2)."""
+    scores: npt.NDArray[np.float64]
+    """(n,) raw scores (sigmoid of the logit)."""
+
+
+def candidates(
     regressors: FloatArray,
     classificators: FloatArray,
     transform: Letterbox,
     threshold: float,
-) -> list[Detection]:
-    """Decodes one image's raw outputs into detections in the letterboxed image's pixels.
+) -> Candidates:
+    """The anchors of one pass with score >= ``threshold``, mapped back to image pixels.
 
-    ``regressors`` has shape (896, 16), ``classificators`` (896, 1) or (896,). Returns
-    detections with score >= ``threshold`` after weighted NMS, highest score first.
+    ``regressors`` has shape (896, 16), ``classificators`` (896, 1) or (896,).
     """
     raw_scores = np.clip(classificators.reshape(-1).astype(np.float64), -_SCORE_CLIP, _SCORE_CLIP)
     scores = 1.0 / (1.0 + np.exp(-raw_scores))
     keep = np.flatnonzero(scores >= threshold)
-    if keep.size == 0:
-        return []
     reg = regressors.reshape(NUM_ANCHORS, -1)[keep].astype(np.float64)
     anchors = _ANCHORS[keep] * INPUT_SIZE
     centres = reg[:, 0:2] + anchors
     half = reg[:, 2:4] / 2.0
     boxes = np.concatenate([centres - half, centres + half], axis=1)
     keypoints = reg[:, 4 : 4 + 2 * NUM_KEYPOINTS].reshape(-1, NUM_KEYPOINTS, 2) + anchors[:, None]
-    merged = _weighted_nms(boxes, keypoints, scores[keep])
     offset = np.array([transform.pad_x, transform.pad_y])
-    detections = []
-    for box, points, score in merged:
-        corners = (box.reshape(2, 2) - offset) / transform.scale
-        detections.append(
-            Detection(
-                box=Box(*(float(v) for v in corners.reshape(-1))),
-                score=float(score),
-                keypoints=(points - offset) / transform.scale,
-            )
-        )
-    return detections
+    boxes = (boxes - np.tile(offset, 2)) / transform.scale
+    keypoints = (keypoints - offset) / transform.scale
+    return Candidates(boxes.reshape(-1, 4), keypoints.reshape(-1, NUM_KEYPOINTS, 2), scores[keep])
+
+
+def merge(passes: list[Candidates]) -> list[Detection]:
+    """Detections from the candidates of one or more passes over an image: weighted
+    non-maximum suppression over all of them, highest score first."""
+    boxes = np.concatenate([c.boxes for c in passes])
+    if not len(boxes):
+        return []
+    keypoints = np.concatenate([c.keypoints for c in passes])
+    scores = np.concatenate([c.scores for c in passes])
+    return [
+        Detection(box=Box(*(float(v) for v in box)), score=float(score), keypoints=points)
+        for box, points, score in _weighted_nms(boxes, keypoints, scores)
+    ]
+
+
+def decode(
+    regressors: FloatArray,
+    classificators: FloatArray,
+    transform: Letterbox,
+    threshold: float,
+) -> list[Detection]:
+    """Decodes one pass's raw outputs into detections in the letterboxed image's pixels:
+    score >= ``threshold``, after weighted NMS, highest score first."""
+    return merge([candidates(regressors, classificators, transform, threshold)])
 
 
 def _iou(box: npt.NDArray[np.float64], others: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

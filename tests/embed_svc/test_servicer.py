@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from embed_svc import catalog
+from embed_svc import catalog, detector
 from facegrid.embedding.v1 import embedding_service_pb2 as pb
 from facegrid.errors import COMPREFACE_CODE_KEY, error_info
 from facegrid.server import READY_SERVICE
@@ -75,8 +75,9 @@ async def test_plugins_fill_embedding_landmarks_and_pose(served_fake: ServedEmbe
         assert np.linalg.norm(face.embedding) == pytest.approx(1.0, abs=1e-5)
         assert len(face.landmarks) == 5
         assert face.HasField("pose")
-    # One detector call for both images; one calculator call for all faces and mirrors.
-    assert (catalog.DETECTOR.model, 2) in served_fake.backend.calls
+    # One detector call for both images (each in every pass of detector.PASSES); one
+    # calculator call for all faces and mirrors.
+    assert (catalog.DETECTOR.model, 2 * len(detector.PASSES)) in served_fake.backend.calls
     assert (catalog.DLIB_RESNET.model, 8) in served_fake.backend.calls
     assert {"decode", "detector", "landmarks", "calculator", "pose"} <= set(
         response.execution_time_ms
