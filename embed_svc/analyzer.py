@@ -197,7 +197,7 @@ class FaceAnalyzer:
             return []
         passes = detector.PASSES
         boxed = await self._cpu(
-            lambda: [detector.letterbox(image.work, shrink) for image in images for shrink in passes]
+            lambda: [detector.letterbox(im.work, shrink) for im in images for shrink in passes]
         )
         batch = np.stack([tensor for tensor, _ in boxed])
         outputs = await self._backend.infer(

@@ -83,13 +83,15 @@ async def test_every_face_is_found_at_compreface_threshold(
     without = []
     for entries in identities.values():
         for entry in entries:
-            results, _ = await analyzer.analyze([(folder / entry["file"]).read_bytes()], _params(False))
+            data = (folder / entry["file"]).read_bytes()
+            results, _ = await analyzer.analyze([data], _params(False))
             if not results[0].faces:
                 without.append(entry["file"])
     assert without == []
     counts = {}
     for entry in groups:
-        results, _ = await analyzer.analyze([(folder / entry["file"]).read_bytes()], _params(False))
+        data = (folder / entry["file"]).read_bytes()
+        results, _ = await analyzer.analyze([data], _params(False))
         counts[entry["file"]] = len(results[0].faces)
     assert counts == {entry["file"]: entry["faces"] for entry in groups}
 
@@ -100,7 +102,8 @@ async def test_half_similarity_separates_people(folder: Path, analyzer: FaceAnal
     labels, vectors = [], []
     for person, entries in identities.items():
         for entry in entries:
-            results, _ = await analyzer.analyze([(folder / entry["file"]).read_bytes()], _params(True))
+            data = (folder / entry["file"]).read_bytes()
+            results, _ = await analyzer.analyze([data], _params(True))
             largest = results[0].faces[0]
             assert largest.embedding is not None
             labels.append(person)
