@@ -31,14 +31,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import dlib
 import numpy as np
 
-from bench import alignment, data, pipelines, wider
+from bench import alignment, data, pipelines, stages, wider
 from bench.fit_dlib_rect import fit_centre, fit_keypoints, matched
 from bench.pipelines import BEFORE_PASSES, Pipeline, photos_by_key, protocols
 from bench.verification import Folds, accuracy_at, calibrate, equal_error, reliability, ten_fold
-from embed_svc import attributes, catalog
-from embed_svc.confirm import HOG_ADJUST
+from embed_svc import attributes, catalog, landmarks
+from embed_svc.confirm import HOG_ADJUST, FaceConfirmer
 from embed_svc.detector import PASSES
 from facegrid.similarity import Calibration
 
@@ -102,10 +103,50 @@ def verify(args: argparse.Namespace) -> None:
                 f"    {at_half * 100:6.2f}%      {eer * 100:5.2f}%  {c0:.4f}"
                 f"   [{time.perf_counter() - started:.0f} s]"
             )
+    if args.costs:
+        key, (root, names) = next(iter(photos.items()))
+        option_costs(root, names, found[(key, PASSES)])
 
 
+#: Photos timed per option.
+COST_PHOTOS = 300
 #: Similarity buckets of the calibration table.
 BUCKETS = (0.0, 0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95, 1.0)
+
+
+def option_costs(root: Path, photos: list[str], found: dict[str, dict[str, Any]]) -> None:
+    """Milliseconds per face of each way of getting the 68 points (box + predictor), on one
+    core, over the first photos of a set (decoding and detection excluded)."""
+    predictor = landmarks.LandmarkPredictor.load(
+        landmarks.package_model_path(landmarks.PREDICTOR_FILE)
+    )
+    confirmer = FaceConfirmer()
+    faces = []
+    for photo in photos[:COST_PHOTOS]:
+        chosen = alignment.service_choice(found[photo], *pipelines.service_thresholds(""))
+        if chosen is not None:
+            faces.append((stages.load(root, photo), alignment.detection(found[photo], chosen)))
+    both = matched(list(found.values()))
+    centre, keypoints = fit_centre(both), fit_keypoints(both)
+
+    def hog_crop(image: np.ndarray, det: Any) -> Any:
+        look = confirmer.look(image, det.box)
+        if look is not None:
+            return look.rect
+        return dlib.rectangle(*alignment.keypoint_rect(det, *keypoints))
+
+    ways = {
+        "centre": lambda image, det: dlib.rectangle(*alignment.centre_rect(det, *centre)),
+        "keypoints": lambda image, det: dlib.rectangle(*alignment.keypoint_rect(det, *keypoints)),
+        "hog-crop (second look's HOG, 240 px crop)": hog_crop,
+    }
+    print(f"  cost per face over {len(faces)} faces (box + 68 points, one core):")
+    for name, rect in ways.items():
+        started = time.perf_counter()
+        for image, det in faces:
+            predictor.shape_in(image, rect(image, det))
+        ms = (time.perf_counter() - started) * 1000 / max(len(faces), 1)
+        print(f"    {name:44s} {ms:6.2f} ms")
 
 
 def calibration_rows() -> list[tuple[str, bool, Pipeline]]:
@@ -313,6 +354,50 @@ def attributes_section(args: argparse.Namespace) -> None:
         )
 
 
+def faces_section(args: argparse.Namespace) -> None:
+    root = data.faces_dir(args.faces)
+    if not (root / "manifest.json").is_file():
+        print(f"faces: no manifest.json in {root} (--faces, FACEGRID_FACES_DIR), skipped")
+        return
+    manifest = data.faces_manifest(root)
+    identities = manifest["identities"]
+    groups = manifest["group_photos"]
+    assert isinstance(identities, dict) and isinstance(groups, list)
+    singles = [(person, e["file"]) for person, entries in identities.items() for e in entries]
+    print(
+        f"\n{root}: {len(singles)} one-person photos of {len(identities)} people, "
+        f"{len(groups)} group photos; embed_svc's pipeline (FaceAnalyzer, in process)"
+    )
+    for threshold in (0.5, 0.8):
+        got = pipelines.service_faces(root, [f for _, f in singles], threshold)
+        group_got = pipelines.service_faces(root, [g["file"] for g in groups], threshold)
+        without = [f for (_, f), faces in zip(singles, got, strict=True) if not faces]
+        extra = sum(max(0, len(faces) - 1) for faces in got)
+        counts = [len(faces) for faces in group_got]
+        expected = [g["faces"] for g in groups]
+        lowest = min(f["score"] for faces in got + group_got for f in faces)
+        print(
+            f"  det_prob_threshold {threshold}: one-person photos without a face {len(without)} "
+            f"{without}, extra faces {extra}; group photos {counts} (expected {expected}); "
+            f"lowest box probability {lowest:.3f}"
+        )
+    got = pipelines.service_faces(root, [f for _, f in singles], 0.8)
+    labels = [person for person, _ in singles]
+    vectors = [faces[0]["embedding"] for faces in got]
+    scale = catalog.DLIB_RESNET.calibration("dlib68", True)
+    genuine: list[float] = []
+    impostor: list[float] = []
+    for i, j in itertools.combinations(range(len(labels)), 2):
+        similarity = scale.similarity(float(np.linalg.norm(vectors[i] - vectors[j])))
+        (genuine if labels[i] == labels[j] else impostor).append(similarity)
+    g, i_ = np.array(genuine), np.array(impostor)
+    print(
+        f"  similarity: {(g > 0.5).mean() * 100:.1f}% of {len(g)} same-person pairs above 0.5 "
+        f"(lowest {g.min():.3f}), {(i_ < 0.5).mean() * 100:.1f}% of {len(i_)} different-person "
+        f"pairs below it (highest {i_.max():.3f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--celeba", type=Path, help="CelebA folder (FACEGRID_BENCH_CELEBA)")
@@ -321,13 +406,16 @@ def main() -> None:
     parser.add_argument("--utkface", type=Path, help="UTKFace folder (FACEGRID_BENCH_UTKFACE)")
     parser.add_argument("--faces", type=Path, help="small photo set (FACEGRID_FACES_DIR)")
     parser.add_argument(
-        "--only", default="verify,calibrate,detect,attributes", help="sections to run"
+        "--only", default="verify,calibrate,detect,attributes,faces", help="sections to run"
     )
     parser.add_argument(
         "--options",
         type=lambda text: [name for name in text.split(",") if name],
         default=[],
         help="68-point box options to compare (bench/alignment.py options())",
+    )
+    parser.add_argument(
+        "--costs", action="store_true", help="time the 68-point box options per face"
     )
     parser.add_argument(
         "--margins",
@@ -345,6 +433,8 @@ def main() -> None:
         detect_section(args)
     if "attributes" in sections:
         attributes_section(args)
+    if "faces" in sections:
+        faces_section(args)
 
 
 if __name__ == "__main__":

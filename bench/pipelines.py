@@ -140,6 +140,13 @@ def attributes(root: Path, photos: list[str], margin: float) -> list[dict[str, A
     return [by_photo.get(photo) for photo in photos]
 
 
+def service_faces(root: Path, photos: list[str], threshold: float) -> list[list[dict[str, Any]]]:
+    """Every face embed_svc's pipeline finds in each photo at a probability threshold (score,
+    detector score, box, embedding), largest first; not cached (small sets)."""
+    worker = stages.Service(root, threshold, load_config({}).confirm_below, limit=0)
+    return [worker.faces(photo) for photo in photos]
+
+
 def embed(
     key: str,
     root: Path,

@@ -225,9 +225,11 @@ class Service:
     root: Path
     threshold: float
     confirm_below: float
+    limit: int = 1
     _state: Any = field(default=None, init=False, repr=False)
 
-    def __call__(self, relative: str) -> dict[str, Any] | None:
+    def faces(self, relative: str) -> list[dict[str, Any]]:
+        """Every face found (up to ``limit``), largest first."""
         from concurrent.futures import ThreadPoolExecutor
 
         from embed_svc.analyzer import AnalyzerSettings, FaceAnalyzer
@@ -242,22 +244,26 @@ class Service:
             predictor = landmarks.LandmarkPredictor.load(
                 landmarks.package_model_path(landmarks.PREDICTOR_FILE)
             )
-            analyzer = FaceAnalyzer(
-                backend,
-                predictor,
-                ThreadPoolExecutor(1),
-                AnalyzerSettings(LIMITS, "dlib68", True, self.confirm_below),
-                None,
-            )
+            settings = AnalyzerSettings(LIMITS, "dlib68", True, self.confirm_below)
+            analyzer = FaceAnalyzer(backend, predictor, ThreadPoolExecutor(1), settings, None)
             self._state = (loop, analyzer)
         loop, analyzer = self._state
         params = AnalyzeParams(
-            self.threshold, 1, False, catalog.DLIB_RESNET, False, False, False, False
+            self.threshold, self.limit, False, catalog.DLIB_RESNET, False, False, False, False
         )
         results, _ = loop.run_until_complete(
             analyzer.analyze([(self.root / relative).read_bytes()], params)
         )
-        faces = results[0].faces
-        if not faces or faces[0].embedding is None:
-            return None
-        return {"embedding": faces[0].embedding, "score": faces[0].score}
+        return [
+            {
+                "embedding": face.embedding,
+                "score": face.score,
+                "detector_score": face.detector_score,
+                "box": (face.box.x_min, face.box.y_min, face.box.x_max, face.box.y_max),
+            }
+            for face in results[0].faces
+        ]
+
+    def __call__(self, relative: str) -> dict[str, Any] | None:
+        found = self.faces(relative)
+        return found[0] if found else None
