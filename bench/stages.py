@@ -81,6 +81,7 @@ class Detect:
     passes: tuple[float, ...]
     threshold: float = DETECT_FLOOR
     look_from: float = DETECT_FLOOR
+    look_below: float = 2.0
     _runner: Any = field(default=None, init=False, repr=False)
 
     def __call__(self, relative: str) -> dict[str, Any]:
@@ -90,9 +91,11 @@ class Detect:
         image = load(self.root, relative)
         boxes, scores, points = blazeface(self._runner, image, self.threshold, self.passes)
         # The second look (HOG on the box's surroundings, threshold lowered by 1) at boxes
-        # scoring at least ``look_from``; NaN: not looked at, or no HOG face there.
+        # scoring from ``look_from`` to under ``look_below``; NaN: not looked at, or no HOG face.
         looks = [
-            self._confirmer.look(image, Box(*box), adjust=-1.0) if score >= self.look_from else None
+            self._confirmer.look(image, Box(*box), adjust=-1.0)
+            if self.look_from <= score < self.look_below
+            else None
             for box, score in zip(boxes, scores, strict=True)
         ]
         return {
@@ -105,6 +108,23 @@ class Detect:
                 [(-1, -1, -1, -1) if k is None else rect_tuple(k.rect) for k in looks]
             ).reshape(-1, 4),
         }
+
+
+@dataclass
+class Look:
+    """The second look (embed_svc/confirm.py, HOG threshold lowered by 1) at given boxes of a
+    photo: the best centred HOG face's score, NaN where there is none."""
+
+    root: Path
+    _confirmer: Any = field(default=None, init=False, repr=False)
+
+    def __call__(self, item: tuple[str, tuple[tuple[float, ...], ...]]) -> np.ndarray:
+        if self._confirmer is None:
+            self._confirmer = FaceConfirmer()
+        relative, boxes = item
+        image = load(self.root, relative)
+        looks = [self._confirmer.look(image, Box(*box), adjust=-1.0) for box in boxes]
+        return np.array([np.nan if k is None else k.score for k in looks])
 
 
 @dataclass
