@@ -35,7 +35,7 @@ import dlib
 import numpy as np
 
 from bench import alignment, data, pipelines, stages, wider
-from bench.fit_dlib_rect import fit_centre, fit_keypoints, matched
+from bench.fit_dlib_rect import fit_centre, matched
 from bench.pipelines import BEFORE_PASSES, Pipeline, photos_by_key, protocols
 from bench.verification import Folds, accuracy_at, calibrate, equal_error, reliability, ten_fold
 from embed_svc import attributes, catalog, landmarks
@@ -67,7 +67,8 @@ def verify(args: argparse.Namespace) -> None:
         Pipeline("service before issue 8", option="before", passes=BEFORE_PASSES),
     ]
     rows += [Pipeline(f"box option {name}", option=name) for name in args.options]
-    rows.append(Pipeline("service (FaceAnalyzer)", option="service"))
+    if args.service:
+        rows.append(Pipeline("service (FaceAnalyzer)", option="service"))
     photos = photos_by_key(sets)
     found = {
         (key, passes): pipelines.detections(key, root, names, passes)
@@ -77,7 +78,7 @@ def verify(args: argparse.Namespace) -> None:
     both = matched(
         [f for (_, passes), by in found.items() if passes == PASSES for f in by.values()]
     )
-    options = alignment.options(fit_centre(both), fit_keypoints(both))
+    options = alignment.options(fit_centre(both), alignment.SERVICE_KEYPOINTS)
     scale = catalog.DLIB_RESNET.calibration("dlib68", True)
     for key, pairs in sets:
         print(
@@ -126,8 +127,7 @@ def option_costs(root: Path, photos: list[str], found: dict[str, dict[str, Any]]
         chosen = alignment.service_choice(found[photo], *pipelines.service_thresholds(""))
         if chosen is not None:
             faces.append((stages.load(root, photo), alignment.detection(found[photo], chosen)))
-    both = matched(list(found.values()))
-    centre, keypoints = fit_centre(both), fit_keypoints(both)
+    centre, keypoints = fit_centre(matched(list(found.values()))), alignment.SERVICE_KEYPOINTS
 
     def hog_crop(image: np.ndarray, det: Any) -> Any:
         look = confirmer.look(image, det.box)
@@ -401,6 +401,12 @@ def faces_section(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--celeba", type=Path, help="CelebA folder (FACEGRID_BENCH_CELEBA)")
+    parser.add_argument(
+        "--celeba-folds",
+        type=int,
+        default=data.CELEBA_FOLDS,
+        help="use the first N of CelebA's 10 folds (a shorter run on a busy machine)",
+    )
     parser.add_argument("--cfp", type=Path, help="cfp-dataset folder (FACEGRID_BENCH_CFP)")
     parser.add_argument("--wider", type=Path, help="WIDER folder (FACEGRID_BENCH_WIDER)")
     parser.add_argument("--utkface", type=Path, help="UTKFace folder (FACEGRID_BENCH_UTKFACE)")
@@ -413,6 +419,13 @@ def main() -> None:
         type=lambda text: [name for name in text.split(",") if name],
         default=[],
         help="68-point box options to compare (bench/alignment.py options())",
+    )
+    parser.add_argument(
+        "--no-service",
+        dest="service",
+        action="store_false",
+        help="leave out the end-to-end FaceAnalyzer row (the slowest; the box options share "
+        "its detections)",
     )
     parser.add_argument(
         "--costs", action="store_true", help="time the 68-point box options per face"

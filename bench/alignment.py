@@ -24,6 +24,14 @@ ORIGINAL_CENTRE = (0.0043, -0.0180, 0.9741)
 
 Rect = tuple[int, int, int, int]
 
+#: The keypoint mapping embed_svc uses (landmarks.DLIB_RECT_*): (a, ox, oy, side).
+SERVICE_KEYPOINTS = (
+    landmarks.DLIB_RECT_A,
+    landmarks.DLIB_RECT_OX,
+    landmarks.DLIB_RECT_OY,
+    landmarks.DLIB_RECT_SIDE,
+)
+
 
 def detection(found: dict[str, Any], index: int) -> Detection:
     """The cached detection ``index`` of a photo as embed_svc's Detection."""
@@ -133,7 +141,7 @@ def options(
         ),
         Option(
             "keypoints",
-            "centre on the eyes-mouth line, side from the box (fitted on CelebA + CFP)",
+            "centre on the eyes-mouth line, side from the box (embed_svc's constants)",
             lambda found, i: keypoint_rect(detection(found, i), *keypoints),
         ),
         Option(

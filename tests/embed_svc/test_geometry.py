@@ -73,14 +73,29 @@ def test_five_landmarks_from_blazeface_place_mouth_corners_beside_the_centre() -
     assert five[4].tolist() == [66.0, 80.0]
 
 
-def test_dlib_rect_is_square_around_the_box() -> None:
+def test_dlib_rect_is_square_around_the_keypoints() -> None:
     from embed_svc.types import Detection
 
-    detection = Detection(Box(100, 100, 200, 200), 0.9, np.zeros((6, 2)))
+    box = Box(100, 100, 200, 200)
+    detection = Detection(box, 0.9, landmarks.keypoints_in_box(box))
     rect = landmarks.dlib_rect(detection)
     assert rect.width() == rect.height() == round(landmarks.DLIB_RECT_SIDE * 100)
     centre = ((rect.left() + rect.right()) / 2, (rect.top() + rect.bottom()) / 2)
-    assert abs(centre[0] - 150) < 0.3 * 100 and abs(centre[1] - 150) < 0.3 * 100
+    assert abs(centre[0] - 150) < 0.1 * 100 and abs(centre[1] - 150) < 0.1 * 100
+
+
+def test_dlib_rect_follows_the_keypoints_of_a_turned_face() -> None:
+    """A face turned to one side keeps its box but moves its eyes and mouth: the predictor's
+    box moves with them (issue 8), not with the box centre."""
+    from embed_svc.types import Detection
+
+    box = Box(100, 100, 200, 200)
+    frontal = landmarks.keypoints_in_box(box)
+    turned = frontal + np.array([20.0, 0.0])
+    a = landmarks.dlib_rect(Detection(box, 0.9, frontal))
+    b = landmarks.dlib_rect(Detection(box, 0.9, turned))
+    assert b.left() - a.left() == 20 and b.top() == a.top()
+    assert b.width() == a.width()
 
 
 def _rotation(pitch: float, yaw: float, roll: float) -> np.ndarray:
