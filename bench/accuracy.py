@@ -38,7 +38,7 @@ from bench import alignment, data, pipelines, stages, wider
 from bench.fit_dlib_rect import fit_centre, matched
 from bench.pipelines import BEFORE_PASSES, Pipeline, photos_by_key, protocols
 from bench.verification import Folds, accuracy_at, calibrate, equal_error, reliability, ten_fold
-from embed_svc import attributes, catalog, landmarks
+from embed_svc import attributes, catalog, detector, landmarks
 from embed_svc.confirm import HOG_ADJUST, FaceConfirmer
 from embed_svc.detector import PASSES
 from facegrid.similarity import Calibration
@@ -172,32 +172,46 @@ def calibration_rows() -> list[tuple[str, bool, Pipeline]]:
 
 
 def calibrate_section(args: argparse.Namespace) -> None:
-    root = data.dataset_dir(args.celeba, "FACEGRID_BENCH_CELEBA")
-    if root is None:
+    sets = protocols(args)
+    if not any(key == "CelebA" for key, _ in sets):
         print("calibrate: no CelebA folder given (--celeba), skipped")
         return
-    pairs = data.celeba_pairs(root)
-    found = pipelines.detections("CelebA", root, pairs.photos())
+    rows = [
+        r for r in calibration_rows() if not args.calibrations or r[2].name in args.calibrations
+    ]
+    found = {
+        key: pipelines.detections(key, root, names)
+        for key, (root, names) in photos_by_key(sets).items()
+    }
+    celeba = next(pairs for key, pairs in sets if key == "CelebA")
     print(
-        f"\nSimilarity calibration on {pairs.name} ({sum(len(f) for f in pairs.folds)} pairs, "
-        f"pair list {pairs.digest()}): c0 = equal-error distance, c1 = balanced "
-        "maximum-likelihood slope; published = the catalog's pair now"
+        f"\nSimilarity calibration fitted on {celeba.name} ({sum(len(f) for f in celeba.folds)} "
+        f"pairs, pair list {celeba.digest()}): c0 = equal-error distance, c1 = balanced "
+        "maximum-likelihood slope; published = the catalog's pair now; reported on every set"
     )
-    for aligned, mirror, row in calibration_rows():
+    for aligned, mirror, row in rows:
         spec = catalog.CALCULATORS[row.calculator]
-        vectors = pipelines.embed("CelebA", root, found, row)
-        folds = folds_of(pairs, vectors)
-        fitted = calibrate(folds)
         published = spec.calibrations[(aligned, mirror)]
-        distances, same = folds.all()
-        mean, sd, _ = ten_fold(folds)
-        at_half = accuracy_at(distances, same, published.c0)
+        by_set = {}
+        for key, pairs in sets:
+            vectors = pipelines.embed(key, pairs.root, found[key], row)
+            by_set[pairs.name] = folds_of(pairs, vectors)
+        fitted = calibrate(by_set[celeba.name])
         print(
             f"\n  {row.name}: fitted c0={fitted.c0:.4f} c1={fitted.c1:.2f}; published "
-            f"c0={published.c0:.4f} c1={published.c1:.2f}; 10-fold {mean * 100:.2f}% "
-            f"({sd * 100:.2f}); at published 0.5 {at_half * 100:.2f}%"
+            f"c0={published.c0:.4f} c1={published.c1:.2f}"
         )
-        _print_reliability(distances, same, published)
+        for name, folds in by_set.items():
+            distances, same = folds.all()
+            mean, sd, _ = ten_fold(folds)
+            eer, c0 = equal_error(distances, same)
+            before = accuracy_at(distances, same, published.c0)
+            after = accuracy_at(distances, same, fitted.c0)
+            print(
+                f"  {name}: 10-fold {mean * 100:.2f}% ({sd * 100:.2f}); EER {eer * 100:.2f}% at "
+                f"d={c0:.4f}; published 0.5 {before * 100:.2f}%, at fitted 0.5 {after * 100:.2f}%"
+            )
+            _print_reliability(distances, same, fitted)
 
 
 def _print_reliability(distances: np.ndarray, same: np.ndarray, scale: Calibration) -> None:
@@ -208,6 +222,8 @@ def _print_reliability(distances: np.ndarray, same: np.ndarray, scale: Calibrati
 
 #: Raw-score bins of the detection calibration table.
 RAW_BINS = (0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
+#: Raw scores the second look is taken at on WIDER (the service's band at thresholds 0.5-0.9).
+WIDER_LOOKS = (0.4, 0.85)
 #: Faces at least this tall count as clearly visible (with WIDER's attributes).
 CLEAR_HEIGHT = 64
 
@@ -217,7 +233,7 @@ def detect_section(args: argparse.Namespace) -> None:
     if root is None:
         print("detect: no WIDER folder given (--wider), skipped")
         return
-    truth = wider.ground_truth(root)
+    truth = wider.ground_truth(root)[:: args.wider_step]
     photos = [gt.relative for gt in truth]
     faces = sum(len(gt.boxes) for gt in truth)
     print(f"\nWIDER FACE validation: {len(truth)} photos, {faces} faces, from {root}")
@@ -225,20 +241,28 @@ def detect_section(args: argparse.Namespace) -> None:
         "  (published AP easy/medium/hard: MTCNN 0.851/0.820/0.607, "
         "RetinaFace-R50 0.965/0.956/0.904)"
     )
-    by_passes: dict[tuple[float, ...], list[dict[str, Any]]] = {}
-    for passes in (BEFORE_PASSES, PASSES):
-        found = pipelines.wider_detections(root, photos, passes)
-        by_passes[passes] = found
+    now = "passes (1.0, 0.5), zoomed-out boxes >= 0.15 of the input (the service)"
+    runs = {
+        "passes (1.0,) (before issue 8)": pipelines.wider_detections(root, photos, BEFORE_PASSES),
+        "passes (1.0, 0.5), unfiltered": pipelines.wider_detections(root, photos, PASSES),
+        now: pipelines.wider_detections(
+            root, photos, PASSES, detector.ZOOMED_MIN_WIDTH, looks=WIDER_LOOKS
+        ),
+    }
+    for name, found in runs.items():
         ap = wider.average_precision(
             truth, [f["boxes"].astype(np.float64) for f in found], [f["scores"] for f in found]
         )
         print(
-            f"  AP (standard protocol), BlazeFace back model, passes {passes}: "
+            f"  AP (standard protocol), BlazeFace back model, {name}: "
             + ", ".join(f"{s} {ap[s]:.3f}" for s in wider.SETTINGS)
         )
-    found = by_passes[PASSES]
-    # Every detection is a face or not: IoU >= 0.5 with any annotated face.
+    found = runs[now]
+    _, confirm_raw = pipelines.service_thresholds("")
+    # Every detection is a face or not: IoU >= 0.5 with any annotated face; kept: what the
+    # service keeps (the second look under the bar).
     score = np.concatenate([f["scores"] for f in found])
+    kept = np.concatenate([_kept(f, 0.0, confirm_raw) for f in found])
     face = np.concatenate(
         [
             wider.best_overlap(gt, f["boxes"].astype(np.float64))[0] >= wider.IOU
@@ -246,35 +270,43 @@ def detect_section(args: argparse.Namespace) -> None:
         ]
     )
     calibration = catalog.DETECTOR.calibration
-    print("  raw score bin     boxes   faces  precision   published probability (median box)")
+    print(
+        "  raw score bin     boxes    kept   faces  precision of kept   published probability "
+        "(median box)"
+    )
     for low, high in itertools.pairwise(RAW_BINS):
-        inside = (score >= low) & (score < high)
+        inside = (score >= low) & (score < high) & kept
         if inside.any():
             published = calibration.calibrated(float(np.median(score[inside])))
             print(
-                f"  [{low:.2f}, {high:.2f})  {inside.sum():7d} {face[inside].sum():7d}"
-                f"   {face[inside].mean():7.3f}      {published:.3f}"
+                f"  [{low:.2f}, {high:.2f})  {((score >= low) & (score < high)).sum():7d} "
+                f"{inside.sum():7d} {face[inside].sum():7d}   {face[inside].mean():7.3f}"
+                f"             {published:.3f}"
             )
     print(
         f"  clearly visible faces: >= {CLEAR_HEIGHT} px tall, valid, not heavily blurred or "
         "occluded; a false detection overlaps no annotated face (IoU < 0.3)"
     )
     print("  setting                                          clear faces found   false detections")
-    settings: list[tuple[str, tuple[float, ...], float, float]] = [
-        ("before issue 8: raw 0.5, second look under 0.7", BEFORE_PASSES, 0.5, 0.7)
+    settings: list[tuple[str, str, float, float]] = [
+        (
+            "before issue 8: raw 0.5, second look under 0.7",
+            "passes (1.0,) (before issue 8)",
+            0.5,
+            0.7,
+        )
     ]
-    for threshold in (0.5, 0.8):
-        _, confirm = pipelines.service_thresholds("")
+    for threshold in (0.5, 0.8, 0.9):
         settings.append(
             (
-                f"det_prob_threshold {threshold} now",
-                PASSES,
+                f"det_prob_threshold {threshold} now (raw {calibration.raw_at(threshold):.3f})",
+                now,
                 calibration.raw_at(threshold),
-                confirm,
+                confirm_raw,
             )
         )
-    for name, setting_passes, raw, confirm in settings:
-        hit, clear, false = _detection_counts(truth, by_passes[setting_passes], raw, confirm)
+    for name, run, raw, confirm in settings:
+        hit, clear, false = _detection_counts(truth, runs[run], raw, confirm)
         print(f"  {name:48s} {hit:6d} / {clear} ({hit / max(clear, 1) * 100:.1f}%)   {false:6d}")
 
 
@@ -419,6 +451,15 @@ def main() -> None:
         type=lambda text: [name for name in text.split(",") if name],
         default=[],
         help="68-point box options to compare (bench/alignment.py options())",
+    )
+    parser.add_argument(
+        "--wider-step", type=int, default=1, help="every Nth WIDER photo (a shorter run)"
+    )
+    parser.add_argument(
+        "--calibrations",
+        type=lambda text: [name for name in text.split(",") if name],
+        default=[],
+        help="calibrations to fit (e.g. 'dlib-resnet-v1 dlib68 mirror'); default every one",
     )
     parser.add_argument(
         "--no-service",

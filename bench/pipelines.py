@@ -114,15 +114,25 @@ def detections(
 
 
 def wider_detections(
-    root: Path, photos: list[str], passes: tuple[float, ...]
+    root: Path,
+    photos: list[str],
+    passes: tuple[float, ...],
+    zoomed_min: float = 0.0,
+    looks: tuple[float, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """Detections of WIDER's validation photos down to raw score 0.05 (for the AP). The second
-    look (about 40 ms a box, 90 boxes a photo) only where a measured setting uses it: in the
-    band of raw scores 0.5-0.7 of the single-pass detector before issue 8."""
-    looks = (0.5, 0.7) if passes == BEFORE_PASSES else (2.0, 2.0)
+    """Detections of WIDER's validation photos down to raw score 0.05 (for the AP), boxes of a
+    zoomed-out pass at least ``zoomed_min`` of the input wide. The second look (about 40 ms a
+    box, 90 boxes a photo) only in the band of raw scores ``looks`` (default: 0.5-0.7, where the
+    single-pass detector before issue 8 used it; none for the other settings cached before the
+    band was an argument)."""
+    if looks is None:
+        looks = (0.5, 0.7) if passes == BEFORE_PASSES else (2.0, 2.0)
+    version = detect_version(passes)
+    if zoomed_min > 0:
+        version += f" zoomed-min {zoomed_min} looks {looks}"
     return cached_map(
         "WIDER/detect",
-        detect_version(passes),
+        version,
         photos,
         stages.Detect(
             root / "WIDER_val" / "images",
@@ -130,6 +140,7 @@ def wider_detections(
             threshold=0.05,
             look_from=looks[0],
             look_below=looks[1],
+            zoomed_min=zoomed_min,
         ),
     )
 

@@ -54,10 +54,15 @@ def rect_tuple(rect: dlib.rectangle) -> tuple[int, int, int, int]:
 
 
 def blazeface(
-    runner: ort.InferenceSession, image: RgbImage, threshold: float, passes: tuple[float, ...]
+    runner: ort.InferenceSession,
+    image: RgbImage,
+    threshold: float,
+    passes: tuple[float, ...],
+    zoomed_min: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(boxes (n, 4), scores (n,), keypoints (n, 6, 2)) of BlazeFace on ``image``, merged over
-    the passes (embed_svc/detector.py ``PASSES``)."""
+    the passes (embed_svc/detector.py ``PASSES``), boxes of a zoomed-out pass at least
+    ``zoomed_min`` of the input wide."""
     found = []
     for shrink in passes:
         tensor, fit = detector.letterbox(image, shrink)
@@ -65,7 +70,8 @@ def blazeface(
             [catalog.DETECTOR.regressors, catalog.DETECTOR.classificators],
             {catalog.DETECTOR.input: tensor[None]},
         )
-        found.append(detector.candidates(regressors[0], classificators[0], fit, threshold))
+        least = zoomed_min if shrink < 1.0 else 0.0
+        found.append(detector.candidates(regressors[0], classificators[0], fit, threshold, least))
     merged = detector.merge(found)
     boxes = np.array([[d.box.x_min, d.box.y_min, d.box.x_max, d.box.y_max] for d in merged])
     scores = np.array([d.score for d in merged])
@@ -82,6 +88,7 @@ class Detect:
     threshold: float = DETECT_FLOOR
     look_from: float = DETECT_FLOOR
     look_below: float = 2.0
+    zoomed_min: float = 0.0
     _runner: Any = field(default=None, init=False, repr=False)
 
     def __call__(self, relative: str) -> dict[str, Any]:
@@ -89,7 +96,9 @@ class Detect:
             self._runner = session(catalog.DETECTOR.model)
             self._confirmer = FaceConfirmer()
         image = load(self.root, relative)
-        boxes, scores, points = blazeface(self._runner, image, self.threshold, self.passes)
+        boxes, scores, points = blazeface(
+            self._runner, image, self.threshold, self.passes, self.zoomed_min
+        )
         # The second look (HOG on the box's surroundings, threshold lowered by 1) at boxes
         # scoring from ``look_from`` to under ``look_below``; NaN: not looked at, or no HOG face.
         looks = [

@@ -209,7 +209,13 @@ class FaceAnalyzer:
         return [
             detector.merge(
                 [
-                    detector.candidates(regressors[k], classificators[k], boxed[k][1], threshold)
+                    detector.candidates(
+                        regressors[k],
+                        classificators[k],
+                        boxed[k][1],
+                        threshold,
+                        detector.min_width(passes[k % len(passes)]),
+                    )
                     for k in range(i * len(passes), (i + 1) * len(passes))
                 ]
             )

@@ -92,10 +92,10 @@ def _choice(env: Mapping[str, str], key: str, default: str, choices: tuple[str, 
 def load_config(env: Mapping[str, str]) -> EmbedConfig:
     """Builds the configuration from ``env``; raises ConfigError on a bad value."""
     port = get_int(env, "FACEGRID_EMBED_PORT", 50052, minimum=0)
-    threshold = get_float(env, "FACEGRID_DET_PROB_THRESHOLD", 0.5)
+    threshold = get_float(env, "FACEGRID_DET_PROB_THRESHOLD", 0.8)
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"FACEGRID_DET_PROB_THRESHOLD must be in 0..1, got {threshold}")
-    confirm_below = get_float(env, "FACEGRID_CONFIRM_BELOW", 0.7)
+    confirm_below = get_float(env, "FACEGRID_CONFIRM_BELOW", 0.88)
     if not 0.0 <= confirm_below <= 1.0:
         raise ConfigError(f"FACEGRID_CONFIRM_BELOW must be in 0..1, got {confirm_below}")
     timeout_s = get_float(env, "FACEGRID_TRITON_TIMEOUT_S", 10.0)

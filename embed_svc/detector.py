@@ -29,6 +29,11 @@ NMS_IOU_THRESHOLD = 0.3
 #: letterbox; 0.5 a zoomed-out view, in which faces that fill the photo (portraits, face crops)
 #: look as large as those the back model was trained on (alone it scores them 0.3-0.6).
 PASSES = (1.0, 0.5)
+#: In a zoomed-out pass only boxes at least this fraction of the network input wide are kept:
+#: it is there for faces too large for the first pass, and its small boxes (faces under 2x this
+#: fraction of the photo's longer side, which the first pass sees at twice the size) are mostly
+#: false detections in crowds (bench/accuracy.py on WIDER FACE, docs/benchmarks.md).
+ZOOMED_MIN_WIDTH = 0.15
 #: Raw scores are clipped to this magnitude before the sigmoid, as MediaPipe does.
 _SCORE_CLIP = 100.0
 
@@ -132,14 +137,17 @@ def candidates(
     classificators: FloatArray,
     transform: Letterbox,
     threshold: float,
+    min_width: float = 0.0,
 ) -> Candidates:
-    """The anchors of one pass with score >= ``threshold``, mapped back to image pixels.
+    """The anchors of one pass with score >= ``threshold`` and a box at least ``min_width`` of
+    the input wide, mapped back to image pixels.
 
     ``regressors`` has shape (896, 16), ``classificators`` (896, 1) or (896,).
     """
     raw_scores = np.clip(classificators.reshape(-1).astype(np.float64), -_SCORE_CLIP, _SCORE_CLIP)
     scores = 1.0 / (1.0 + np.exp(-raw_scores))
-    keep = np.flatnonzero(scores >= threshold)
+    widths = regressors.reshape(NUM_ANCHORS, -1)[:, 2].astype(np.float64)
+    keep = np.flatnonzero((scores >= threshold) & (widths >= min_width * INPUT_SIZE))
     reg = regressors.reshape(NUM_ANCHORS, -1)[keep].astype(np.float64)
     anchors = _ANCHORS[keep] * INPUT_SIZE
     centres = reg[:, 0:2] + anchors
@@ -150,6 +158,12 @@ def candidates(
     boxes = (boxes - np.tile(offset, 2)) / transform.scale
     keypoints = (keypoints - offset) / transform.scale
     return Candidates(boxes.reshape(-1, 4), keypoints.reshape(-1, NUM_KEYPOINTS, 2), scores[keep])
+
+
+def min_width(shrink: float) -> float:
+    """The smallest box width kept in a pass (fraction of the input): ``ZOOMED_MIN_WIDTH`` in a
+    zoomed-out pass, none in the usual one."""
+    return ZOOMED_MIN_WIDTH if shrink < 1.0 else 0.0
 
 
 def merge(passes: list[Candidates]) -> list[Detection]:

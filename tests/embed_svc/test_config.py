@@ -20,7 +20,7 @@ def test_defaults() -> None:
     assert config.calculator == "dlib-resnet-v1"
     assert config.alignment == "dlib68" and config.mirror_average is True
     assert config.max_image_bytes == 5 * 1024 * 1024
-    assert config.det_prob_threshold == 0.5 and config.confirm_below == 0.7
+    assert config.det_prob_threshold == 0.8 and config.confirm_below == 0.88
 
 
 def test_values_are_read() -> None:

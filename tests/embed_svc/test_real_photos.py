@@ -26,7 +26,7 @@ from embed_svc.backends.onnx import OnnxBackend
 from embed_svc.images import ImageLimits
 from embed_svc.landmarks import PREDICTOR_FILE, LandmarkPredictor, package_model_path
 from embed_svc.types import AnalyzeParams
-from tests.embed_svc.triton_process import REPOSITORY, missing_models
+from tests.helpers.triton import REPOSITORY, missing_models
 
 pytestmark = pytest.mark.integration
 
