@@ -130,10 +130,12 @@ DLIB_RESNET = CalculatorSpec(
     bgr=False,
     scale=1.0,
     embedding_size=128,
-    # bench/accuracy.py on /work/shared/faces (docs/benchmarks.md).
+    # dlib68: bench/accuracy.py --only calibrate on CelebA's seeded pairs, folds 1-3 (issue 8;
+    # c0 = equal-error distance, c1 = balanced maximum-likelihood slope); blazeface: on
+    # /work/shared/faces, not yet refitted (docs/benchmarks.md).
     calibrations={
-        ("dlib68", True): Calibration(c0=0.3761, c1=18.67),
-        ("dlib68", False): Calibration(c0=0.3948, c1=20.06),
+        ("dlib68", True): Calibration(c0=0.4445, c1=18.61),
+        ("dlib68", False): Calibration(c0=0.4546, c1=18.54),
         ("blazeface", True): Calibration(c0=0.3646, c1=21.02),
         ("blazeface", False): Calibration(c0=0.3938, c1=22.34),
     },
