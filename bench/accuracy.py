@@ -344,7 +344,7 @@ def attributes_section(args: argparse.Namespace) -> None:
     if root is None:
         print("attributes: no UTKFace folder given (--utkface), skipped")
         return
-    photos = data.utkface_photos(root)
+    photos = data.utkface_photos(root)[:: args.utkface_step]
     print(f"\nUTKFace: {len(photos)} labelled photos (200 px aligned crops) from {root}")
     for margin in (0.0, *args.margins):
         got = pipelines.attributes(root, [p.path for p in photos], margin)
@@ -451,6 +451,9 @@ def main() -> None:
         type=lambda text: [name for name in text.split(",") if name],
         default=[],
         help="68-point box options to compare (bench/alignment.py options())",
+    )
+    parser.add_argument(
+        "--utkface-step", type=int, default=1, help="every Nth UTKFace photo (a shorter run)"
     )
     parser.add_argument(
         "--wider-step", type=int, default=1, help="every Nth WIDER photo (a shorter run)"

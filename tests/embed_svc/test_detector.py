@@ -56,6 +56,20 @@ def test_scores_below_the_threshold_are_dropped() -> None:
     assert len(decode(regressors, scores, IDENTITY, threshold=0.5)) == 1
 
 
+def test_a_zoomed_out_pass_keeps_only_large_boxes() -> None:
+    from embed_svc import detector
+
+    small = 0.1 * detector.INPUT_SIZE
+    large = 0.3 * detector.INPUT_SIZE
+    regressors, scores = _outputs(
+        [(100, 5.0, (0, 0, small, small)), (600, 5.0, (0, 0, large, large))]
+    )
+    kept = detector.candidates(regressors, scores, IDENTITY, 0.5, detector.min_width(0.5))
+    assert kept.boxes[:, 2] - kept.boxes[:, 0] == pytest.approx([large])
+    every = detector.candidates(regressors, scores, IDENTITY, 0.5, detector.min_width(1.0))
+    assert len(every.scores) == 2
+
+
 def test_overlapping_candidates_merge_weighted_by_score() -> None:
     anchor = 16 * 2 * 8 + 2 * 8
     regressors, scores = _outputs(
