@@ -113,7 +113,8 @@ async def test_half_similarity_separates_people(folder: Path, analyzer: FaceAnal
             labels.append(person)
             vectors.append(largest.embedding)
     scale = CALCULATOR.calibration("dlib68", True)
-    genuine, impostor = [], []
+    genuine: list[float] = []
+    impostor: list[float] = []
     for i, j in itertools.combinations(range(len(labels)), 2):
         similarity = scale.similarity(float(np.linalg.norm(vectors[i] - vectors[j])))
         (genuine if labels[i] == labels[j] else impostor).append(similarity)
