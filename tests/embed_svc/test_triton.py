@@ -193,16 +193,18 @@ async def test_different_people_are_below_half(served: Served) -> None:
     others = [np.array(f.embedding) for faces in by_photo.values() for f in faces]
     assert len(others) == sum(FACE_API_COUNTS.values())
     assert max(served.similarity(reference, other) for other in others) < 0.5
-    # Faces in the same photo are different people. dlib's model is weaker on some of these
-    # faces (see docs/benchmarks.md): most pairs, not all, fall below 0.5.
+    # Faces in the same photo are different people. dlib's model is weaker on these faces (see
+    # docs/benchmarks.md): at the scale fitted on CelebA (issue 8: 0.5 at its equal-error
+    # distance 0.4445) 23 of the 31 pairs fall below 0.5, median 0.29 (at the earlier scale,
+    # fitted on ../shared/faces with 0.5 at 0.3761: 30 of 31).
     same_photo = [
         served.similarity(np.array(a.embedding), np.array(b.embedding))
         for faces in by_photo.values()
         for a, b in itertools.combinations(faces, 2)
     ]
     assert len(same_photo) == 31
-    assert sum(s < 0.5 for s in same_photo) >= 0.9 * len(same_photo)
-    assert float(np.median(same_photo)) < 0.1
+    assert sum(s < 0.5 for s in same_photo) >= 0.7 * len(same_photo)
+    assert float(np.median(same_photo)) < 0.35
 
 
 async def test_age_and_gender_of_women(served: Served) -> None:
