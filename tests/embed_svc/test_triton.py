@@ -254,7 +254,11 @@ async def test_other_calculators_tell_the_astronaut_from_others(
     reference = vectors[0][0]
     assert similarity(reference, vectors[1][0]) > 0.5  # mirrored
     others = [v for image in vectors[2:] for v in image]
-    assert max(similarity(reference, other) for other in others) < 0.5
+    # At the scale fitted on CelebA (issue 8: 0.5 at the equal-error distance, where these two
+    # calculators err on 11-13% of CelebA's pairs) some of the 22 women score above 0.5
+    # (measured: mobileface 3, highest 0.62; faceres-deep at most 2, highest 0.52).
+    below = [similarity(reference, other) < 0.5 for other in others]
+    assert sum(below) >= 0.8 * len(others)
 
 
 async def test_onnxruntime_and_triton_give_the_same_numbers(
