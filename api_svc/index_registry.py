@@ -8,8 +8,10 @@ since (``IndexSource.catch_up``), else from one REPEATABLE READ snapshot (sequen
 Each change notification then moves it forward (docs/schema.md "Sequence numbers"):
 - ``seq <= last``: already in the index, ignored;
 - ``seq == last + 1`` with ids, for an example or subject change: applied in place (rows fetched
-  by id, deleted ids dropped, renamed subjects renamed); example changes that queued up one seq
-  after the other are applied together (one fetch, one write under the lock);
+  by id, or taken from the notification when it carried them; deleted ids dropped, renamed
+  subjects renamed); example changes that queued up one seq after the other are applied
+  together (one fetch, none when each insert or update carried its rows; one write under the
+  lock);
 - anything else (a gap, no ids, ``collection_update``, ``truncate``), a failed apply, or a
   reconnect of the listening connection: the collection is rebuilt.
 A rebuild first tries to catch the index it has up in place (only the rows changed since its seq
@@ -333,13 +335,18 @@ class IndexRegistry:
         started = time.perf_counter()
         op = run[0].op
         ids = list(dict.fromkeys(i for note in run for i in note.ids or ()))
+        carried: list[Example] | None = None
         if op in EXAMPLE_OPS:
             wanted = list(
                 dict.fromkeys(i for n in run if n.op != "example_delete" for i in n.ids or ())
             )
-            rows = (
-                await self._source.examples(service_id, wanted, index.calculator) if wanted else []
-            )
+            carried = _carried_rows(run, index.calculator)
+            if carried is not None:
+                rows = carried
+            elif wanted:
+                rows = await self._source.examples(service_id, wanted, index.calculator)
+            else:
+                rows = []
             fetched = time.perf_counter()
             await self.run(_replace_rows, index, ids, rows)
         else:
@@ -356,6 +363,7 @@ class IndexRegistry:
             changes=len(run),
             ids=len(ids),
             fetch_ms=round((fetched - started) * 1000, 2),
+            carried=carried is not None,
             apply_ms=round((time.perf_counter() - fetched) * 1000, 2),
         )
         return len(ids)
@@ -618,6 +626,25 @@ def _run_of(notes: Sequence[Notification], at: int, seq: int) -> list[Notificati
             break
         run.append(note)
     return run
+
+
+def _carried_rows(run: Sequence[Notification], calculator: str) -> list[Example] | None:
+    """The rows a run of example changes leaves, of ``calculator``, from the rows its
+    notifications carried; None when an insert or update among them carried none (fetch)."""
+    rows: dict[uuid.UUID, Example] = {}
+    for note in run:
+        if note.op == "example_delete":
+            for image_id in note.ids or ():
+                rows.pop(image_id, None)
+            continue
+        if note.rows is None:
+            return None
+        for image_id in note.ids or ():
+            rows.pop(image_id, None)  # an id the payload lacks was gone by then
+        for row in note.rows:
+            if row.calculator == calculator:
+                rows[row.example.image_id] = row.example
+    return list(rows.values())
 
 
 def _replace_rows(index: FaceIndex, ids: list[uuid.UUID], rows: list[Example]) -> None:

@@ -7,15 +7,23 @@ transaction's notifications are queued together at commit, and a collection's wr
 serialised by its counter row). ``PartAssembler`` gathers them and hands on one notification
 with every id; a part that does not follow the previous one (lost, out of order) turns the
 change into one without ids, which makes the node rebuild the collection.
+
+A small example insert or update also carries its rows (``rows``, migration 0004: ids, subject,
+calculator, embedding and version of each) when they fit the payload, so the node applies it
+without fetching them; a notification without ``rows`` (a big change, or a schema before 0004)
+is applied by fetching its ids, as before.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Final
 
+from api_svc.face_rows import Example
 from facegrid.schema import CHANGES_CHANNEL
 
 #: The NOTIFY channel the schema's triggers send on.
@@ -41,6 +49,14 @@ INCREMENTAL_OPS: Final = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class NotifiedRow:
+    """A row a notification carries: the example and the calculator that made it."""
+
+    calculator: str
+    example: Example
+
+
+@dataclass(frozen=True, slots=True)
 class Notification:
     """One change notification (or one part of a split one)."""
 
@@ -56,6 +72,9 @@ class Notification:
     """Which part of the change this is, 1..parts."""
     parts: int = 1
     """How many notifications carry the change's ids."""
+    rows: tuple[NotifiedRow, ...] | None = None
+    """The rows of an example insert or update as the statement left them (those of ``ids``
+    still there, any calculator), when the payload carried them; None: fetch ``ids``."""
 
 
 def parse(payload: str) -> Notification:
@@ -68,6 +87,7 @@ def parse(payload: str) -> Notification:
     ids = data.get("ids")
     seq = data.get("seq")
     known = int(data.get("v", 1)) in KNOWN_VERSIONS
+    rows = data.get("rows")
     return Notification(
         op=str(data["op"]),
         collection=None if collection is None else uuid.UUID(collection),
@@ -75,7 +95,27 @@ def parse(payload: str) -> Notification:
         ids=None if ids is None or not known else tuple(uuid.UUID(i) for i in ids),
         part=int(data.get("part", 1)) if known else 1,
         parts=int(data.get("parts", 1)) if known else 1,
+        rows=None if rows is None or ids is None or not known else tuple(map(_row, rows)),
     )
+
+
+def _row(data: dict[str, object]) -> NotifiedRow:
+    """One row of a payload's ``rows``; raises ValueError (KeyError, TypeError) when malformed."""
+    try:
+        embedding = base64.b64decode(str(data["embedding"]), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"row embedding is not base64: {exc}") from exc
+    version = data["version"]
+    if not isinstance(version, int):
+        raise TypeError(f"row version is not an integer: {version!r}")
+    example = Example(
+        image_id=uuid.UUID(str(data["id"])),
+        subject_id=uuid.UUID(str(data["subject_id"])),
+        subject=str(data["subject"]),
+        embedding=embedding,
+        version=version,
+    )
+    return NotifiedRow(str(data["calculator"]), example)
 
 
 @dataclass
@@ -112,7 +152,7 @@ class PartAssembler:
             if note.part != 1:
                 self.incomplete += 1
                 self._given_up[note.collection] = note.seq
-                return [*done, replace(note, ids=None, part=1, parts=1)]
+                return [*done, replace(note, ids=None, part=1, parts=1, rows=None)]
             gathering = self._open[note.collection] = _Gathering(note)
         gathering.received += 1
         if note.ids is None:
@@ -122,7 +162,7 @@ class PartAssembler:
         if gathering.received == note.parts:
             del self._open[note.collection]
             whole = None if gathering.without_ids else tuple(gathering.ids)
-            done.append(replace(gathering.first, ids=whole, part=1, parts=1))
+            done.append(replace(gathering.first, ids=whole, part=1, parts=1, rows=None))
         return done
 
     def clear(self) -> list[Notification]:
@@ -139,7 +179,7 @@ class PartAssembler:
         gathering = self._open.pop(collection)
         self.incomplete += 1
         self._given_up[collection] = gathering.first.seq
-        return replace(gathering.first, ids=None, part=1, parts=1)
+        return replace(gathering.first, ids=None, part=1, parts=1, rows=None)
 
 
 def _continues(gathering: _Gathering, note: Notification) -> bool:

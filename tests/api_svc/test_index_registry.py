@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from api_svc.ann import IvfSearch
 from api_svc.face_index import IndexSettings
 from api_svc.face_rows import Example
 from api_svc.index_registry import IndexRegistry, RegistrySettings
-from api_svc.notifications import Notification, parse
+from api_svc.notifications import Notification, NotifiedRow, parse
 from api_svc.similarity import Calculators
 from facegrid.errors import ServiceError
 from tests.api_svc.fakes import DLIB, FakeEmbed
@@ -280,3 +281,64 @@ async def test_searches_in_threads_never_see_half_a_change() -> None:
     *counts, _ = await asyncio.gather(searcher(), searcher(), searcher(), writer())
     assert all(seen > 0 for seen in counts)
     assert registry.loaded()[SERVICE].image_ids() == set(source.rows)
+
+
+def carrying(note: Notification, calculator: str, *examples: Example) -> Notification:
+    """``note`` with the rows a schema from migration 0004 on carries in its payload."""
+    return replace(note, rows=tuple(NotifiedRow(calculator, e) for e in examples))
+
+
+async def test_carried_rows_apply_without_a_fetch() -> None:
+    source = FakeSource()
+    registry = registry_over(source)
+    index = await registry.get(SERVICE)
+    alice, bob = row([1.0, 0.0, 0.0]), row([0.0, 1.0, 0.0], "bob", uuid.uuid4())
+    await registry.handle(source.write(alice))
+    assert source.fetches == 1  # a notification without rows: fetched, as before
+    note = source.write(bob, alice)
+    # alice's row is not carried: it was gone by the statement's end (the payload omits it).
+    del source.rows[alice.image_id]
+    await registry.handle(carrying(note, index.calculator, source.rows[bob.image_id]))
+    assert source.fetches == 1
+    assert index.image_ids() == {bob.image_id}
+    assert registry.seq(SERVICE) == 2 and registry.rebuilds == 1
+
+
+async def test_carried_rows_of_another_calculator_are_left_out() -> None:
+    source = FakeSource()
+    registry = registry_over(source)
+    index = await registry.get(SERVICE)
+    mine, theirs = row([1.0, 0.0, 0.0]), row([0.0, 1.0, 0.0], "bob", uuid.uuid4())
+    note = source.write(mine, theirs)
+    await registry.handle(
+        replace(
+            note,
+            rows=(
+                NotifiedRow(index.calculator, source.rows[mine.image_id]),
+                NotifiedRow("another-calculator", source.rows[theirs.image_id]),
+            ),
+        )
+    )
+    assert source.fetches == 0
+    assert index.image_ids() == {mine.image_id}
+
+
+async def test_a_run_with_one_change_not_carrying_rows_fetches_them_all() -> None:
+    source = FakeSource()
+    registry = registry_over(source)
+    index = await registry.get(SERVICE)
+    first, second = row([1.0, 0.0, 0.0]), row([0.0, 1.0, 0.0], "bob", uuid.uuid4())
+    one = carrying(source.write(first), index.calculator, replace(first, version=1))
+    two = source.write(second)  # too big to carry, say
+    gone = source.delete(first.image_id)
+    await registry.handle_all([one, two, gone])
+    assert source.fetches == 1
+    assert index.image_ids() == {second.image_id}
+    # The same run with every insert carried: nothing fetched, the delete still applies.
+    third, fourth = row([0.0, 0.0, 1.0]), row([0.6, 0.8, 0.0], "eve", uuid.uuid4())
+    three = carrying(source.write(third), index.calculator, replace(third, version=4))
+    four = carrying(source.write(fourth), index.calculator, replace(fourth, version=5))
+    await registry.handle_all([three, four, source.delete(third.image_id)])
+    assert source.fetches == 1
+    assert index.image_ids() == {second.image_id, fourth.image_id}
+    assert registry.seq(SERVICE) == 6 and registry.rebuilds == 1

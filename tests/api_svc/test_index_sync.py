@@ -1,6 +1,6 @@
 """Two api_svc nodes in process over one real PostgreSQL (the migrated schema) and a fake
 embed_svc: a face enrolled or deleted through node A is found or gone through node B once its
-notification arrives; a gap in seq and a dropped LISTEN connection rebuild the index from the
+notification arrives (a small change carrying its rows in the payload); a gap in seq and a dropped LISTEN connection rebuild the index from the
 database."""
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ import pytest
 import structlog.testing
 
 from api_svc.config import load_config
+from api_svc.index_source import PgIndexSource
 from api_svc.index_sync import IndexSync
+from api_svc.notifications import parse
 from api_svc.server import ApiServer, create_server
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
+from facegrid.schema import CHANGES_CHANNEL
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
 from tests.api_svc.fakes import FakeEmbed, face
 from tests.api_svc.helpers import demo_keys, image
@@ -296,3 +299,25 @@ async def test_a_connection_that_stayed_up_starts_the_backoff_again(
     names = [e["event"] for e in events]
     assert "index_listener_retry" not in names
     assert names.count("index_listener_lost") == 3
+
+
+@pytest.mark.integration
+async def test_a_small_enrolment_carries_the_rows_node_b_would_fetch(
+    cluster: Cluster, db_url: str
+) -> None:
+    payloads: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(db_url)
+    try:
+        await listener.add_listener(CHANGES_CHANNEL, lambda *args: payloads.put_nowait(args[3]))
+        image_id = uuid.UUID(await enrol(cluster.a, cluster, "Eileen"))
+        note = parse(await asyncio.wait_for(payloads.get(), 10))  # the subject's insert
+        while note.op != "example_insert":
+            note = parse(await asyncio.wait_for(payloads.get(), 10))
+    finally:
+        await listener.close()
+    assert note.ids == (image_id,) and note.rows is not None
+    [carried] = note.rows
+    source = PgIndexSource(cluster.pool, 10, 10)
+    assert [carried.example] == await source.examples(
+        cluster.service_id, [image_id], carried.calculator
+    )

@@ -1,9 +1,14 @@
-"""Notification payloads (versions 1 and 2) and the joining of split changes."""
+"""Notification payloads (versions 1 and 2, rows carried since migration 0004) and the joining
+of split changes."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
+
+import numpy as np
+import pytest
 
 from api_svc.notifications import Notification, PartAssembler, parse
 
@@ -72,3 +77,82 @@ def test_a_missing_part_makes_a_change_without_ids() -> None:
     [lost] = assembler.clear()
     assert (lost.seq, lost.ids) == (10, None)
     assert assembler.incomplete == 3
+
+
+def carried_payload(rows: list[dict[str, object]], **extra: object) -> str:
+    """An example insert as migration 0004 sends it: ids and, when they fit, their rows."""
+    return json.dumps(
+        {
+            "v": 2,
+            "collection": str(SERVICE),
+            "seq": 5,
+            "op": "example_insert",
+            "count": len(rows),
+            "part": 1,
+            "parts": 1,
+            "ids": [r["id"] for r in rows],
+            "rows": rows,
+            **extra,
+        }
+    )
+
+
+def payload_row(vector: list[float], calculator: str = "calc-a") -> dict[str, object]:
+    return {
+        "id": str(uuid.uuid4()),
+        "subject_id": str(uuid.uuid4()),
+        "subject": "alice",
+        "calculator": calculator,
+        "embedding": base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode(),
+        "version": 812,
+    }
+
+
+def test_carried_rows_decode_to_examples() -> None:
+    rows = [payload_row([0.6, 0.8]), payload_row([1.0, 0.0], "calc-b")]
+    note = parse(carried_payload(rows))
+    assert note.ids == tuple(uuid.UUID(str(r["id"])) for r in rows)
+    assert note.rows is not None
+    first, second = note.rows
+    assert first.calculator == "calc-a" and second.calculator == "calc-b"
+    assert first.example.image_id == uuid.UUID(str(rows[0]["id"]))
+    assert first.example.subject_id == uuid.UUID(str(rows[0]["subject_id"]))
+    assert (first.example.subject, first.example.version) == ("alice", 812)
+    assert np.frombuffer(first.example.embedding, "<f4").tolist() == pytest.approx([0.6, 0.8])
+
+
+def test_a_payload_without_rows_is_fetched_as_before() -> None:
+    # What a schema before 0004 sends, and what 0004 sends for a change too big to carry.
+    one = uuid.uuid4()
+    note = parse(
+        f'{{"v": 2, "collection": "{SERVICE}", "seq": 4, "op": "example_insert",'
+        f' "count": 1, "part": 1, "parts": 1, "ids": ["{one}"]}}'
+    )
+    assert (note.ids, note.rows) == ((one,), None)
+    # Rows under an unknown version or without ids are not trusted either.
+    future = parse(carried_payload([payload_row([1.0])], v=3))
+    assert (future.ids, future.rows) == (None, None)
+    unlisted = parse(carried_payload([payload_row([1.0])], ids=None))
+    assert unlisted.rows is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("embedding", "not base64!"), ("version", "812"), ("id", "nope"), ("subject", None)],
+)
+def test_a_malformed_carried_row_rejects_the_payload(field: str, value: object) -> None:
+    row = payload_row([1.0, 0.0])
+    if value is None:
+        del row[field]
+    else:
+        row[field] = value
+    with pytest.raises((ValueError, KeyError, TypeError)):
+        parse(carried_payload([row]))
+
+
+def test_joined_parts_never_carry_rows() -> None:
+    ids = [uuid.uuid4() for _ in range(2)]
+    assembler = PartAssembler()
+    assembler.feed(part(7, 1, 2, ids[:1]))
+    [whole] = assembler.feed(part(7, 2, 2, ids[1:]))
+    assert (whole.ids, whole.rows) == (tuple(ids), None)

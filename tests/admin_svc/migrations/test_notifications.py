@@ -1,11 +1,12 @@
 """Change notifications from the schema's triggers, for changes made directly in the database
 (as api_svc makes them): payloads, per-collection sequence numbers, bulk statements split into
-parts of one seq, clone, rollbacks, concurrent writers, and the subject-name unique constraint
-under concurrency."""
+parts of one seq, the rows a small example change carries, clone, rollbacks, concurrent
+writers, and the subject-name unique constraint under concurrency."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -449,3 +450,63 @@ async def test_many_concurrent_creates_of_one_name_leave_one_subject(
     async with pool.acquire() as conn:
         other = await make_service(conn, name="other")
         await add_subject(conn, other, "contested")
+
+
+async def _insert_examples(
+    conn: asyncpg.Connection, service_id: uuid.UUID, subject: uuid.UUID, count: int, dim: int
+) -> list[uuid.UUID]:
+    """Inserts ``count`` examples in one statement; their ids."""
+    ids = [uuid.uuid4() for _ in range(count)]
+    await conn.execute(
+        "INSERT INTO face_examples (id, service_id, subject_id, embedding, embedding_dim,"
+        " calculator, calculator_version) SELECT i, $2, $3, $4, $5, 'calc-a', '1'"
+        " FROM unnest($1::uuid[]) AS i",
+        ids,
+        service_id,
+        subject,
+        unit_vector(7, dim),
+        dim,
+    )
+    return ids
+
+
+async def test_a_small_example_change_carries_its_rows_and_a_big_one_only_ids(
+    conn: asyncpg.Connection, listener: Listener
+) -> None:
+    service_id = await make_service(conn)
+    subject = await add_subject(conn, service_id, "dora")
+    await listener.take(2)
+    small = await _insert_examples(conn, service_id, subject, 8, 128)
+    many = await _insert_examples(conn, service_id, subject, 9, 128)  # over fg_notify_max_rows
+    wide = await _insert_examples(conn, service_id, subject, 1, 2048)  # 8 kB: does not fit
+    await conn.execute("UPDATE face_examples SET calculator_version = '2' WHERE id = $1", small[0])
+    await conn.execute("DELETE FROM face_examples WHERE id = $1", small[1])
+    events = await listener.take(5)
+    assert [(e["op"], "rows" in e) for e in events] == [
+        ("example_insert", True),
+        ("example_insert", False),
+        ("example_insert", False),
+        ("example_update", True),
+        ("example_delete", False),
+    ]
+    assert max(listener.sizes) < 8000
+    rows = await conn.fetch(
+        "SELECT id, embedding, xmin::text::bigint AS version FROM face_examples WHERE id = ANY($1)",
+        small,
+    )
+    stored = {str(r["id"]): (bytes(r["embedding"]), r["version"]) for r in rows}
+    carried = events[0]["rows"]
+    assert sorted(r["id"] for r in carried) == events[0]["ids"] == sorted(map(str, small))
+    assert all(
+        r["subject_id"] == str(subject) and r["subject"] == "dora" and r["calculator"] == "calc-a"
+        for r in carried
+    )
+    assert all(
+        base64.b64decode(r["embedding"], validate=True) == unit_vector(7, 128) for r in carried
+    )
+    untouched = [r for r in carried if r["id"] not in (str(small[0]), str(small[1]))]
+    assert len(untouched) == 6
+    assert all((r["version"] == stored[r["id"]][1]) for r in untouched)
+    [updated] = events[3]["rows"]
+    assert (updated["id"], updated["version"]) == (str(small[0]), stored[str(small[0])][1])
+    assert (events[1]["ids"], events[2]["ids"]) == (sorted(map(str, many)), [str(wide[0])])
