@@ -1,7 +1,7 @@
 """Two api_svc nodes in process over one real PostgreSQL (the migrated schema) and a fake
 embed_svc: a face enrolled or deleted through node A is found or gone through node B once its
-notification arrives (a small change carrying its rows in the payload); a gap in seq and a dropped LISTEN connection rebuild the index from the
-database."""
+notification arrives (a small change carrying its rows in the payload); a gap in seq and a
+dropped LISTEN connection rebuild the index from the database."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from api_svc.index_sync import IndexSync
 from api_svc.notifications import parse
 from api_svc.server import ApiServer, create_server
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
-from facegrid.schema import CHANGES_CHANNEL
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
+from facegrid.schema import CHANGES_CHANNEL
 from tests.api_svc.fakes import FakeEmbed, face
 from tests.api_svc.helpers import demo_keys, image
 from tests.helpers.wait import wait_until_async
