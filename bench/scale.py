@@ -440,13 +440,19 @@ async def sync_lag(args: argparse.Namespace, mesh: Mesh, nodes: list[str]) -> No
     heard: dict[str, float] = {}
     listener = await asyncpg.connect(mesh.database_url)
 
+    # Which changes carried their rows in the payload (migration 0004): B applies those unfetched.
+    carried: set[str] = set()
+
     def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
         now = time.perf_counter()
-        for image_id in json.loads(payload).get("ids") or ():
+        data = json.loads(payload)
+        for image_id in data.get("ids") or ():
             heard.setdefault(image_id, now)
+        carried.update(row["id"] for row in data.get("rows") or ())
 
     await listener.add_listener("facegrid_changes", on_notify)
     to_notice: list[float] = []
+    probes_carried = 0
     writers = [asyncio.create_task(background(n, f"bg{i}")) for i, n in enumerate(nodes)]
     async with (
         grpc.aio.insecure_channel(a, options=OPTIONS) as ca,
@@ -472,6 +478,7 @@ async def sync_lag(args: argparse.Namespace, mesh: Mesh, nodes: list[str]) -> No
                 found = reply.result[0].similarities
                 if found and found[0].subject == name:
                     lags.append((time.perf_counter() - enrolled) * 1000)
+                    probes_carried += image_id in carried
                     if image_id in heard:
                         to_notice.append((heard.pop(image_id) - enrolled) * 1000)
                     break
@@ -483,7 +490,9 @@ async def sync_lag(args: argparse.Namespace, mesh: Mesh, nodes: list[str]) -> No
     print(
         f"  sync lag over {len(lags)} enrolments (while {written} others were enrolled through "
         f"both nodes): p50 {statistics.median(lags):.1f} ms, p99 "
-        f"{np.percentile(lags, 99):.1f} ms, max {max(lags):.1f} ms",
+        f"{np.percentile(lags, 99):.1f} ms, max {max(lags):.1f} ms, mean "
+        f"{statistics.fmean(lags):.1f} ms; {probes_carried} probes' notifications carried "
+        "their rows",
         flush=True,
     )
     if to_notice:
