@@ -23,13 +23,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.data import faces_dir, faces_manifest
+from bench.data import faces_manifest
 from embed_svc import catalog
 from embed_svc.analyzer import AnalyzerSettings, FaceAnalyzer
 from embed_svc.backends.onnx import OnnxBackend
 from embed_svc.images import ImageLimits
 from embed_svc.landmarks import PREDICTOR_FILE, LandmarkPredictor, package_model_path
 from embed_svc.types import AnalyzeParams
+from tests.helpers.photos import shared_faces
 from tests.helpers.triton import REPOSITORY, missing_models
 
 pytestmark = pytest.mark.integration
@@ -42,12 +43,7 @@ CALCULATOR = catalog.DLIB_RESNET
 
 @pytest.fixture(scope="module")
 def folder() -> Path:
-    found = faces_dir()
-    assert (found / "manifest.json").is_file(), (
-        f"no photo set at {found}: put ../shared/faces beside the checkout or set "
-        "FACEGRID_FACES_DIR"
-    )
-    return found
+    return shared_faces()
 
 
 @pytest.fixture(scope="module")

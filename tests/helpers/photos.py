@@ -7,6 +7,7 @@ where the shared real photos are (``shared_faces``)."""
 from __future__ import annotations
 
 import functools
+import os
 import tarfile
 from pathlib import Path
 
@@ -29,9 +30,13 @@ FACE_API_COUNTS = {
 
 
 def shared_faces() -> Path:
-    """../shared/faces beside the checkout (CI), else the machine's /work/shared/faces: real
-    photos of known people and group photos, described by its manifest.json."""
-    for path in (REPO.parent / "shared" / "faces", Path("/work/shared/faces")):
+    """$FACEGRID_FACES_DIR if set, else ../shared/faces beside the checkout (CI), else the
+    machine's /work/shared/faces: real photos of known people and group photos, described by its
+    manifest.json."""
+    chosen = os.environ.get("FACEGRID_FACES_DIR")
+    candidates = [Path(chosen)] if chosen else []
+    candidates += [REPO.parent / "shared" / "faces", Path("/work/shared/faces")]
+    for path in candidates:
         if (path / "manifest.json").exists():
             return path
     pytest.fail("the shared face photos (shared/faces/manifest.json) are missing")
