@@ -2,6 +2,7 @@
 
     python -m bench.throughput [--faces DIR] [--repository triton_models]
                                [--seconds 10] [--skip-triton]
+    python -m bench.throughput --outside [--photos 20] [--seconds 60] [--repeats 3]
 
 1. In process, onnxruntime: detector images/s and faces/s on the group photos; embedder
    faces/s on aligned chips at batch 1 and batch 32.
@@ -11,6 +12,11 @@
    (tritonserver started here on free ports) - called over gRPC. Each at 1 request in flight
    (batch 1) and at 32 concurrent requests; the service's faces/s is given as a ratio to the
    in-process figure at the same concurrency.
+
+With ``--outside`` (issue 13's measure): the in-process pipeline at 1 request in flight on the
+first ``--photos`` one-face photos, each call's wall time split into the time inside the
+detector's and the embedder's inference calls and the rest ("outside the networks"), per
+stage, in ``--repeats`` rounds of ``--seconds``.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,7 +47,7 @@ from embed_svc.analyzer import AnalyzerSettings, FaceAnalyzer
 from embed_svc.backends.onnx import OnnxBackend
 from embed_svc.images import ImageLimits, decode_image
 from embed_svc.landmarks import PREDICTOR_FILE, LandmarkPredictor, package_model_path
-from embed_svc.types import AnalyzeParams, Box
+from embed_svc.types import AnalyzeParams, Box, FloatArray
 from facegrid.embedding.v1 import embedding_service_pb2 as pb
 from facegrid.embedding.v1 import embedding_service_pb2_grpc as pb_grpc
 from facegrid.server import READY_SERVICE, channel_options
@@ -139,15 +147,20 @@ def one_face_photos(faces: Path) -> list[bytes]:
     ]
 
 
+def in_process_analyzer(backend: OnnxBackend, executor: ThreadPoolExecutor) -> FaceAnalyzer:
+    """embed_svc's FaceAnalyzer on ``backend`` as the service builds it (dlib68, mirror)."""
+    predictor = LandmarkPredictor.load(package_model_path(PREDICTOR_FILE))
+    return FaceAnalyzer(
+        backend, predictor, executor, AnalyzerSettings(LIMITS, "dlib68", True), None
+    )
+
+
 def in_process_pipeline(
     backend: OnnxBackend, photos: list[bytes], executor: ThreadPoolExecutor
 ) -> Callable[[int], Awaitable[int]]:
     """embed_svc's FaceAnalyzer on ``backend`` called directly: call i analyses photo i mod n
     (with the calculator) and returns its face count."""
-    predictor = LandmarkPredictor.load(package_model_path(PREDICTOR_FILE))
-    analyzer = FaceAnalyzer(
-        backend, predictor, executor, AnalyzerSettings(LIMITS, "dlib68", True), None
-    )
+    analyzer = in_process_analyzer(backend, executor)
 
     async def analyze(i: int) -> int:
         results, _ = await analyzer.analyze([photos[i % len(photos)]], PARAMS)
@@ -244,8 +257,108 @@ def print_batching(triton_url: str) -> None:
     client.close()
 
 
+class TimedBackend:
+    """An inference backend that sums the milliseconds spent in each model's ``infer``."""
+
+    def __init__(self, inner: OnnxBackend) -> None:
+        self._inner = inner
+        self.ms: dict[str, float] = defaultdict(float)
+        """Milliseconds inside ``infer`` per model since the last reset."""
+
+    @property
+    def name(self) -> str:
+        """The wrapped backend's name."""
+        return self._inner.name
+
+    async def infer(
+        self, model: str, inputs: Mapping[str, FloatArray], outputs: Sequence[str]
+    ) -> dict[str, FloatArray]:
+        """The wrapped backend's ``infer``, timed."""
+        started = time.perf_counter()
+        try:
+            return await self._inner.infer(model, inputs, outputs)
+        finally:
+            self.ms[model] += (time.perf_counter() - started) * 1000.0
+
+    async def ready_models(self) -> frozenset[str]:
+        """The wrapped backend's models."""
+        return await self._inner.ready_models()
+
+    async def max_batch_size(self, model: str) -> int:
+        """The wrapped backend's limit."""
+        return await self._inner.max_batch_size(model)
+
+    async def close(self) -> None:
+        """Closes the wrapped backend."""
+        await self._inner.close()
+
+
+#: Rows of the ``--outside`` table: (label, pipeline stage, model whose inference it holds).
+OUTSIDE_ROWS = (
+    ("decode", "decode", None),
+    ("detector stage minus BlazeFace (letterbox, decode, HOG look)", "detector", "blazeface"),
+    ("landmarks (dlib 68 points)", "landmarks", None),
+    ("align (chip)", "align", None),
+    ("calculator stage minus dlib ResNet (encode, normalise)", "calculator", "dlib_resnet"),
+)
+
+
+async def outside_networks(args: argparse.Namespace) -> None:
+    """Issue 13's split of a photo's time at 1 in flight: inside the networks and outside."""
+    inner = await OnnxBackend.connect(
+        args.repository, [catalog.DETECTOR.model, catalog.DLIB_RESNET.model], threads=1
+    )
+    backend = TimedBackend(inner)
+    executor = ThreadPoolExecutor(max_workers=2)
+    analyzer = in_process_analyzer(backend, executor)  # type: ignore[arg-type]
+    photos = one_face_photos(args.faces)[: args.photos]
+    print(f"{len(photos)} photos, {sum(map(len, photos)) // 1024} KiB in all")
+    # The first pass warms up; the second counts the faces.
+    faces = [len((await analyzer.analyze([p], PARAMS))[0][0].faces) for p in photos]
+    faces = [len((await analyzer.analyze([p], PARAMS))[0][0].faces) for p in photos]
+    print(f"faces found per photo: {faces} ({sum(faces)} in all)")
+    rounds = []
+    for repeat in range(args.repeats):
+        backend.ms.clear()
+        stages: dict[str, float] = defaultdict(float)
+        calls = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < args.seconds:
+            _, ms = await analyzer.analyze([photos[calls % len(photos)]], PARAMS)
+            for stage, value in ms.items():
+                stages[stage] += value
+            calls += 1
+        wall = (time.perf_counter() - started) * 1000.0 / calls
+        per = {stage: value / calls for stage, value in stages.items()}
+        nets = {model: value / calls for model, value in backend.ms.items()}
+        inside = sum(nets.values())
+        rounds.append((wall, inside))
+        print(
+            f"round {repeat + 1}: {calls} photos, {wall:.1f} ms per photo, inside the networks "
+            f"{inside:.1f} ms ({', '.join(f'{m} {v:.1f}' for m, v in sorted(nets.items()))}), "
+            f"outside {wall - inside:.1f} ms = {(wall - inside) / wall:.0%}"
+        )
+        accounted = 0.0
+        for label, stage, model in OUTSIDE_ROWS:
+            value = per.get(stage, 0.0) - (nets.get(model, 0.0) if model else 0.0)
+            accounted += per.get(stage, 0.0)
+            print(f"    {label}: {value:.1f} ms")
+        print(f"    between stages (event loop, executor hops): {wall - accounted:.1f} ms")
+    wall = statistics.median(w for w, _ in rounds)
+    outside = statistics.median((w - i) / w for w, i in rounds)
+    print(
+        f"median of {args.repeats} rounds: {wall:.1f} ms per photo "
+        f"({1000.0 / wall:.1f} photos/s), outside the networks {outside:.0%}"
+    )
+    executor.shutdown()
+    await backend.close()
+
+
 async def main_async(args: argparse.Namespace) -> None:
     print(f"machine: {os.cpu_count()} CPUs; {args.seconds:.0f} s per measurement")
+    if args.outside:
+        await outside_networks(args)
+        return
     backend = await OnnxBackend.connect(
         args.repository, [catalog.DETECTOR.model, catalog.DLIB_RESNET.model], threads=1
     )
@@ -271,6 +384,11 @@ def main() -> None:
     parser.add_argument("--repository", type=Path, default=Path("triton_models"))
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--skip-triton", action="store_true")
+    parser.add_argument(
+        "--outside", action="store_true", help="only the split inside/outside the networks"
+    )
+    parser.add_argument("--photos", type=int, default=20, help="one-face photos (--outside)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds (--outside)")
     args = parser.parse_args()
     args.faces = faces_dir(args.faces)
     asyncio.run(main_async(args))
