@@ -1,5 +1,12 @@
 """Image decoding with limits: format sniffing, pixel limits read from the header, EXIF
-orientation, RGB conversion and the downscaled working copy for detection.
+orientation, RGB conversion and the downscaled working copies.
+
+The pipeline decodes twice as small as it can: a detection view (``DETECT_SIDE``, twice the
+detector's input) first, then, once the faces are known, a face view just fine enough for the
+smallest face (``FACE_SIDE`` px wide, never finer than the max detection size) that landmarks,
+chips and crops are cut from. A JPEG is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain
+(Pillow's draft mode) each time; another format is decoded once and both views are resized from
+it. Coordinates are always reported in the full oriented image's pixels.
 
 A decompression bomb is refused before its pixels are decoded: Pillow's ``Image.open`` reads
 only the header, and the pixel count is checked before ``load``.
@@ -18,6 +25,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from embed_svc.types import DecodedImage, RgbImage
 from facegrid.image_formats import sniff
+
+#: Longest side of the detection view, pixels: twice the detector's 256 px input, so the
+#: letterbox still averages at least 2x2 pixels per input pixel.
+DETECT_SIDE = 512
+#: Width a face keeps in the face view, pixels (dlib's chip shows it about 100 px wide, the
+#: second look's crop 120 px).
+FACE_SIDE = 256
 
 #: Formats accepted, in the words of CompreFace's documentation.
 SUPPORTED_FORMATS = "jpeg, png, bmp, gif, tiff, webp, ico"
@@ -49,8 +63,9 @@ class ImageLimits:
     """Longest side of the working copy used for detection and alignment, pixels."""
 
 
-def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
-    """Decodes ``data`` into the working copy of the EXIF-oriented RGB image.
+def decode_image(data: bytes, limits: ImageLimits, longest: int | None = None) -> DecodedImage:
+    """Decodes ``data`` into an EXIF-oriented RGB working copy whose longer side is at most
+    ``longest`` pixels (default and most: the max detection size).
 
     Raises ImageError when the data is empty, too large, of another format, or corrupt.
     """
@@ -69,10 +84,61 @@ def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
             f"the image is not in a supported format ({SUPPORTED_FORMATS})",
             21,
         )
-    return _load(data, fmt.name, limits)
+    side = limits.max_detect_size if longest is None else min(longest, limits.max_detect_size)
+    pixels, width, height = _load(data, fmt.name, limits, side)
+    if fmt.name == "JPEG" and max(pixels.shape[:2]) < min(
+        max(width, height), limits.max_detect_size
+    ):
+        # Decoded small: a finer view will be decoded again, at the scale the faces need.
+        return _view(pixels, side, width, height, fmt.name, encoded=data)
+    fine = _working_copy(pixels, limits.max_detect_size)
+    return _view(fine, side, width, height, fmt.name, fine=fine)
 
 
-def _load(data: bytes, fmt: str, limits: ImageLimits) -> DecodedImage:
+def decode_for_detection(data: bytes, limits: ImageLimits) -> DecodedImage:
+    """The detection view of ``data`` (longer side at most ``DETECT_SIDE``)."""
+    return decode_image(data, limits, DETECT_SIDE)
+
+
+def face_view(image: DecodedImage, smallest_face: float, limits: ImageLimits) -> DecodedImage:
+    """The view of ``image`` to cut faces from: coarse enough to leave the smallest face
+    (``smallest_face`` source pixels wide) ``FACE_SIDE`` px wide, never finer than the working
+    copy at the max detection size; ``image`` itself when it is that fine already."""
+    width, height = image.width, image.height
+    finest = max(1.0, max(width, height) / limits.max_detect_size)
+    wanted = max(finest, smallest_face / FACE_SIDE)
+    if image.work_scale <= wanted * 1.000001:
+        return image
+    if image.fine is not None:
+        return _view(image.fine, limits.max_detect_size, width, height, image.format, image.fine)
+    pixels, _, _ = _load(image.encoded, image.format, limits, max(width, height) / wanted)
+    return _view(pixels, limits.max_detect_size, width, height, image.format, encoded=image.encoded)
+
+
+def _view(
+    pixels: RgbImage,
+    side: int,
+    width: int,
+    height: int,
+    fmt: str,
+    fine: RgbImage | None = None,
+    encoded: bytes = b"",
+) -> DecodedImage:
+    work = _working_copy(pixels, side)
+    return DecodedImage(
+        work=work,
+        work_scale=width / work.shape[1],
+        width=width,
+        height=height,
+        format=fmt,
+        encoded=encoded,
+        fine=fine,
+    )
+
+
+def _load(data: bytes, fmt: str, limits: ImageLimits, side: float) -> tuple[RgbImage, int, int]:
+    """(pixels, oriented width, oriented height); a JPEG is decoded at the coarsest DCT scale
+    that still leaves its longer side at least ``side`` pixels."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -88,10 +154,10 @@ def _load(data: bytes, fmt: str, limits: ImageLimits) -> DecodedImage:
                     26,
                 )
             longest = max(width, height)
-            if fmt == "JPEG" and longest > limits.max_detect_size:
+            if fmt == "JPEG" and longest > side:
                 # Decode at 1/2, 1/4 or 1/8 scale in the DCT domain when that still leaves at
-                # least the working size: only the working copy is ever used.
-                factor = limits.max_detect_size / longest
+                # least the size wanted.
+                factor = side / longest
                 image.draft(
                     "RGB", (math.ceil(image.width * factor), math.ceil(image.height * factor))
                 )
@@ -112,14 +178,7 @@ def _load(data: bytes, fmt: str, limits: ImageLimits) -> DecodedImage:
         raise ImageError(
             "UNREADABLE_IMAGE", f"the {fmt.lower()} image is truncated or corrupt", 26
         ) from exc
-    work = _working_copy(pixels, limits.max_detect_size)
-    return DecodedImage(
-        work=work,
-        work_scale=width / work.shape[1],
-        width=width,
-        height=height,
-        format=fmt,
-    )
+    return pixels, width, height
 
 
 def _to_rgb(image: Image.Image) -> RgbImage:

@@ -88,8 +88,9 @@ class Detection:
 
 @dataclass(frozen=True, slots=True)
 class DecodedImage:
-    """A decoded, EXIF-oriented image as the pipeline sees it: its working copy, at most the
-    max detection size, and the size of the full image that coordinates are reported in."""
+    """A decoded, EXIF-oriented image as the pipeline sees it: its working copy (a view at most
+    the max detection size, or smaller), and the size of the full image that coordinates are
+    reported in."""
 
     work: RgbImage
     """RGB pixels, downscaled so the longer side is at most the max detection size."""
@@ -101,6 +102,13 @@ class DecodedImage:
     """Height of the oriented source image, pixels."""
     format: str
     """Container format as Pillow names it (``JPEG``, ``PNG``, ...)."""
+    encoded: bytes = b""
+    """The encoded JPEG when it was decoded small, kept so that a finer view can be decoded
+    from it; empty otherwise."""
+    fine: RgbImage | None = None
+    """The working copy at the max detection size when the image was decoded that fine anyway
+    (formats other than JPEG, small JPEGs): a finer view is cut from it without decoding
+    again."""
 
 
 @dataclass(frozen=True, slots=True)
