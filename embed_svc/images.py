@@ -1,12 +1,13 @@
 """Image decoding with limits: format sniffing, pixel limits read from the header, EXIF
 orientation, RGB conversion and the downscaled working copies.
 
-The pipeline decodes twice as small as it can: a detection view (``DETECT_SIDE``, twice the
-detector's input) first, then, once the faces are known, a face view just fine enough for the
-smallest face (``FACE_SIDE`` px wide, never finer than the max detection size) that landmarks,
-chips and crops are cut from. A JPEG is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain
-(Pillow's draft mode) each time; another format is decoded once and both views are resized from
-it. Coordinates are always reported in the full oriented image's pixels.
+The pipeline decodes a JPEG as small as it can, twice: a detection view (about
+``DETECT_SIDE``, twice the detector's input) first, then, once the faces are known, a face view
+just fine enough for the smallest face (``FACE_SIDE`` px wide, never finer than the working copy
+at the max detection size) that the second look, landmarks, chips and crops use; each at 1/2,
+1/4 or 1/8 scale in the DCT domain (Pillow's draft mode). Another format, or a JPEG no reduced
+scale shrinks, is decoded once and its working copy serves both. Coordinates are always reported
+in the full oriented image's pixels.
 
 A decompression bomb is refused before its pixels are decoded: Pillow's ``Image.open`` reads
 only the header, and the pixel count is checked before ``load``.
@@ -91,12 +92,16 @@ def decode_image(data: bytes, limits: ImageLimits, longest: int | None = None) -
     ):
         # Decoded small: a finer view will be decoded again, at the scale the faces need.
         return _view(pixels, side, width, height, fmt.name, encoded=data)
+    # Decoded in full anyway (another format, a JPEG too small for a reduced DCT scale): the
+    # working copy serves detection and faces, as fine as it always was.
     fine = _working_copy(pixels, limits.max_detect_size)
-    return _view(fine, side, width, height, fmt.name, fine=fine)
+    return _view(fine, limits.max_detect_size, width, height, fmt.name, fine=fine)
 
 
 def decode_for_detection(data: bytes, limits: ImageLimits) -> DecodedImage:
-    """The detection view of ``data`` (longer side at most ``DETECT_SIDE``)."""
+    """The detection view of ``data``: a JPEG that a reduced DCT scale shrinks is decoded to
+    about ``DETECT_SIDE`` px (a finer face view is decoded later, ``face_view``); anything
+    else is decoded in full and gives the working copy at the max detection size."""
     return decode_image(data, limits, DETECT_SIDE)
 
 

@@ -133,7 +133,7 @@ def test_other_formats_decode_once_and_keep_the_working_copy(
     params: dict[str, object] = {"lossless": True} if fmt == "WEBP" else {}
     data = _encode(_photo(2000, 1500), fmt, **params)
     detection = decode_for_detection(data, LIMITS)
-    assert max(detection.work.shape[:2]) == DETECT_SIDE
+    assert np.array_equal(detection.work, decode_image(data, LIMITS).work)
     assert detection.fine is not None and detection.encoded == b""
 
     def forbidden(*args: object, **kwargs: object) -> None:
@@ -148,9 +148,9 @@ def test_other_formats_decode_once_and_keep_the_working_copy(
 
 def test_small_jpeg_is_decoded_once_at_full_size(monkeypatch: pytest.MonkeyPatch) -> None:
     data = _encode(_photo(800, 600), "JPEG", quality=95)
-    detection = decode_for_detection(data, LIMITS)
-    assert detection.work.shape == (384, 512, 3)
-    assert detection.fine is not None and detection.fine.shape == (600, 800, 3)
+    detection = decode_for_detection(data, LIMITS)  # 1/2 scale would be under DETECT_SIDE
+    assert detection.work.shape == (600, 800, 3)
+    assert detection.fine is detection.work
     monkeypatch.setattr(images, "_load", lambda *a, **k: pytest.fail("decoded again"))
     assert face_view(detection, 100.0, LIMITS).work.shape == (600, 800, 3)
 
