@@ -27,9 +27,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from embed_svc.types import DecodedImage, RgbImage
 from facegrid.image_formats import sniff
 
-#: Longest side of the detection view, pixels: twice the detector's 256 px input, so the
-#: letterbox still averages at least 2x2 pixels per input pixel.
-DETECT_SIDE = 512
+#: Longest side of the detection view, pixels: 2.5 times the detector's 256 px input, so the
+#: letterbox still averages over 2x2 pixels per input pixel (512 moved borderline detections on
+#: CelebA photos of 1,024-1,279 px; docs/benchmarks.md).
+DETECT_SIDE = 640
 #: Width a face keeps in the face view, pixels (dlib's chip shows it about 100 px wide, the
 #: second look's crop 120 px).
 FACE_SIDE = 256
@@ -61,7 +62,7 @@ class ImageLimits:
     max_pixels: int
     """Largest decoded image, width x height pixels."""
     max_detect_size: int
-    """Longest side of the working copy used for detection and alignment, pixels."""
+    """Longest side of the finest working copy used for detection and alignment, pixels."""
 
 
 def decode_image(data: bytes, limits: ImageLimits, longest: int | None = None) -> DecodedImage:
