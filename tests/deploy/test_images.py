@@ -5,10 +5,12 @@ console's image holds every module `python -m console` imports, and the packages
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import re
 import runpy
 import sys
+from collections.abc import Mapping
 from importlib.metadata import distributions, packages_distributions
 from pathlib import Path
 
@@ -28,7 +30,8 @@ requirement_name = _filter["requirement_name"]
 normalise = _filter["normalise"]
 
 
-def imported_modules() -> set[str]:
+@functools.cache
+def imported_modules() -> frozenset[str]:
     """Top-level modules imported anywhere in the services' code (generated stubs included)."""
     names = set(IMPORTED_BY_NAME)
     for package in SERVICE_CODE:
@@ -38,7 +41,7 @@ def imported_modules() -> set[str]:
                     names |= {alias.name.split(".")[0] for alias in node.names}
                 elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                     names.add(node.module.split(".")[0])
-    return names - set(sys.stdlib_module_names) - set(SERVICE_CODE) - {"__future__"}
+    return frozenset(names - set(sys.stdlib_module_names) - set(SERVICE_CODE) - {"__future__"})
 
 
 def service_packages() -> set[str]:
@@ -49,18 +52,24 @@ def service_packages() -> set[str]:
     return {requirement_name(line) for line in lines}
 
 
-def owners_of(module: str) -> set[str]:
+@functools.cache
+def _module_owners() -> Mapping[str, list[str]]:
+    return packages_distributions()
+
+
+@functools.cache
+def owners_of(module: str) -> frozenset[str]:
     """Distributions providing a top-level module (by name, else by the files they install)."""
-    owners = {normalise(d) for d in packages_distributions().get(module, [])}
+    owners = {normalise(d) for d in _module_owners().get(module, [])}
     if owners:
-        return owners
+        return frozenset(owners)
     spec = importlib.util.find_spec(module)
     origin = Path(spec.origin).resolve() if spec and spec.origin else None
     for dist in distributions():
         files = dist.files or []
         if origin and any(Path(str(dist.locate_file(f))).resolve() == origin for f in files):
             owners.add(normalise(dist.metadata["Name"]))
-    return owners
+    return frozenset(owners)
 
 
 def test_every_imported_package_goes_into_the_service_image() -> None:
