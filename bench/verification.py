@@ -54,7 +54,7 @@ def best_threshold(distances: np.ndarray, same: np.ndarray) -> float:
 
 def ten_fold(folds: Folds) -> tuple[float, float, list[float]]:
     """(mean accuracy, standard deviation, per-fold accuracies): each fold is scored at the
-    threshold that is best on the other folds (the LFW protocol)."""
+    threshold that is best on the other folds (the usual 10-fold verification protocol)."""
     scores = []
     for k in range(len(folds.distances)):
         train_d = np.concatenate([d for i, d in enumerate(folds.distances) if i != k])
