@@ -51,6 +51,7 @@ import numpy as np
 import psutil
 from google.api import httpbody_pb2
 
+from bench.mesh import launch
 from bench.throughput import rate
 from facegrid.recognition.v1 import recognition_service_pb2 as pb
 from facegrid.recognition.v1 import recognition_service_pb2_grpc as pb_grpc
@@ -152,16 +153,8 @@ def mesh_running(work: Path, extra_env: dict[str, str]) -> Iterator[Mesh]:
     env.pop("FACEGRID_DATABASE_URL", None)
     env.update(extra_env)
     log = work / "launcher.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "launcher"], cwd=REPO, env=env, stdout=out, stderr=out
-        )
+    process = launch(env, log, timeout_s=300)
     try:
-        deadline = time.monotonic() + 300
-        while "Facegrid is up" not in log.read_text():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the mesh did not start; see {log}")
-            time.sleep(0.5)
         admin_log = (data_dir / "logs" / "admin_svc.log").read_text()
         key = re.search(r"^\s+RECOGNITION\s+\S+\s+(\S+)$", admin_log, re.M)
         assert key is not None, "no demo RECOGNITION key in admin_svc's log"

@@ -96,6 +96,22 @@ def _keys(log: Path) -> dict[str, str]:
     return dict(re.findall(r"^\s+(RECOGNITION|DETECTION|VERIFICATION)\s+\S+\s+(\S+)$", text, re.M))
 
 
+def launch(env: dict[str, str], log: Path, timeout_s: float) -> subprocess.Popen[bytes]:
+    """``python -m launcher`` with ``env``, its output in ``log``; returns once it printed
+    "Facegrid is up" (RuntimeError with the log's tail if it exits or ``timeout_s`` passes)."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "launcher"], cwd=REPO, env=env, stdout=out, stderr=out
+        )
+    deadline = time.monotonic() + timeout_s
+    while "Facegrid is up" not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the mesh did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    return process
+
+
 @contextmanager
 def started_mesh(api_nodes: int = 1, embed_nodes: int = 1) -> Iterator[Mesh]:
     """A mesh started by ``python -m launcher`` in a scratch directory; stopped on exit."""
@@ -114,16 +130,8 @@ def started_mesh(api_nodes: int = 1, embed_nodes: int = 1) -> Iterator[Mesh]:
     )
     env.pop("FACEGRID_DATABASE_URL", None)
     log = work / "launcher.log"
-    with log.open("wb") as out:
-        launcher = subprocess.Popen(
-            [sys.executable, "-m", "launcher"], cwd=REPO, env=env, stdout=out, stderr=out
-        )
+    launcher = launch(env, log, timeout_s=600)
     try:
-        deadline = time.monotonic() + 600
-        while "Facegrid is up" not in log.read_text():
-            if launcher.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the mesh did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
         mesh = Mesh(
             f"http://127.0.0.1:{ports['ENVOY']}",
             _keys(work / "mesh" / "logs" / "admin_svc.log"),
