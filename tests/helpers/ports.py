@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 
 from facegrid.config import METRICS_PORT_OFFSET
 from gateway.render import node_ports
-from launcher.ports import port_is_free
+from launcher.config import load_config
+from launcher.ports import PORT_VARIABLES, mesh_ports, port_is_free
 
 
 def unused_port() -> int:
@@ -26,3 +28,24 @@ def free_base_port(nodes: int) -> int:
         if max(ports) < 65536 and all(port_is_free("127.0.0.1", port) for port in ports):
             return base
     raise AssertionError(f"no free base port for {nodes} nodes")
+
+
+def mesh_port_env(settings: Mapping[str, str | int] | None = None) -> dict[str, str]:
+    """Every launcher port variable on a free port, then ``settings`` (node counts, ports a
+    test fixes).
+
+    Ports drawn one by one can clash once node, metrics and status offsets are added (one
+    variable's base + 2100 is another's base), so the draws are repeated until every port the
+    mesh derives from them is distinct and none lands on a port ``settings`` fixes; fixed ports
+    may clash with each other on purpose."""
+    fixed_settings = {name: str(value) for name, value in (settings or {}).items()}
+    fixed_variables = {name for name in fixed_settings if name in PORT_VARIABLES.values()}
+    for _ in range(100):
+        env = {variable: str(free_base_port(3)) for variable in PORT_VARIABLES.values()}
+        env.update(fixed_settings)
+        ports = mesh_ports(load_config(env))
+        drawn = [port for port, _, variable in ports if variable not in fixed_variables]
+        fixed = {port for port, _, variable in ports if variable in fixed_variables}
+        if len(set(drawn)) == len(drawn) and not fixed.intersection(drawn):
+            return env
+    raise AssertionError("no set of distinct free mesh ports found in 100 draws")

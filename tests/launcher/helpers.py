@@ -20,7 +20,7 @@ import psutil
 
 from gateway.render import node_ports
 from launcher.readiness import http_ok
-from tests.helpers.ports import free_base_port
+from tests.helpers.ports import mesh_port_env
 from tests.helpers.rest_client import Reply, call
 from tests.helpers.wait import wait_for_process, wait_until
 
@@ -96,24 +96,11 @@ def running_mesh(
     """A mesh started by ``python -m launcher`` on free ports (every node's port free), its
     data under ``work``, ``extra_env`` added to its environment; stopped with SIGINT, as Ctrl-C
     would, checking that every process it ever started (restarts included) is gone."""
-    ports = {
-        name: free_base_port(nodes)
-        for name, nodes in (
-            ("ENVOY", 1),
-            ("ENVOY_ADMIN", 1),
-            ("API", api_nodes),
-            ("EMBED", embed_nodes),
-            ("ADMIN", 1),
-            ("CONSOLE", 1),
-            ("TRITON_GRPC", 1),
-            ("TRITON_HTTP", 1),
-            ("TRITON_METRICS", 1),
-        )
-    }
+    ports = mesh_port_env({"FACEGRID_API_NODES": api_nodes, "FACEGRID_EMBED_NODES": embed_nodes})
     work.mkdir(parents=True, exist_ok=True)
     data_dir = work / "mesh"
     env = dict(os.environ)
-    env.update({f"FACEGRID_{name}_PORT": str(port) for name, port in ports.items()})
+    env.update(ports)
     env.update(
         FACEGRID_DATA_DIR=str(data_dir),
         FACEGRID_LOGS_TO_FILES="1",
@@ -134,18 +121,22 @@ def running_mesh(
             stderr=subprocess.STDOUT,
         )
     handle = MeshHandle(
-        rest=f"http://127.0.0.1:{ports['ENVOY']}",
-        envoy_grpc=f"127.0.0.1:{ports['ENVOY']}",
-        api=f"127.0.0.1:{ports['API']}",
-        embed=f"127.0.0.1:{ports['EMBED']}",
-        admin=f"127.0.0.1:{ports['ADMIN']}",
-        triton_http=f"http://127.0.0.1:{ports['TRITON_HTTP']}",
-        triton_metrics=f"http://127.0.0.1:{ports['TRITON_METRICS']}/metrics",
-        envoy_admin=f"http://127.0.0.1:{ports['ENVOY_ADMIN']}",
+        rest=f"http://127.0.0.1:{ports['FACEGRID_ENVOY_PORT']}",
+        envoy_grpc=f"127.0.0.1:{ports['FACEGRID_ENVOY_PORT']}",
+        api=f"127.0.0.1:{ports['FACEGRID_API_PORT']}",
+        embed=f"127.0.0.1:{ports['FACEGRID_EMBED_PORT']}",
+        admin=f"127.0.0.1:{ports['FACEGRID_ADMIN_PORT']}",
+        triton_http=f"http://127.0.0.1:{ports['FACEGRID_TRITON_HTTP_PORT']}",
+        triton_metrics=f"http://127.0.0.1:{ports['FACEGRID_TRITON_METRICS_PORT']}/metrics",
+        envoy_admin=f"http://127.0.0.1:{ports['FACEGRID_ENVOY_ADMIN_PORT']}",
         data_dir=data_dir,
         launcher_log=launcher_log,
-        api_nodes=tuple(f"127.0.0.1:{p}" for p in node_ports(ports["API"], api_nodes)),
-        embed_nodes=tuple(f"127.0.0.1:{p}" for p in node_ports(ports["EMBED"], embed_nodes)),
+        api_nodes=tuple(
+            f"127.0.0.1:{p}" for p in node_ports(int(ports["FACEGRID_API_PORT"]), api_nodes)
+        ),
+        embed_nodes=tuple(
+            f"127.0.0.1:{p}" for p in node_ports(int(ports["FACEGRID_EMBED_PORT"]), embed_nodes)
+        ),
     )
     try:
         try:

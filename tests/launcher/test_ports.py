@@ -10,15 +10,13 @@ import pytest
 
 from facegrid.config import ConfigError
 from launcher.config import load_config
-from launcher.ports import PORT_VARIABLES, mesh_ports, port_is_free, port_problems
-from tests.helpers.ports import free_base_port
+from launcher.ports import mesh_ports, port_is_free, port_problems
+from tests.helpers.ports import free_base_port, mesh_port_env
 
 
 def _config(free_port: Callable[[], int], **overrides: int) -> dict[str, str]:
-    """Every port variable on a free port (node ports free too), then ``overrides``."""
-    env = {variable: str(free_base_port(3)) for variable in PORT_VARIABLES.values()}
-    env.update({name: str(port) for name, port in overrides.items()})
-    return env
+    """Every port variable on a free port, all derived ports distinct, then ``overrides``."""
+    return mesh_port_env(overrides)
 
 
 def test_free_distinct_ports_pass(free_port: Callable[[], int]) -> None:
@@ -48,12 +46,13 @@ def test_the_same_port_twice_is_refused(free_port: Callable[[], int]) -> None:
 
 
 def test_every_node_port_is_checked(free_port: Callable[[], int]) -> None:
-    env = _config(free_port, FACEGRID_API_NODES=2, FACEGRID_EMBED_NODES=3)
+    busy_base = free_base_port(2)
+    env = _config(
+        free_port, FACEGRID_API_NODES=2, FACEGRID_EMBED_NODES=3, FACEGRID_API_PORT=busy_base
+    )
     with socket.socket() as listener:
-        busy_base = free_base_port(2)
         listener.bind(("127.0.0.1", busy_base + 100))
         listener.listen()
-        env["FACEGRID_API_PORT"] = str(busy_base)
         config = load_config(env)
         ports = [port for port, _, _ in mesh_ports(config)]
         # 9 ports, one more api_svc node, two more embed_svc nodes, two api_svc status ports,
@@ -67,12 +66,11 @@ def test_every_node_port_is_checked(free_port: Callable[[], int]) -> None:
 
 
 def test_every_metrics_port_is_checked(free_port: Callable[[], int]) -> None:
-    env = _config(free_port, FACEGRID_API_NODES=2)
+    busy_base = free_base_port(2)
+    env = _config(free_port, FACEGRID_API_NODES=2, FACEGRID_API_PORT=busy_base)
     with socket.socket() as listener:
-        busy_base = free_base_port(2)
         listener.bind(("127.0.0.1", busy_base + 100 + 1000))
         listener.listen()
-        env["FACEGRID_API_PORT"] = str(busy_base)
         problems = port_problems(load_config(env))
     assert problems == [
         f"port {busy_base + 1100} on 127.0.0.1 (FACEGRID_API_PORT + 100 (node 1) + 1000"
@@ -82,8 +80,13 @@ def test_every_metrics_port_is_checked(free_port: Callable[[], int]) -> None:
 
 
 def test_a_node_port_may_not_be_another_setting(free_port: Callable[[], int]) -> None:
-    env = _config(free_port, FACEGRID_EMBED_NODES=2)
-    env["FACEGRID_ADMIN_PORT"] = str(int(env["FACEGRID_EMBED_PORT"]) + 100)
+    embed = free_base_port(3)
+    env = _config(
+        free_port,
+        FACEGRID_EMBED_NODES=2,
+        FACEGRID_EMBED_PORT=embed,
+        FACEGRID_ADMIN_PORT=embed + 100,
+    )
     problems = port_problems(load_config(env))
     port = int(env["FACEGRID_ADMIN_PORT"])
     assert problems == [
