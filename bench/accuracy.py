@@ -26,15 +26,19 @@ runs reuse them).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import itertools
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import dlib
 import numpy as np
 
-from bench import alignment, data, pipelines, stages, wider
+from bench import alignment, data, mesh, pipelines, rest, stages, wider
 from bench.fit_dlib_rect import fit_centre, matched
 from bench.pipelines import BEFORE_PASSES, Pipeline, photos_by_key, protocols
 from bench.verification import Folds, accuracy_at, calibrate, equal_error, reliability, ten_fold
@@ -62,10 +66,9 @@ def verify(args: argparse.Namespace) -> None:
     if not sets:
         print("verify: no CelebA or CFP folder given (--celeba, --cfp), skipped")
         return
-    rows = [
-        Pipeline("reference (dlib HOG box)"),
-        Pipeline("service before issue 8", option="before", passes=BEFORE_PASSES),
-    ]
+    rows = [Pipeline("reference (dlib HOG box)")]
+    if args.before:
+        rows.append(Pipeline("service before issue 8", option="before", passes=BEFORE_PASSES))
     rows += [Pipeline(f"box option {name}", option=name) for name in args.options]
     if args.service:
         rows.append(Pipeline("service (FaceAnalyzer)", option="service"))
@@ -80,33 +83,105 @@ def verify(args: argparse.Namespace) -> None:
     )
     options = alignment.options(fit_centre(both), alignment.SERVICE_KEYPOINTS)
     scale = catalog.DLIB_RESNET.calibration("dlib68", True)
-    for key, pairs in sets:
-        print(
-            f"\n{pairs.name}: {sum(len(f) for f in pairs.folds)} pairs in {len(pairs.folds)} "
-            f"folds, {len(pairs.photos())} photos (pair list {pairs.digest()}) from {pairs.root}"
-        )
-        print(
-            "  pipeline                          no face  10-fold acc (sd)   acc at sim 0.5"
-            "   EER    EER dist"
-        )
-        for row in rows:
-            started = time.perf_counter()
-            vectors = pipelines.embed(key, pairs.root, found[(key, row.passes)], row, options)
-            used = set(pairs.photos())
-            missing = sum(1 for p in used if vectors[p] is None)
-            folds = folds_of(pairs, vectors)
-            mean, sd, _ = ten_fold(folds)
-            distances, same = folds.all()
-            eer, c0 = equal_error(distances, same)
-            at_half = accuracy_at(distances, same, scale.c0)
-            print(
-                f"  {row.name:33s} {missing:6d}  {mean * 100:6.2f}% ({sd * 100:.2f})"
-                f"    {at_half * 100:6.2f}%      {eer * 100:5.2f}%  {c0:.4f}"
-                f"   [{time.perf_counter() - started:.0f} s]"
-            )
+    with _rest_service(args) as service:
+        rest_vectors = {
+            key: asyncio.run(_rest_vectors(service, key, root, names))
+            for key, (root, names) in photos.items()
+            if service is not None
+        }
+        for key, pairs in sets:
+            _verify_set(key, pairs, rows, found, options, scale, rest_vectors.get(key), service)
     if args.costs:
         key, (root, names) = next(iter(photos.items()))
         option_costs(root, names, found[(key, PASSES)])
+
+
+def _verify_set(
+    key: str,
+    pairs: data.PairSet,
+    rows: list[Pipeline],
+    found: dict[tuple[str, tuple[float, ...]], dict[str, dict[str, Any]]],
+    options: dict[str, alignment.Option],
+    scale: Calibration,
+    rest_vectors: dict[str, np.ndarray | None] | None,
+    service: rest.RestService | None,
+) -> None:
+    """One protocol's table: every pipeline's row, then the REST service's."""
+    print(
+        f"\n{pairs.name}: {sum(len(f) for f in pairs.folds)} pairs in {len(pairs.folds)} "
+        f"folds, {len(pairs.photos())} photos (pair list {pairs.digest()}) from {pairs.root}"
+    )
+    print(
+        "  pipeline                          no face  10-fold acc (sd)   acc at sim 0.5"
+        "   EER    EER dist"
+    )
+    for row in rows:
+        started = time.perf_counter()
+        vectors = pipelines.embed(key, pairs.root, found[(key, row.passes)], row, options)
+        used = set(pairs.photos())
+        missing = sum(1 for p in used if vectors[p] is None)
+        folds = folds_of(pairs, vectors)
+        mean, sd, _ = ten_fold(folds)
+        distances, same = folds.all()
+        eer, c0 = equal_error(distances, same)
+        at_half = accuracy_at(distances, same, scale.c0)
+        print(
+            f"  {row.name:33s} {missing:6d}  {mean * 100:6.2f}% ({sd * 100:.2f})"
+            f"    {at_half * 100:6.2f}%      {eer * 100:5.2f}%  {c0:.4f}"
+            f"   [{time.perf_counter() - started:.0f} s]"
+        )
+    if rest_vectors is not None and service is not None:
+        _rest_row(pairs, rest_vectors, service, scale)
+
+
+def _rest_row(
+    pairs: data.PairSet,
+    vectors: dict[str, np.ndarray | None],
+    service: rest.RestService,
+    scale: Calibration,
+) -> None:
+    """The service through REST: 10-fold and EER on the distances of the embeddings it
+    answered, accuracy at the similarity 0.5 its embeddings/verify answers."""
+    started = time.perf_counter()
+    missing = sum(1 for p in pairs.photos() if vectors[p] is None)
+    folds = folds_of(pairs, vectors)
+    mean, sd, _ = ten_fold(folds)
+    distances, same = folds.all()
+    eer, c0 = equal_error(distances, same)
+    similarity = np.concatenate(asyncio.run(rest.similarities(service, pairs, vectors)))
+    right = np.where(np.isnan(similarity), False, (similarity >= 0.5) == same)
+    # The published calibration applied here to the answered embeddings: the same decisions.
+    local = accuracy_at(distances, same, scale.c0)
+    print(
+        f"  {'service through REST (0.8)':33s} {missing:6d}  {mean * 100:6.2f}% ({sd * 100:.2f})"
+        f"    {right.mean() * 100:6.2f}%      {eer * 100:5.2f}%  {c0:.4f}"
+        f"   [{time.perf_counter() - started:.0f} s; at the catalog's c0 here "
+        f"{local * 100:.2f}%]"
+    )
+
+
+@contextmanager
+def _rest_service(args: argparse.Namespace) -> Iterator[rest.RestService | None]:
+    """The REST service of ``--rest``: a mesh started here (``start``), one at a URL with the
+    given keys, or None."""
+    if not args.rest:
+        yield None
+    elif args.rest == "start":
+        with mesh.started_mesh() as running:
+            print(f"  mesh started by the launcher at {running.rest}", file=sys.stderr)
+            yield rest.RestService(
+                running.rest, running.keys["DETECTION"], running.keys["VERIFICATION"]
+            )
+    else:
+        yield rest.RestService(args.rest, args.detection_key, args.verification_key)
+
+
+async def _rest_vectors(
+    service: rest.RestService | None, key: str, root: Path, photos: list[str]
+) -> dict[str, np.ndarray | None]:
+    assert service is not None
+    answers = await rest.detections(service, key, root, photos)
+    return {p: None if a is None else a["embedding"] for p, a in answers.items()}
 
 
 #: Photos timed per option.
@@ -471,6 +546,21 @@ def main() -> None:
         help="leave out the end-to-end FaceAnalyzer row (the slowest; the box options share "
         "its detections)",
     )
+    parser.add_argument(
+        "--no-before",
+        dest="before",
+        action="store_false",
+        help="leave out the 'service before issue 8' row",
+    )
+    parser.add_argument(
+        "--rest",
+        default="",
+        help="add the service through REST: 'start' (a mesh started here by the launcher, "
+        "free ports, a scratch data dir) or the URL of a running one (with --detection-key "
+        "and --verification-key)",
+    )
+    parser.add_argument("--detection-key", default="", help="API key of a detection service")
+    parser.add_argument("--verification-key", default="", help="API key of a verification service")
     parser.add_argument(
         "--costs", action="store_true", help="time the 68-point box options per face"
     )
