@@ -206,7 +206,7 @@ def main() -> None:
     photos = [gt.relative for gt in truth]
     images = root / "WIDER_val" / "images"
     print(
-        f"WIDER FACE validation, every {args.wider_step}th photo: {len(truth)} photos, "
+        f"WIDER FACE validation, 1 photo in {args.wider_step}: {len(truth)} photos, "
         f"{sum(len(gt.boxes) for gt in truth)} faces, from {root}"
     )
     print(
