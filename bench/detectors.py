@@ -215,6 +215,32 @@ class MmodCandidate:
         return {"boxes": boxes.astype(np.float32), "scores": scores}
 
 
+#: Faces at least this tall count as clearly visible (with WIDER's attributes), as in
+#: bench/accuracy.py.
+CLEAR_HEIGHT = 64
+#: Score thresholds at which clear faces found and false detections are counted.
+CUTS = (0.5, 0.7, 0.9)
+
+
+def clear_counts(
+    truth: list[wider.GroundTruth], found: list[dict[str, np.ndarray]], cut: float
+) -> tuple[int, int, int]:
+    """(clearly visible faces found, clearly visible faces, false detections: IoU < 0.3 with
+    every annotated face) of the detections scoring >= ``cut``."""
+    hit = clear = false = 0
+    for gt, f in zip(truth, found, strict=True):
+        boxes = f["boxes"][f["scores"] >= cut].astype(np.float64)
+        visible = wider.clearly_visible(gt, CLEAR_HEIGHT)
+        clear += int(visible.sum())
+        if len(gt.boxes) and len(boxes):
+            iou = wider.overlaps(boxes, wider.corners(gt.boxes))
+            hit += int(((iou >= wider.IOU).any(axis=0) & visible).sum())
+            false += int((iou.max(axis=1) < 0.3).sum())
+        else:
+            false += len(boxes)
+    return hit, clear, false
+
+
 def _letterbox(image: RgbImage, size: int) -> tuple[np.ndarray, float, np.ndarray]:
     """(NCHW tensor in [-1, 1], scale, (pad_x, pad_y)): the image centred in a square input."""
     height, width = image.shape[:2]
@@ -282,6 +308,14 @@ def main() -> None:
             f"  {name:18s} AP "
             + " / ".join(f"{s} {ap[s]:.3f}" for s in wider.SETTINGS)
             + f"; {ms:6.1f} ms a photo ({ms / base_ms:.2f}x back; {len(some)} photos, one thread)"
+        )
+        counts = [(cut, *clear_counts(truth, found, cut)) for cut in CUTS]
+        print(
+            f"    clearly visible faces (>= {CLEAR_HEIGHT} px) found / false detections at score "
+            + ", ".join(
+                f">= {cut}: {hit}/{clear} ({hit / max(clear, 1) * 100:.1f}%) / {false}"
+                for cut, hit, clear, false in counts
+            )
         )
 
 
