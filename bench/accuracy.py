@@ -396,18 +396,8 @@ def _detection_counts(
     truth: list[wider.GroundTruth], found: list[dict[str, Any]], raw: float, confirm: float
 ) -> tuple[int, int, int]:
     """(clearly visible faces found, clearly visible faces, false detections)."""
-    hit = clear = false = 0
-    for gt, f in zip(truth, found, strict=True):
-        boxes = f["boxes"][_kept(f, raw, confirm)].astype(np.float64)
-        visible = wider.clearly_visible(gt, CLEAR_HEIGHT)
-        clear += int(visible.sum())
-        if len(gt.boxes) and len(boxes):
-            iou = wider.overlaps(boxes, wider.corners(gt.boxes))
-            hit += int(((iou >= wider.IOU).any(axis=0) & visible).sum())
-            false += int((iou.max(axis=1) < 0.3).sum())
-        else:
-            false += len(boxes)
-    return hit, clear, false
+    kept = [f["boxes"][_kept(f, raw, confirm)] for f in found]
+    return wider.found_and_false(truth, kept, CLEAR_HEIGHT)
 
 
 #: Ages over which the age error is averaged (the issue's goal).

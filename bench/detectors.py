@@ -227,18 +227,8 @@ def clear_counts(
 ) -> tuple[int, int, int]:
     """(clearly visible faces found, clearly visible faces, false detections: IoU < 0.3 with
     every annotated face) of the detections scoring >= ``cut``."""
-    hit = clear = false = 0
-    for gt, f in zip(truth, found, strict=True):
-        boxes = f["boxes"][f["scores"] >= cut].astype(np.float64)
-        visible = wider.clearly_visible(gt, CLEAR_HEIGHT)
-        clear += int(visible.sum())
-        if len(gt.boxes) and len(boxes):
-            iou = wider.overlaps(boxes, wider.corners(gt.boxes))
-            hit += int(((iou >= wider.IOU).any(axis=0) & visible).sum())
-            false += int((iou.max(axis=1) < 0.3).sum())
-        else:
-            false += len(boxes)
-    return hit, clear, false
+    kept = [f["boxes"][f["scores"] >= cut] for f in found]
+    return wider.found_and_false(truth, kept, CLEAR_HEIGHT)
 
 
 def _letterbox(image: RgbImage, size: int) -> tuple[np.ndarray, float, np.ndarray]:

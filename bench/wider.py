@@ -165,3 +165,22 @@ def clearly_visible(truth: GroundTruth, min_height: float) -> np.ndarray:
         & (a["blur"] < 2)
         & (a["occlusion"] < 2)
     )
+
+
+def found_and_false(
+    truth: list[GroundTruth], boxes: list[np.ndarray], min_height: float
+) -> tuple[int, int, int]:
+    """(clearly visible faces found, clearly visible faces, false detections) of the corner
+    boxes kept in each photo: a face is found by a box overlapping it at IoU >= ``IOU``, a box
+    is false when it overlaps every annotated face at IoU < 0.3."""
+    hit = clear = false = 0
+    for gt, kept in zip(truth, boxes, strict=True):
+        visible = clearly_visible(gt, min_height)
+        clear += int(visible.sum())
+        if len(gt.boxes) and len(kept):
+            iou = overlaps(kept.astype(np.float64), corners(gt.boxes))
+            hit += int(((iou >= IOU).any(axis=0) & visible).sum())
+            false += int((iou.max(axis=1) < 0.3).sum())
+        else:
+            false += len(kept)
+    return hit, clear, false
