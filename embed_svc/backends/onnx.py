@@ -21,6 +21,16 @@ from embed_svc.types import FloatArray
 #: File of an ONNX model inside the repository: ``<repository>/<model>/1/model.onnx``.
 MODEL_FILE = Path("1") / "model.onnx"
 
+#: Session options that stop onnxruntime's pool threads from spinning after each operator
+#: while they wait for work: with 2 intra-op threads on this 2-core machine, spinning doubled
+#: the embedder's time per call (30 ms wall, 16-24 ms CPU, plus 20 ms of CPU burned per 0.3 s
+#: idle, against 12-16 ms and 9 ms without; docs/benchmarks.md). With 1 thread (the default)
+#: there is no pool and nothing changes. Results are identical either way.
+NO_SPINNING = {
+    "session.intra_op.allow_spinning": "0",
+    "session.inter_op.allow_spinning": "0",
+}
+
 
 class OnnxRunner:
     """An onnxruntime session on one model file."""
@@ -29,6 +39,8 @@ class OnnxRunner:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        for key, value in NO_SPINNING.items():
+            options.add_session_config_entry(key, value)
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def run(self, outputs: Sequence[str], feed: Mapping[str, FloatArray]) -> list[FloatArray]:

@@ -195,3 +195,11 @@ def test_model_py_refuses_a_config_that_does_not_match_the_graph(
             repository,
             output=[{"name": "features", "data_type": "TYPE_FP32", "dims": ["256"]}],
         )
+
+
+@pytest.mark.integration
+def test_model_py_pool_threads_do_not_spin(repository: Path, model_py: types.ModuleType) -> None:
+    options = _initialized(model_py, repository).session.get_session_options()
+    assert options.intra_op_num_threads == 2
+    for key in ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning"):
+        assert options.get_session_config_entry(key) == "0"
