@@ -169,7 +169,8 @@ def _load(data: bytes, fmt: str, limits: ImageLimits, side: float) -> tuple[RgbI
                 )
             image.load()
             stored = image.size
-            pixels = _to_rgb(ImageOps.exif_transpose(image))
+            ImageOps.exif_transpose(image, in_place=True)  # no copy when there is nothing to do
+            pixels = _to_rgb(image)
             if (pixels.shape[1], pixels.shape[0]) != stored:  # EXIF rotated by 90 degrees
                 width, height = height, width
     except ImageError:
@@ -199,7 +200,9 @@ def _to_rgb(image: Image.Image) -> RgbImage:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
-    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+    if image.mode != "RGB":
+        image = image.convert("RGB")  # convert() copies even an image already in RGB
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
 
 
 def _working_copy(pixels: RgbImage, max_side: int) -> RgbImage:
