@@ -5,7 +5,9 @@ The pipeline decodes a JPEG as small as it can, twice: a detection view (about
 ``DETECT_SIDE``, twice the detector's input) first, then, once the faces are known, a face view
 just fine enough for the smallest face (``FACE_SIDE`` px wide, never finer than the working copy
 at the max detection size) that the second look, landmarks, chips and crops use; each at 1/2,
-1/4 or 1/8 scale in the DCT domain (Pillow's draft mode). Another format, or a JPEG no reduced
+1/4 or 1/8 scale in the DCT domain (Pillow's draft mode); when the face view needs the DCT scale
+the detection view was decoded at (a large face), that decode's pixels are reused, not decoded
+again. Another format, or a JPEG no reduced
 scale shrinks, is decoded once and its working copy serves both. Coordinates are always reported
 in the full oriented image's pixels.
 
@@ -92,7 +94,7 @@ def decode_image(data: bytes, limits: ImageLimits, longest: int | None = None) -
         max(width, height), limits.max_detect_size
     ):
         # Decoded small: a finer view will be decoded again, at the scale the faces need.
-        return _view(pixels, side, width, height, fmt.name, encoded=data)
+        return _view(pixels, side, width, height, fmt.name, encoded=data, decoded=pixels)
     # Decoded in full anyway (another format, a JPEG too small for a reduced DCT scale): the
     # working copy serves detection and faces, as fine as it always was.
     fine = _working_copy(pixels, limits.max_detect_size)
@@ -117,7 +119,14 @@ def face_view(image: DecodedImage, smallest_face: float, limits: ImageLimits) ->
         return image
     if image.fine is not None:
         return _view(image.fine, limits.max_detect_size, width, height, image.format, image.fine)
-    pixels, _, _ = _load(image.encoded, image.format, limits, max(width, height) / wanted)
+    side = max(width, height) / wanted
+    if image.decoded is not None and _draft_longest(image.encoded, side) == max(
+        image.decoded.shape[:2]
+    ):
+        # The same DCT scale as the detection view's decode: the same pixels, not decoded again.
+        pixels = image.decoded
+    else:
+        pixels, _, _ = _load(image.encoded, image.format, limits, side)
     return _view(pixels, limits.max_detect_size, width, height, image.format, encoded=image.encoded)
 
 
@@ -129,6 +138,7 @@ def _view(
     fmt: str,
     fine: RgbImage | None = None,
     encoded: bytes = b"",
+    decoded: RgbImage | None = None,
 ) -> DecodedImage:
     work = _working_copy(pixels, side)
     return DecodedImage(
@@ -139,6 +149,7 @@ def _view(
         format=fmt,
         encoded=encoded,
         fine=fine,
+        decoded=decoded,
     )
 
 
@@ -159,14 +170,8 @@ def _load(data: bytes, fmt: str, limits: ImageLimits, side: float) -> tuple[RgbI
                     f"the limit is {limits.max_pixels} pixels",
                     26,
                 )
-            longest = max(width, height)
-            if fmt == "JPEG" and longest > side:
-                # Decode at 1/2, 1/4 or 1/8 scale in the DCT domain when that still leaves at
-                # least the size wanted.
-                factor = side / longest
-                image.draft(
-                    "RGB", (math.ceil(image.width * factor), math.ceil(image.height * factor))
-                )
+            if fmt == "JPEG":
+                _draft(image, side)
             image.load()
             stored = image.size
             ImageOps.exif_transpose(image, in_place=True)  # no copy when there is nothing to do
@@ -186,6 +191,23 @@ def _load(data: bytes, fmt: str, limits: ImageLimits, side: float) -> tuple[RgbI
             "UNREADABLE_IMAGE", f"the {fmt.lower()} image is truncated or corrupt", 26
         ) from exc
     return pixels, width, height
+
+
+def _draft(image: Image.Image, side: float) -> None:
+    """Asks a JPEG's decoder for 1/2, 1/4 or 1/8 scale in the DCT domain when that still leaves
+    the longer side at least ``side`` pixels."""
+    longest = max(image.width, image.height)
+    if longest > side:
+        factor = side / longest
+        image.draft("RGB", (math.ceil(image.width * factor), math.ceil(image.height * factor)))
+
+
+def _draft_longest(encoded: bytes, side: float) -> int:
+    """The longer side, pixels, that ``_load`` would decode the JPEG ``encoded`` at for
+    ``side`` (its header only is read)."""
+    with Image.open(io.BytesIO(encoded), formats=["JPEG"]) as image:
+        _draft(image, side)
+        return max(image.size)
 
 
 def _to_rgb(image: Image.Image) -> RgbImage:

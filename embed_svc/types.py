@@ -109,6 +109,9 @@ class DecodedImage:
     """The working copy at the max detection size when the image was decoded that fine anyway
     (formats other than JPEG, small JPEGs): a finer view is cut from it without decoding
     again."""
+    decoded: RgbImage | None = None
+    """A JPEG decoded small: its pixels as decoded (at a reduced DCT scale, before ``work`` was
+    resized from them), reused by a finer view that the same DCT scale gives."""
 
 
 @dataclass(frozen=True, slots=True)

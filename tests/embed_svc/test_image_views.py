@@ -61,6 +61,19 @@ def _drafts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     return drafted
 
 
+def _loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Sizes of the JPEGs whose pixels get decoded from now on."""
+    loaded: list[tuple[int, int]] = []
+    original = JpegImageFile.load_prepare  # called once per decode, unlike load()
+
+    def spy(self: JpegImageFile) -> None:
+        loaded.append(self.size)
+        original(self)
+
+    monkeypatch.setattr(JpegImageFile, "load_prepare", spy)
+    return loaded
+
+
 def test_large_jpeg_is_decoded_small_for_detection(monkeypatch: pytest.MonkeyPatch) -> None:
     drafted = _drafts(monkeypatch)
     data = _encode(_photo(), "JPEG", quality=95)
@@ -78,10 +91,10 @@ def test_face_view_is_decoded_again_as_coarse_as_the_face_allows(
 ) -> None:
     data = _encode(_photo(), "JPEG", quality=95)
     detection = decode_for_detection(data, LIMITS)
-    drafted = _drafts(monkeypatch)
+    loads = _loads(monkeypatch)
     face = SQUARE[2] - SQUARE[0]  # 800 source pixels: 1/4 scale would leave it 200 px wide
     view = face_view(detection, face, LIMITS)
-    assert drafted == [(2000, 1500)]
+    assert loads == [(2000, 1500)]
     assert view.work.shape == (1440, 1920, 3)  # then capped at the max detection size
     assert face / view.work_scale >= FACE_SIDE
     for found, expected in zip(_square_in_source(view), SQUARE, strict=True):
@@ -92,10 +105,14 @@ def test_face_view_of_a_large_face_is_the_draft_itself(monkeypatch: pytest.Monke
     data = _encode(_photo(), "JPEG", quality=95)
     detection = decode_for_detection(data, LIMITS)
     drafted = _drafts(monkeypatch)
+    loads = _loads(monkeypatch)
     view = face_view(detection, 1500.0, LIMITS)  # 1/4 scale leaves it 375 px wide
     assert drafted == [(1000, 750)]
+    assert loads == []  # the detection view's decode at 1/4 is reused, not decoded again
+    assert detection.decoded is not None and np.shares_memory(view.work, detection.decoded)
     assert view.work.shape == (750, 1000, 3)
     assert view.work_scale == pytest.approx(4.0)
+    assert np.array_equal(view.work, decode_image(data, LIMITS, 1000).work)
 
 
 def test_small_faces_get_the_working_copy_of_before() -> None:
