@@ -7,9 +7,8 @@ just fine enough for the smallest face (``FACE_SIDE`` px wide, never finer than 
 at the max detection size) that the second look, landmarks, chips and crops use; each at 1/2,
 1/4 or 1/8 scale in the DCT domain (Pillow's draft mode); when the face view needs the DCT scale
 the detection view was decoded at (a large face), that decode's pixels are reused, not decoded
-again. Another format, or a JPEG no reduced
-scale shrinks, is decoded once and its working copy serves both. Coordinates are always reported
-in the full oriented image's pixels.
+again. Another format, or a JPEG no reduced scale shrinks, is decoded once and its working copy
+serves both. Coordinates are always reported in the full oriented image's pixels.
 
 A decompression bomb is refused before its pixels are decoded: Pillow's ``Image.open`` reads
 only the header, and the pixel count is checked before ``load``.
