@@ -16,7 +16,8 @@
 With ``--outside`` (issue 13's measure): the in-process pipeline at 1 request in flight on the
 first ``--photos`` one-face photos, each call's wall time split into the time inside the
 detector's and the embedder's inference calls and the rest ("outside the networks"), per
-stage, in ``--repeats`` rounds of ``--seconds``.
+stage, in ``--repeats`` rounds of ``--seconds`` (``--small-pages``: the landmark predictor loaded
+without huge pages, for a before/after in one run).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import dlib
 import grpc
 import numpy as np
 import tritonclient.grpc
@@ -47,7 +49,7 @@ from embed_svc.analyzer import AnalyzerSettings, FaceAnalyzer
 from embed_svc.backends.onnx import OnnxBackend
 from embed_svc.images import ImageLimits, decode_image
 from embed_svc.landmarks import PREDICTOR_FILE, LandmarkPredictor, package_model_path
-from embed_svc.types import AnalyzeParams, Box, FloatArray
+from embed_svc.types import AnalyzeParams, Box, FloatArray, RgbImage
 from facegrid.embedding.v1 import embedding_service_pb2 as pb
 from facegrid.embedding.v1 import embedding_service_pb2_grpc as pb_grpc
 from facegrid.server import READY_SERVICE, channel_options
@@ -147,9 +149,12 @@ def one_face_photos(faces: Path) -> list[bytes]:
     ]
 
 
-def in_process_analyzer(backend: OnnxBackend, executor: ThreadPoolExecutor) -> FaceAnalyzer:
+def in_process_analyzer(
+    backend: OnnxBackend, executor: ThreadPoolExecutor, predictor: LandmarkPredictor | None = None
+) -> FaceAnalyzer:
     """embed_svc's FaceAnalyzer on ``backend`` as the service builds it (dlib68, mirror)."""
-    predictor = LandmarkPredictor.load(package_model_path(PREDICTOR_FILE))
+    if predictor is None:
+        predictor = LandmarkPredictor.load(package_model_path(PREDICTOR_FILE))
     return FaceAnalyzer(
         backend, predictor, executor, AnalyzerSettings(LIMITS, "dlib68", True), None
     )
@@ -293,6 +298,23 @@ class TimedBackend:
         await self._inner.close()
 
 
+class TimedPredictor(LandmarkPredictor):
+    """The landmark predictor, summing the CPU time (of the calling thread) of its calls."""
+
+    def __init__(self, inner: LandmarkPredictor) -> None:
+        super().__init__(inner._predictor)
+        self.cpu_ms = 0.0
+        """CPU milliseconds inside the predictor since the last reset."""
+
+    def shape_in(self, image: RgbImage, rect: dlib.rectangle) -> dlib.full_object_detection:
+        """The predictor's shape, timed."""
+        started = time.thread_time()
+        try:
+            return super().shape_in(image, rect)
+        finally:
+            self.cpu_ms += (time.thread_time() - started) * 1000.0
+
+
 #: Rows of the ``--outside`` table: (label, pipeline stage, model whose inference it holds).
 OUTSIDE_ROWS = (
     ("decode", "decode", None),
@@ -310,7 +332,11 @@ async def outside_networks(args: argparse.Namespace) -> None:
     )
     backend = TimedBackend(inner)
     executor = ThreadPoolExecutor(max_workers=2)
-    analyzer = in_process_analyzer(backend, executor)  # type: ignore[arg-type]
+    predictor = TimedPredictor(
+        LandmarkPredictor.load(package_model_path(PREDICTOR_FILE), huge_pages=not args.small_pages)
+    )
+    print(f"landmark predictor on {'4 KiB pages' if args.small_pages else 'huge pages'}")
+    analyzer = in_process_analyzer(backend, executor, predictor)  # type: ignore[arg-type]
     photos = one_face_photos(args.faces)[: args.photos]
     print(f"{len(photos)} photos, {sum(map(len, photos)) // 1024} KiB in all")
     # The first pass warms up; the second counts the faces.
@@ -320,6 +346,7 @@ async def outside_networks(args: argparse.Namespace) -> None:
     rounds = []
     for repeat in range(args.repeats):
         backend.ms.clear()
+        predictor.cpu_ms = 0.0
         stages: dict[str, float] = defaultdict(float)
         calls = 0
         started = time.perf_counter()
@@ -345,7 +372,8 @@ async def outside_networks(args: argparse.Namespace) -> None:
         for label, stage, model in OUTSIDE_ROWS:
             value = per.get(stage, 0.0) - (nets.get(model, 0.0) if model else 0.0)
             accounted += per.get(stage, 0.0)
-            print(f"    {label}: {value:.1f} ms")
+            extra = f" ({predictor.cpu_ms / calls:.1f} ms of CPU)" if stage == "landmarks" else ""
+            print(f"    {label}: {value:.1f} ms{extra}")
         print(f"    between stages (event loop, executor hops): {wall - accounted:.1f} ms")
     wall = statistics.median(w for w, _, _ in rounds)
     outside = statistics.median((w - i) / w for w, i, _ in rounds)
@@ -393,6 +421,11 @@ def main() -> None:
     )
     parser.add_argument("--photos", type=int, default=20, help="one-face photos (--outside)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds (--outside)")
+    parser.add_argument(
+        "--small-pages",
+        action="store_true",
+        help="load the landmark predictor without huge pages (--outside; the old behaviour)",
+    )
     args = parser.parse_args()
     args.faces = faces_dir(args.faces)
     asyncio.run(main_async(args))
