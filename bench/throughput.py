@@ -10,8 +10,8 @@
    one-face photos with the calculator plugin: in process on onnxruntime (FaceAnalyzer called
    directly), then as the real service - ``python -m embed_svc`` in its own process on Triton
    (tritonserver started here on free ports) - called over gRPC. Each at 1 request in flight
-   (batch 1) and at 32 concurrent requests; the service's faces/s is given as a ratio to the
-   in-process figure at the same concurrency.
+   (batch 1) and at 8 and 32 concurrent requests; the service's faces/s is given as a ratio to
+   the in-process figure at the same concurrency, with Triton's mean batch per model at each.
 
 With ``--outside`` (issue 13's measure): the in-process pipeline at 1 request in flight on the
 first ``--photos`` one-face photos, each call's wall time split into the time inside the
@@ -58,6 +58,8 @@ from launcher.triton import triton_command
 
 REPO = Path(__file__).resolve().parents[1]
 LIMITS = ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000, max_detect_size=1920)
+#: Requests in flight of the pipeline figures.
+CONCURRENCY = (1, 8, 32)
 PARAMS = AnalyzeParams(0.5, 0, False, catalog.DLIB_RESNET, False, False, False, False)
 
 
@@ -180,7 +182,7 @@ async def pipeline_in_process(
     executor = ThreadPoolExecutor(max_workers=2)
     analyze = in_process_pipeline(backend, photos, executor)
     out = {}
-    for concurrency in (1, 32):
+    for concurrency in CONCURRENCY:
         _, faces_s = await rate(analyze, concurrency, args.seconds)
         print(f"pipeline in process (onnxruntime), {concurrency} in flight: {faces_s:.1f} faces/s")
         out[concurrency] = faces_s
@@ -231,12 +233,14 @@ async def pipeline_service(args: argparse.Namespace, photos: list[bytes]) -> dic
 
         await rate(analyze, 4, 2.0)  # warm-up
         out = {}
-        for concurrency in (1, 32):
+        triton_url = f"127.0.0.1:{grpc_port}"
+        for concurrency in CONCURRENCY:
+            counts = batching_counts(triton_url)
             _, faces_s = await rate(analyze, concurrency, args.seconds)
             print(f"embed_svc on Triton over gRPC, {concurrency} in flight: {faces_s:.1f} faces/s")
+            print_batching(counts, batching_counts(triton_url))
             out[concurrency] = faces_s
         await channel.close()
-        print_batching(f"127.0.0.1:{grpc_port}")
     finally:
         for process in (embed_process, triton_process):
             process.terminate()
@@ -248,18 +252,29 @@ async def pipeline_service(args: argparse.Namespace, photos: list[bytes]) -> dic
     return out
 
 
-def print_batching(triton_url: str) -> None:
-    """Triton's own count of inferences per execution: the dynamic batching achieved."""
+def batching_counts(triton_url: str) -> dict[str, tuple[int, int]]:
+    """Triton's own counts per model so far: (inferences, executions)."""
     client = tritonclient.grpc.InferenceServerClient(triton_url)
+    counts = {}
     for model in (catalog.DETECTOR.model, catalog.DLIB_RESNET.model):
         stats = client.get_inference_statistics(model, as_json=True)["model_stats"][0]
-        inferences = int(stats.get("inference_count", 0))
-        executions = int(stats.get("execution_count", 0))
-        print(
-            f"Triton {model}: {inferences} inferences in {executions} executions "
-            f"(mean batch {inferences / max(executions, 1):.2f}) over the whole run"
-        )
+        counts[model] = (int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0)))
     client.close()
+    return counts
+
+
+def print_batching(
+    before: Mapping[str, tuple[int, int]], after: Mapping[str, tuple[int, int]]
+) -> None:
+    """Inferences per execution between two ``batching_counts``: the dynamic batching achieved
+    (nv_inference_count / nv_inference_exec_count of Triton's metrics)."""
+    for model, (inferences, executions) in after.items():
+        inferences -= before[model][0]
+        executions -= before[model][1]
+        print(
+            f"    Triton {model}: {inferences} inferences in {executions} executions "
+            f"(mean batch {inferences / max(executions, 1):.2f})"
+        )
 
 
 class TimedBackend:
@@ -401,7 +416,7 @@ async def main_async(args: argparse.Namespace) -> None:
     if args.skip_triton:
         return
     remote = await pipeline_service(args, photos)
-    for concurrency in (1, 32):
+    for concurrency in CONCURRENCY:
         print(
             f"ratio service/in-process at {concurrency} in flight: "
             f"{remote[concurrency] / local[concurrency]:.2f}"
