@@ -70,8 +70,8 @@ class LandmarkPredictor:
     def load(cls, path: Path, huge_pages: bool = True) -> LandmarkPredictor:
         """Loads the predictor file (about 100 MB, a second or so); with ``huge_pages``, onto
         transparent huge pages where the kernel allows (embed_svc/hugepages.py: the predictor
-        reads about 7,500 scattered leaves per face: 1.3-1.6x less CPU per face measured, identical
-        shapes; docs/benchmarks.md)."""
+        reads about 7,500 scattered leaves per face: 1.3x less CPU per face alone, 3x inside the
+        pipeline, identical shapes; docs/benchmarks.md)."""
         if huge_pages:
             return cls(huge_pages_for(lambda: dlib.shape_predictor(str(path))))
         return cls(dlib.shape_predictor(str(path)))
