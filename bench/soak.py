@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -61,6 +62,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--sample-s", type=float, default=30.0)
     parser.add_argument("--warm-up-min", type=float, default=2.0)
+    parser.add_argument(
+        "--keep-logs", type=Path, help="copy the mesh's process logs here before it stops"
+    )
     args = parser.parse_args()
     singles, groups = photos(args.faces)
     print(
@@ -114,6 +118,9 @@ def main() -> None:
         for name, (own, tree) in mesh.memory_mb().items():
             rss.setdefault(name, []).append((minute, own))
             pss.setdefault(name, []).append((minute, tree))
+        if args.keep_logs is not None and mesh.launcher_log is not None:
+            logs = mesh.launcher_log.parent / "mesh" / "logs"
+            shutil.copytree(logs, args.keep_logs, dirs_exist_ok=True)
     good = [r for r in results if ok(r)]
     print(
         f"requests: {len(results)}, errors: {len(results) - len(good)},"
