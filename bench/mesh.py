@@ -113,8 +113,11 @@ def launch(env: dict[str, str], log: Path, timeout_s: float) -> subprocess.Popen
 
 
 @contextmanager
-def started_mesh(api_nodes: int = 1, embed_nodes: int = 1) -> Iterator[Mesh]:
-    """A mesh started by ``python -m launcher`` in a scratch directory; stopped on exit."""
+def started_mesh(
+    api_nodes: int = 1, embed_nodes: int = 1, extra_env: dict[str, str] | None = None
+) -> Iterator[Mesh]:
+    """A mesh started by ``python -m launcher`` in a scratch directory (with ``extra_env`` added
+    to the launcher's environment); stopped on exit."""
     work = Path(tempfile.mkdtemp(prefix="fgb-", dir="/tmp"))
     work.chmod(0o755)
     ports = {name: _free_base() for name in PORT_VARIABLES}
@@ -129,6 +132,7 @@ def started_mesh(api_nodes: int = 1, embed_nodes: int = 1) -> Iterator[Mesh]:
         PYTHONUNBUFFERED="1",
     )
     env.pop("FACEGRID_DATABASE_URL", None)
+    env.update(extra_env or {})
     log = work / "launcher.log"
     launcher = launch(env, log, timeout_s=600)
     try:
