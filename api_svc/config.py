@@ -106,6 +106,10 @@ class ApiConfig:
     its rows changed and at shutdown, and a restarted node loads it from there and fetches only
     the rows changed since (docs/api_svc.md "Index files"). One directory per node; the launcher
     sets ``<FACEGRID_DATA_DIR>/index/api_svc-<i>``."""
+    malloc_trim_s: float
+    """Seconds between returns of malloc's free pages to the system (``malloc_trim``,
+    facegrid/heap.py; docs/operations.md "Memory") (FACEGRID_MALLOC_TRIM_S, default 30; 0: never).
+    """
     memory_report_s: float
     """Seconds between ``memory_report`` log events (facegrid/memory_report.py: tracemalloc's
     top growth against RSS and malloc's free bytes), a diagnostic that slows allocation
@@ -149,6 +153,7 @@ def load_config(env: Mapping[str, str]) -> ApiConfig:
         index_load_timeout_s=get_float(env, "FACEGRID_INDEX_LOAD_TIMEOUT_S", 300.0),
         grpc_max_connection_age_s=get_float(env, "FACEGRID_GRPC_MAX_CONNECTION_AGE_S", 300.0),
         index_cache_dir=get_str(env, "FACEGRID_INDEX_CACHE_DIR", ""),
+        malloc_trim_s=get_float(env, "FACEGRID_MALLOC_TRIM_S", 30.0),
         memory_report_s=get_float(env, "FACEGRID_MEMORY_REPORT_S", 0.0),
         log_format=get_log_format(env),
     )

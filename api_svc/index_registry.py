@@ -47,10 +47,10 @@ from api_svc.face_index import FaceIndex, IndexSettings, IndexStatus
 from api_svc.face_rows import Example, FaceBatch, IdArray, Versions, empty_faces
 from api_svc.index_file import CachedIndex, IndexFiles
 from api_svc.index_source import IndexSource, Snapshot
-from api_svc.memory import release_free_memory
 from api_svc.notifications import EXAMPLE_OPS, INCREMENTAL_OPS, Notification
 from api_svc.similarity import Calculators
 from facegrid.errors import ServiceError
+from facegrid.heap import release_free_memory
 
 log = structlog.get_logger()
 

@@ -78,6 +78,10 @@ class EmbedConfig:
     """Each client connection is closed after about this many seconds (calls in flight finish
     first), so clients balancing over DNS re-resolve and reach new replicas
     (FACEGRID_GRPC_MAX_CONNECTION_AGE_S, default 300; 0 keeps connections forever)."""
+    malloc_trim_s: float
+    """Seconds between returns of malloc's free pages to the system (``malloc_trim``,
+    facegrid/heap.py; docs/operations.md "Memory") (FACEGRID_MALLOC_TRIM_S, default 30; 0: never).
+    """
     memory_report_s: float
     """Seconds between ``memory_report`` log events (facegrid/memory_report.py: tracemalloc's
     top growth against RSS and malloc's free bytes), a diagnostic that slows allocation
@@ -126,6 +130,7 @@ def load_config(env: Mapping[str, str]) -> EmbedConfig:
         onnx_threads=get_int(env, "FACEGRID_ONNX_THREADS", 1, minimum=1),
         shutdown_grace_s=get_float(env, "FACEGRID_SHUTDOWN_GRACE_S", 5.0),
         grpc_max_connection_age_s=get_float(env, "FACEGRID_GRPC_MAX_CONNECTION_AGE_S", 300.0),
+        malloc_trim_s=get_float(env, "FACEGRID_MALLOC_TRIM_S", 30.0),
         memory_report_s=get_float(env, "FACEGRID_MEMORY_REPORT_S", 0.0),
         log_format=get_log_format(env),
     )

@@ -1,7 +1,7 @@
 """An opt-in diagnostic of a process's memory: Python's allocations against the allocator's
 and the system's view, logged every few minutes.
 
-Set a service's ``FACEGRID_<SERVICE>_MEMORY_REPORT_S`` above 0 and :func:`start` turns on
+Set ``FACEGRID_MEMORY_REPORT_S`` above 0 (api_svc, embed_svc) and :func:`start` turns on
 ``tracemalloc`` and logs a ``memory_report`` event that often: the process's RSS, glibc's
 ``mallinfo2`` (bytes in use and bytes free inside the heap), the bytes Python's allocations hold
 (``tracemalloc``) and the source lines whose allocations grew most since the previous report.
@@ -12,78 +12,19 @@ level. ``tracemalloc`` slows allocation and keeps a trace per block: never on in
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 import os
 import threading
 import tracemalloc
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import cast
 
 import structlog
+
+from facegrid.heap import heap_info
 
 log = structlog.get_logger()
 
 _MB = 1024 * 1024
 #: Frames kept per allocation trace (tracemalloc's cost grows with it).
 TRACE_FRAMES = 4
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in (
-            "arena",
-            "ordblks",
-            "smblks",
-            "hblks",
-            "hblkhd",
-            "usmblks",
-            "fsmblks",
-            "uordblks",
-            "fordblks",
-            "keepcost",
-        )
-    ]
-
-
-@dataclass(frozen=True, slots=True)
-class HeapInfo:
-    """glibc's malloc statistics summed over its arenas, bytes."""
-
-    heap: int
-    """Heap space taken from the system (sbrk and arena heaps), mmapped blocks not counted."""
-    mmapped: int
-    """Large blocks served by their own mmap."""
-    in_use: int
-    """Bytes of the heap handed out and not yet freed."""
-    free: int
-    """Bytes of the heap free but kept by the allocator (fragmentation when it grows)."""
-
-
-@functools.cache
-def _mallinfo2() -> Callable[[], _MallInfo2] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        function = ctypes.CDLL(name).mallinfo2
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = []
-    function.restype = _MallInfo2
-    return cast(Callable[[], _MallInfo2], function)
-
-
-def heap_info() -> HeapInfo | None:
-    """glibc's malloc statistics; None elsewhere than glibc 2.33 or later."""
-    function = _mallinfo2()
-    if function is None:
-        return None
-    info = function()
-    return HeapInfo(int(info.arena), int(info.hblkhd), int(info.uordblks), int(info.fordblks))
 
 
 def rss_bytes() -> int:

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from facegrid import memory_report
-from facegrid.memory_report import MemoryReport, heap_info, rss_bytes
+from facegrid.heap import heap_info
+from facegrid.memory_report import MemoryReport, rss_bytes
 
 
 def _grown_here(top: object) -> bool:
