@@ -1,14 +1,15 @@
-"""Throughput with glibc's malloc arenas capped (the launcher's MALLOC_ARENA_MAX=2 for the
-Python services) against glibc's own limit, measured in one run.
+"""Throughput with the services' memory settings (the launcher's MALLOC_ARENA_MAX=2 for the
+Python services, malloc_trim every FACEGRID_MALLOC_TRIM_S) against glibc's own arena limit
+without trimming, measured in one run.
 
     python -m bench.allocator [--faces /work/shared/faces] [--clients 4] [--seconds 60]
                               [--rounds 3] [--baseline-arenas N]
 
 Two meshes run side by side (the real launcher, free ports, scratch data dirs): one as the
 launcher starts it, one with MALLOC_ARENA_MAX=N (default 8 per CPU, glibc's own limit on 64-bit
-machines). Rounds of the load test's mix at --clients alternate between them (only one is
-loaded at a time), so the machine's noise falls on both; the ratio is the capped mesh's
-requests/s over the baseline's, summed over the rounds.
+machines) and FACEGRID_MALLOC_TRIM_S=0. Rounds of the load test's mix at --clients alternate
+between them (only one is loaded at a time), so the machine's noise falls on both; the ratio is
+the launcher's mesh's requests/s over the baseline's, summed over the rounds.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ def main() -> None:
         f" {args.rounds} rounds of {args.seconds:g} s per mesh"
     )
     setups = {
-        "launcher (MALLOC_ARENA_MAX=2)": {},
-        f"baseline (MALLOC_ARENA_MAX={args.baseline_arenas})": {
-            "MALLOC_ARENA_MAX": str(args.baseline_arenas)
+        "launcher (2 arenas, trim 30 s)": {},
+        f"baseline ({args.baseline_arenas} arenas, no trim)": {
+            "MALLOC_ARENA_MAX": str(args.baseline_arenas),
+            "FACEGRID_MALLOC_TRIM_S": "0",
         },
     }
     with ExitStack() as stack:
@@ -71,7 +73,7 @@ def main() -> None:
             for client in clients[name]:
                 client.clean_up()
     capped, baseline = done.values()
-    print(f"requests/s ratio, capped / baseline: {capped / max(baseline, 1):.3f}")
+    print(f"requests/s ratio, launcher / baseline: {capped / max(baseline, 1):.3f}")
 
 
 if __name__ == "__main__":
