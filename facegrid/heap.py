@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any
 
 import structlog
 
@@ -29,18 +29,23 @@ log = structlog.get_logger()
 SLOW_TRIM_S = 0.05
 
 
-@functools.cache
-def _trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
+def _libc_function(name: str, argtypes: list[type], restype: type) -> Any | None:
+    """The C library's function ``name`` with its types declared; None where there is none."""
+    library = ctypes.util.find_library("c")
+    if library is None:
         return None
     try:
-        function = ctypes.CDLL(name).malloc_trim
+        function = getattr(ctypes.CDLL(library), name)
     except (OSError, AttributeError):
         return None
-    function.argtypes = [ctypes.c_size_t]
-    function.restype = ctypes.c_int
+    function.argtypes = argtypes
+    function.restype = restype
     return function
+
+
+@functools.cache
+def _trim() -> Callable[[int], int] | None:
+    return _libc_function("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
 
 
 def release_free_memory() -> bool:
@@ -105,16 +110,7 @@ class HeapInfo:
 
 @functools.cache
 def _mallinfo2() -> Callable[[], _MallInfo2] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        function = ctypes.CDLL(name).mallinfo2
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = []
-    function.restype = _MallInfo2
-    return cast(Callable[[], _MallInfo2], function)
+    return _libc_function("mallinfo2", [], _MallInfo2)
 
 
 def heap_info() -> HeapInfo | None:
