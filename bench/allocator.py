@@ -1,15 +1,15 @@
-"""Throughput with the services' memory settings (the launcher's MALLOC_ARENA_MAX=2 for the
-Python services, malloc_trim every FACEGRID_MALLOC_TRIM_S) against glibc's own arena limit
-without trimming, measured in one run.
+"""Throughput of the mesh with one set of memory settings against another, measured in one run.
 
     python -m bench.allocator [--faces /work/shared/faces] [--clients 4] [--seconds 60]
-                              [--rounds 3] [--baseline-arenas N]
+                              [--rounds 3] [--variant K=V ...] [--baseline K=V ...]
 
-Two meshes run side by side (the real launcher, free ports, scratch data dirs): one as the
-launcher starts it, one with MALLOC_ARENA_MAX=N (default 8 per CPU, glibc's own limit on 64-bit
-machines) and FACEGRID_MALLOC_TRIM_S=0. Rounds of the load test's mix at --clients alternate
-between them (only one is loaded at a time), so the machine's noise falls on both; the ratio is
-the launcher's mesh's requests/s over the baseline's, summed over the rounds.
+Two meshes run side by side (the real launcher, free ports, scratch data dirs), each with its
+own variables added to the launcher's environment (inherited by every process it starts): by
+default the mesh as the launcher starts it against one without malloc trimming
+(FACEGRID_MALLOC_TRIM_S=0); e.g. ``--variant MALLOC_ARENA_MAX=2 --baseline MALLOC_ARENA_MAX=16``
+for glibc's arena count. Rounds of the load test's mix at --clients alternate between them (only
+one is loaded at a time), so the machine's noise falls on both; the ratio is the variant's
+requests/s over the baseline's, summed over the rounds.
 """
 
 from __future__ import annotations
@@ -25,6 +25,11 @@ from bench.mesh import started_mesh
 from bench.workload import Client, photos
 
 
+def assignments(pairs: list[str]) -> dict[str, str]:
+    """``["K=V", ...]`` as a mapping."""
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -33,7 +38,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--baseline-arenas", type=int, default=8 * (os.cpu_count() or 1))
+    parser.add_argument("--variant", nargs="*", default=[])
+    parser.add_argument("--baseline", nargs="*", default=["FACEGRID_MALLOC_TRIM_S=0"])
     args = parser.parse_args()
     singles, groups = photos(args.faces)
     print(
@@ -41,11 +47,8 @@ def main() -> None:
         f" {args.rounds} rounds of {args.seconds:g} s per mesh"
     )
     setups = {
-        "launcher (2 arenas, trim 30 s)": {},
-        f"baseline ({args.baseline_arenas} arenas, no trim)": {
-            "MALLOC_ARENA_MAX": str(args.baseline_arenas),
-            "FACEGRID_MALLOC_TRIM_S": "0",
-        },
+        "variant " + (" ".join(args.variant) or "(launcher)"): assignments(args.variant),
+        "baseline " + (" ".join(args.baseline) or "(launcher)"): assignments(args.baseline),
     }
     with ExitStack() as stack:
         meshes = {
@@ -65,15 +68,15 @@ def main() -> None:
                 step = summarise(args.clients, run_step(clients[name], args.seconds), args.seconds)
                 done[name] += step.requests - step.errors
                 print(
-                    f"round {round_ + 1} {name:34} {step.rate:6.2f} req/s, errors {step.errors},"
+                    f"round {round_ + 1} {name:44} {step.rate:6.2f} req/s, errors {step.errors},"
                     f" p50 {step.p50_ms:.0f} ms, p99 {step.p99_ms:.0f} ms",
                     flush=True,
                 )
         for name in meshes:
             for client in clients[name]:
                 client.clean_up()
-    capped, baseline = done.values()
-    print(f"requests/s ratio, launcher / baseline: {capped / max(baseline, 1):.3f}")
+    variant, baseline = done.values()
+    print(f"requests/s ratio, variant / baseline: {variant / max(baseline, 1):.3f}")
 
 
 if __name__ == "__main__":

@@ -98,19 +98,6 @@ def _service_env(config: MeshConfig, database_url: str, base_env: dict[str, str]
     return env
 
 
-#: glibc malloc's arena count for the Python services (api_svc, embed_svc, admin_svc, the
-#: console), unless the environment sets MALLOC_ARENA_MAX already. With glibc's default (up to
-#: 8 per CPU) each thread that frees a request's buffers (images, decoded photos, messages)
-#: keeps their pages in its own arena, and RSS climbed 1.4-2.1 MB/min in a 13-minute soak
-#: while the bytes in use stayed level (docs/operations.md "Memory").
-MALLOC_ARENA_MAX = "2"
-
-
-def python_service_env(env: dict[str, str]) -> dict[str, str]:
-    """``env`` with MALLOC_ARENA_MAX set to :data:`MALLOC_ARENA_MAX` where it is not set."""
-    return {"MALLOC_ARENA_MAX": MALLOC_ARENA_MAX, **env}
-
-
 def _gateway_ports(config: MeshConfig) -> GatewayPorts:
     return GatewayPorts(
         listen_port=config.envoy_port,
@@ -170,7 +157,7 @@ def _service_specs(config: MeshConfig, env: dict[str, str]) -> list[ProcessSpec]
         argv = [python, "-m", module]
         # each node's metrics on its own gRPC port + 1000 (what the port preflight checked)
         metrics = f"FACEGRID_{module.removesuffix('_svc').upper()}_METRICS_PORT"
-        env_node = python_service_env({**env, **extra, metrics: str(port + METRICS_PORT_OFFSET)})
+        env_node = {**env, **extra, metrics: str(port + METRICS_PORT_OFFSET)}
         return ProcessSpec(
             name, argv, env_node, ready, cwd=REPO_ROOT, log_path=_log_path(config, name)
         )
@@ -193,7 +180,7 @@ def _service_specs(config: MeshConfig, env: dict[str, str]) -> list[ProcessSpec]
         ProcessSpec(
             "console",
             [python, "-m", "console"],
-            python_service_env({**env, **console}),
+            {**env, **console},
             partial(http_ok, f"http://{host}:{config.console_port}/healthz"),
             cwd=REPO_ROOT,
             log_path=_log_path(config, "console"),
