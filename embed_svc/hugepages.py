@@ -13,12 +13,13 @@ results are the same. Where the kernel or the C library does not allow it, nothi
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import structlog
+
+from facegrid.heap import libc_function
 
 T = TypeVar("T")
 
@@ -61,16 +62,7 @@ def grown(before: dict[int, int], after: dict[int, int]) -> list[tuple[int, int]
 
 
 def _madvise() -> Callable[[int, int, int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        function = ctypes.CDLL(name, use_errno=True).madvise
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    function.restype = ctypes.c_int
-    return function
+    return libc_function("madvise", [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int)
 
 
 def _read_maps() -> dict[int, int] | None:

@@ -29,7 +29,7 @@ log = structlog.get_logger()
 SLOW_TRIM_S = 0.05
 
 
-def _libc_function(name: str, argtypes: list[type], restype: type) -> Any | None:
+def libc_function(name: str, argtypes: list[type], restype: type) -> Any | None:
     """The C library's function ``name`` with its types declared; None where there is none."""
     library = ctypes.util.find_library("c")
     if library is None:
@@ -45,7 +45,7 @@ def _libc_function(name: str, argtypes: list[type], restype: type) -> Any | None
 
 @functools.cache
 def _trim() -> Callable[[int], int] | None:
-    return _libc_function("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
+    return libc_function("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
 
 
 def release_free_memory() -> bool:
@@ -110,7 +110,7 @@ class HeapInfo:
 
 @functools.cache
 def _mallinfo2() -> Callable[[], _MallInfo2] | None:
-    return _libc_function("mallinfo2", [], _MallInfo2)
+    return libc_function("mallinfo2", [], _MallInfo2)
 
 
 def heap_info() -> HeapInfo | None:
