@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.load import run_step, summarise
 from bench.mesh import started_mesh
-from bench.workload import Client, photos
+from bench.workload import Client, default_faces, photos
 
 
 def assignments(pairs: list[str]) -> dict[str, str]:
@@ -32,9 +32,7 @@ def assignments(pairs: list[str]) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--faces", type=Path, default=Path(os.environ.get("FACEGRID_FACES", "/work/shared/faces"))
-    )
+    parser.add_argument("--faces", type=Path, default=default_faces())
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rounds", type=int, default=3)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.mesh import Mesh, started_mesh
-from bench.workload import Client, Result, ok, percentile, photos
+from bench.workload import Client, Result, default_faces, ok, percentile, photos
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +100,7 @@ def mesh_from(args: argparse.Namespace) -> Iterator[Mesh]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--faces", type=Path, default=Path(os.environ.get("FACEGRID_FACES", "/work/shared/faces"))
-    )
+    parser.add_argument("--faces", type=Path, default=default_faces())
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--steps", default="1,2,4,8,16,32")
     parser.add_argument("--url")

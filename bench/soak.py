@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench.mesh import started_mesh
-from bench.workload import Client, Result, ok, percentile, photos
+from bench.workload import Client, Result, default_faces, ok, percentile, photos
 
 GOAL_MB_PER_MIN = 1.0
 
@@ -55,9 +55,7 @@ def floor_slope(points: list[tuple[float, float]], window_min: float = 2.0) -> f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--faces", type=Path, default=Path(os.environ.get("FACEGRID_FACES", "/work/shared/faces"))
-    )
+    parser.add_argument("--faces", type=Path, default=default_faces())
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--sample-s", type=float, default=30.0)

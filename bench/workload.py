@@ -10,6 +10,7 @@ steady: what grows is what leaks.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 import urllib.error
@@ -34,6 +35,13 @@ class Result:
     seconds: float
     ended: float
     """time.monotonic() at its end."""
+
+
+def default_faces() -> Path:
+    """The photos folder of the load scripts: ``FACEGRID_FACES``, else the checkout's
+    ../shared/faces."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "faces"
+    return Path(os.environ.get("FACEGRID_FACES", str(default)))
 
 
 def photos(folder: Path) -> tuple[list[bytes], list[bytes]]:
