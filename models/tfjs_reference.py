@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from models.progress import step
+
 SOURCE = Path(__file__).resolve().parent / "tfjs_reference"
 FILES = ("package.json", "package-lock.json", "run.js")
 
@@ -32,11 +34,15 @@ def install(target: Path) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         raise RuntimeError("npm is needed to build the models (TFJS sources and reference)")
-    subprocess.run(
-        [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--silent"],
-        cwd=target,
-        check=True,
-    )
+    with step(
+        "installing the TensorFlow.js reference (npm ci, models/tfjs_reference)",
+        "installed the TensorFlow.js reference",
+    ):
+        subprocess.run(
+            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--silent"],
+            cwd=target,
+            check=True,
+        )
     stamp.write_text(wanted)
     return target
 
