@@ -71,6 +71,10 @@ class AdminConfig:
     """A running migration whose worker has not reported for this many seconds is taken over
     by another admin_svc node (FACEGRID_MIGRATION_LEASE_S, default 120; keep it above
     FACEGRID_EMBED_TIMEOUT_S: the lease is renewed before every embed_svc call)."""
+    migration_progress_s: float
+    """A running migration logs ``embedding_migration_progress`` (done/total/failed, rate, time
+    left) at most this often, seconds (FACEGRID_ADMIN_MIGRATION_PROGRESS_S, default 10; 0: never;
+    its start and end are always logged)."""
     password_time_cost: int
     """Argon2id iterations (FACEGRID_PASSWORD_TIME_COST, default 3)."""
     password_memory_kib: int
@@ -108,6 +112,9 @@ def load_config(env: Mapping[str, str]) -> AdminConfig:
     if batch > 32:
         raise ConfigError(f"FACEGRID_MIGRATION_BATCH_SIZE must be <= 32, got {batch}")
     port = get_int(env, "FACEGRID_ADMIN_PORT", 50053, minimum=0)
+    progress_s = get_float(env, "FACEGRID_ADMIN_MIGRATION_PROGRESS_S", 10.0)
+    if progress_s < 0:
+        raise ConfigError(f"FACEGRID_ADMIN_MIGRATION_PROGRESS_S must be >= 0, got {progress_s}")
     return AdminConfig(
         host=get_str(env, "FACEGRID_ADMIN_HOST", "127.0.0.1"),
         port=port,
@@ -124,6 +131,7 @@ def load_config(env: Mapping[str, str]) -> AdminConfig:
         embed_timeout_s=get_float(env, "FACEGRID_EMBED_TIMEOUT_S", 60.0),
         migration_batch_size=batch,
         migration_lease_s=get_float(env, "FACEGRID_MIGRATION_LEASE_S", 120.0),
+        migration_progress_s=progress_s,
         password_time_cost=get_int(env, "FACEGRID_PASSWORD_TIME_COST", 3, minimum=1),
         password_memory_kib=get_int(env, "FACEGRID_PASSWORD_MEMORY_KIB", 65536, minimum=1024),
         throttle=ThrottlePolicy(

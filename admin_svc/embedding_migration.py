@@ -15,6 +15,9 @@ Images embed_svc rejects are counted as failed, likewise.
 Each running migration holds a lease (``heartbeat_at``, renewed before every embed_svc call and
 with every batch's results). A node that dies mid-way leaves it RUNNING; any admin_svc node's
 supervisor takes it over once the lease has expired and resumes where the staged results end.
+
+While it runs, the worker logs ``embedding_migration_progress`` (counts, rate, time left) at most
+every ``progress_s`` seconds (``admin_svc/migration_progress.py``).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import asyncpg
 import numpy as np
@@ -32,6 +36,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from admin_svc.embed_client import Calculator, EmbedClient, EmbedError
 from admin_svc.errors import failed_precondition, invalid, unavailable
+from admin_svc.migration_progress import MigrationProgress
 from admin_svc.store import embedding_migrations as store
 from admin_svc.store.embedding_migrations import MigrationRow
 from admin_svc.store.services import ServiceRow
@@ -44,6 +49,8 @@ log = structlog.get_logger()
 DEFAULT_RETRIES = 3
 #: First pause and longest pause between those attempts, seconds (jittered, doubling).
 DEFAULT_RETRY_WAIT_S = (2.0, 15.0)
+#: Least seconds between two progress events of a running migration.
+DEFAULT_PROGRESS_S = 10.0
 #: What a migration records when embed_svc ends it (never embed_svc's own text).
 _EMBED_FAILURES = {
     "unavailable": "embed_svc stayed unavailable; start the migration again later",
@@ -95,6 +102,8 @@ class EmbeddingMigrator:
         lease_s: float = 120.0,
         retries: int = DEFAULT_RETRIES,
         retry_wait_s: tuple[float, float] = DEFAULT_RETRY_WAIT_S,
+        progress_s: float = DEFAULT_PROGRESS_S,
+        clock: Callable[[], float] = time.monotonic,
         worker: str | None = None,
     ) -> None:
         self._pool = pool
@@ -103,6 +112,8 @@ class EmbeddingMigrator:
         self._lease_s = lease_s
         self._retries = retries
         self._retry_wait_s = retry_wait_s
+        self._progress_s = progress_s
+        self._clock = clock
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         """This node's worker id, recorded on the migrations it runs."""
         self._tasks: dict[uuid.UUID, asyncio.Task[MigrationRow | None]] = {}
@@ -147,6 +158,7 @@ class EmbeddingMigrator:
         """Runs a migration this worker holds to its end; returns the ended row (None when it
         was taken over or deleted meanwhile)."""
         after = uuid.UUID(int=0)
+        progress = MigrationProgress(migration, self._progress_s, self._clock)
         try:
             while True:
                 async with self._pool.acquire() as conn:
@@ -157,6 +169,8 @@ class EmbeddingMigrator:
                 async with self._pool.acquire() as conn, conn.transaction():
                     if not await store.stage(conn, migration.id, self.worker, items):
                         return None
+                migrated = sum(1 for item in items if item[1] is not None)
+                progress.staged(migrated, len(items) - migrated)
                 after = batch[-1].id
             async with self._pool.acquire() as conn, conn.transaction():
                 ended = await store.finish_success(conn, migration, self.worker)

@@ -102,7 +102,11 @@ async def create_server(config: AdminConfig, embed: EmbedClient | None = None) -
     if embed is None:
         embed, embed_channel = GrpcEmbedClient.connect(config.embed_url, config.embed_timeout_s)
     migrator = EmbeddingMigrator(
-        pool, embed, batch_size=config.migration_batch_size, lease_s=config.migration_lease_s
+        pool,
+        embed,
+        batch_size=config.migration_batch_size,
+        lease_s=config.migration_lease_s,
+        progress_s=config.migration_progress_s,
     )
     deps = Deps(
         pool=pool,

@@ -27,3 +27,13 @@ def test_configuration_defaults_and_production_rules() -> None:
         load_config({**production, "FACEGRID_ENV": "staging"})
     with pytest.raises(ConfigError):
         load_config({"FACEGRID_DATABASE_URL": "x", "FACEGRID_MIGRATION_BATCH_SIZE": "33"})
+
+
+def test_migration_progress_interval_default_override_and_refusal() -> None:
+    base = {"FACEGRID_DATABASE_URL": "x"}
+    assert load_config(base).migration_progress_s == 10.0
+    key = "FACEGRID_ADMIN_MIGRATION_PROGRESS_S"
+    assert load_config({**base, key: "0"}).migration_progress_s == 0.0
+    assert load_config({**base, key: "2.5"}).migration_progress_s == 2.5
+    with pytest.raises(ConfigError, match=key):
+        load_config({**base, key: "-1"})

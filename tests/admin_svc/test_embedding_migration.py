@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from typing import Any
 
@@ -11,6 +12,7 @@ import asyncpg
 import grpc
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
 from admin_svc.embed_client import EmbedError
 from admin_svc.embedding_migration import EmbeddingMigrator, embedding_bytes, pick_calculator
@@ -291,6 +293,31 @@ async def test_the_supervisor_outlives_an_interface_error() -> None:
         supervisor.cancel()
         enough.cancel()
         await asyncio.gather(supervisor, enough, return_exceptions=True)
+
+
+@pytest.mark.integration
+async def test_a_running_migration_logs_its_progress_batch_by_batch(pool: asyncpg.Pool) -> None:
+    seconds = itertools.count()  # every clock reading is a second later: one event per batch
+    embed = FakeEmbed(reject={b"img-1"})
+    migrator = EmbeddingMigrator(
+        pool, embed, batch_size=1, progress_s=1.0, clock=lambda: float(next(seconds)), worker="w1"
+    )
+    async with pool.acquire() as conn:
+        sid = await make_service(conn)
+        await _seed(conn, sid)
+        with capture_logs() as events:
+            migration = await migrator.start(await _service_row(conn, sid), "calc-b")
+            await migrator.wait_idle()
+    progress = [e for e in events if e["event"] == "embedding_migration_progress"]
+    # One example without an image is skipped from the start; then one example per batch.
+    assert [(e["done"], e["total"], e["eta_s"]) for e in progress] == [
+        (2, 4, 2),
+        (3, 4, 1),
+        (4, 4, 0),
+    ]
+    assert (progress[-1]["migrated"], progress[-1]["skipped"], progress[-1]["failed"]) == (2, 1, 1)
+    assert {e["migration_id"] for e in progress} == {str(migration.id)}
+    assert {e["rate_per_s"] for e in progress} == {1.0}
 
 
 @pytest.mark.integration
