@@ -62,15 +62,22 @@ def _drafts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
 
 
 def _loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """Sizes of the JPEGs whose pixels get decoded from now on."""
+    """Sizes of the JPEGs whose pixels get decoded from now on (by libjpeg-turbo directly or
+    by Pillow's decoder)."""
     loaded: list[tuple[int, int]] = []
-    original = JpegImageFile.load_prepare  # called once per decode, unlike load()
+    turbo = images._decode_jpeg
+    pillow = JpegImageFile.load_prepare  # called once per decode, unlike load()
 
-    def spy(self: JpegImageFile) -> None:
+    def spy_turbo(data: bytes, size: tuple[int, int]) -> np.ndarray:
+        loaded.append(size)
+        return turbo(data, size)
+
+    def spy_pillow(self: JpegImageFile) -> None:
         loaded.append(self.size)
-        original(self)
+        pillow(self)
 
-    monkeypatch.setattr(JpegImageFile, "load_prepare", spy)
+    monkeypatch.setattr(images, "_decode_jpeg", spy_turbo)
+    monkeypatch.setattr(JpegImageFile, "load_prepare", spy_pillow)
     return loaded
 
 

@@ -6,10 +6,10 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 from PIL.JpegImagePlugin import JpegImageFile
 
-from embed_svc.images import ImageError, ImageLimits, decode_image
+from embed_svc.images import ImageError, ImageLimits, decode_for_detection, decode_image
 
 LIMITS = ImageLimits(max_bytes=5 * 1024 * 1024, max_pixels=40_000_000, max_detect_size=1920)
 
@@ -64,6 +64,40 @@ def test_exif_orientation_is_applied() -> None:
     # The left column (red ~0) becomes the top row after a clockwise rotation.
     assert decoded.work[0, :, 0].mean() < 40
     assert decoded.work[-1, :, 0].mean() > 200
+
+
+def _pillow_reference(data: bytes, scale_to: tuple[int, int] | None = None) -> np.ndarray:
+    """What Pillow's own decoder, exif_transpose and convert give for ``data``."""
+    image = Image.open(io.BytesIO(data))
+    if scale_to is not None:
+        image.draft("RGB", scale_to)
+    image = ImageOps.exif_transpose(image.convert("RGB") if image.mode == "CMYK" else image)
+    return np.asarray(image.convert("RGB"))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_jpeg_pixels_and_orientation_match_pillows_decoder(mode: str, orientation: int) -> None:
+    noise = np.random.default_rng(orientation).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = _encode(Image.fromarray(noise).convert(mode), "JPEG", exif=exif.tobytes())
+    decoded = decode_image(data, LIMITS)
+    expected = _pillow_reference(data)
+    assert decoded.work.shape == expected.shape
+    assert np.array_equal(decoded.work, expected)
+    assert (decoded.width, decoded.height) == (expected.shape[1], expected.shape[0])
+
+
+def test_jpeg_decoded_at_a_dct_scale_matches_pillows_draft() -> None:
+    noise = np.random.default_rng(3).integers(0, 255, (2400, 3200, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    data = _encode(Image.fromarray(noise), "JPEG", exif=exif.tobytes(), quality=60)
+    decoded = decode_for_detection(data, LIMITS)
+    expected = _pillow_reference(data, (800, 600))  # 1/4 scale: 800 x 600, then turned
+    assert expected.shape == (800, 600, 3)
+    assert decoded.decoded is not None and np.array_equal(decoded.decoded, expected)
 
 
 def test_large_images_get_a_downscaled_working_copy() -> None:
