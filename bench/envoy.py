@@ -1,15 +1,18 @@
 """REST through Envoy against the in-process pipeline (issue 13): faces/s of detection with the
 calculator plugin and of recognise, at 1 and 8 requests in flight, as ratios to embed_svc's
-FaceAnalyzer called in process on the same photos, and each mesh process's CPU share at 8.
+FaceAnalyzer called in process on the same photos, and each mesh process's CPU at 8.
 
-    python -m bench.envoy [--faces DIR] [--photos 20] [--seconds 20]
+    python -m bench.envoy [--faces DIR] [--photos 20] [--seconds 60] [--repeats 3]
 
-In one run: the in-process pipeline (onnxruntime, as bench/throughput.py builds it) at 1 and 8
-in flight, then a mesh started by the real launcher (free ports, a scratch data dir; Triton,
-embed_svc, api_svc, Envoy, PostgreSQL) with each photo enrolled under its identity, then
-detection and recognise through Envoy at 1 and 8 in flight (blocking clients in threads, one
-request each). CPU shares are of the whole machine (100% = every core), each process with its
-children (Triton's python-backend stubs, PostgreSQL's backends), over the 8-in-flight runs.
+In one run: a mesh started by the real launcher (free ports, a scratch data dir; Triton,
+embed_svc, api_svc, Envoy, PostgreSQL) with each photo enrolled under its identity; then
+``--repeats`` rounds, each measuring at 1 and at 8 in flight, one after the other: the
+in-process pipeline (onnxruntime, as bench/throughput.py builds it, while the mesh idles),
+detection and recognise through Envoy (blocking clients in threads, one request each). The
+ratios of a round compare points measured minutes apart at most; the summary gives each
+ratio's median and range over the rounds. CPU at 8 in flight: each process with its children
+(Triton's python-backend stubs, PostgreSQL's backends), as a share of the whole machine (100% =
+every core) and in milliseconds per face.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import threading
 import time
 import urllib.parse
+from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -48,22 +53,29 @@ def identity_photos(faces: Path, count: int) -> list[tuple[str, bytes]]:
     return found[:count]
 
 
-async def in_process(args: argparse.Namespace, photos: list[bytes]) -> dict[int, float]:
-    """The in-process pipeline's faces/s per level."""
-    backend = await OnnxBackend.connect(
-        args.repository, [catalog.DETECTOR.model, catalog.DLIB_RESNET.model], threads=1
-    )
-    executor = ThreadPoolExecutor(max_workers=2)
-    analyze = in_process_pipeline(backend, photos, executor)
-    await rate(analyze, 2, 2.0)  # warm-up
-    out = {}
-    for level in LEVELS:
-        _, faces_s = await rate(analyze, level, args.seconds)
-        print(f"in process, {level} in flight: {faces_s:.1f} faces/s", flush=True)
-        out[level] = faces_s
-    executor.shutdown()
-    await backend.close()
-    return out
+class InProcess:
+    """The in-process pipeline, kept open between the rounds."""
+
+    def __init__(self, repository: Path, photos: list[bytes]) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._backend = self._loop.run_until_complete(
+            OnnxBackend.connect(
+                repository, [catalog.DETECTOR.model, catalog.DLIB_RESNET.model], threads=1
+            )
+        )
+        self._executor = ThreadPoolExecutor(max_workers=2)
+        self._analyze = in_process_pipeline(self._backend, photos, self._executor)
+        self._loop.run_until_complete(rate(self._analyze, 2, 2.0))  # warm-up
+
+    def faces_per_s(self, level: int, seconds: float) -> float:
+        """faces/s at ``level`` in flight over ``seconds``."""
+        _, faces_s = self._loop.run_until_complete(rate(self._analyze, level, seconds))
+        return faces_s
+
+    def close(self) -> None:
+        self._executor.shutdown()
+        self._loop.run_until_complete(self._backend.close())
+        self._loop.close()
 
 
 def rest_rate(call: Callable[[int], int], level: int, seconds: float) -> tuple[float, int]:
@@ -110,52 +122,96 @@ def cpu_seconds(mesh: Mesh) -> dict[str, float]:
     return out
 
 
-def through_envoy(
-    args: argparse.Namespace, named: list[tuple[str, bytes]], local: dict[int, float]
-) -> None:
-    """Detection and recognise through Envoy, ratios to ``local``, CPU shares at 8."""
+def rest_calls(mesh: Mesh, named: list[tuple[str, bytes]]) -> dict[str, Callable[[int], int]]:
+    """Enrols each photo under its identity; the two REST calls measured, by label."""
     photos = [data for _, data in named]
-    with started_mesh() as mesh:
-        key = mesh.keys["RECOGNITION"]
-        for identity, data in named:
-            query = urllib.parse.urlencode({"subject": identity, "det_prob_threshold": 0.5})
-            status, body = _send("POST", f"{mesh.rest}/api/v1/recognition/faces?{query}", key, data)
-            if status != 201:
-                raise RuntimeError(f"enrolment failed: {status} {body[:200]!r}")
-        calls = {
-            "detection (calculator)": (
-                f"{mesh.rest}/api/v1/detection/detect?face_plugins=calculator",
-                mesh.keys["DETECTION"],
-            ),
-            "recognise": (f"{mesh.rest}/api/v1/recognition/recognize", key),
-        }
-        for label, (url, api_key) in calls.items():
+    key = mesh.keys["RECOGNITION"]
+    for identity, data in named:
+        query = urllib.parse.urlencode({"subject": identity, "det_prob_threshold": 0.5})
+        status, body = _send("POST", f"{mesh.rest}/api/v1/recognition/faces?{query}", key, data)
+        if status != 201:
+            raise RuntimeError(f"enrolment failed: {status} {body[:200]!r}")
+    urls = {
+        "detection": (
+            f"{mesh.rest}/api/v1/detection/detect?face_plugins=calculator",
+            mesh.keys["DETECTION"],
+        ),
+        "recognise": (f"{mesh.rest}/api/v1/recognition/recognize", key),
+    }
+    calls: dict[str, Callable[[int], int]] = {}
+    for label, (url, api_key) in urls.items():
 
-            def call(i: int, url: str = url, api_key: str = api_key) -> int:
-                status, body = _send("POST", url, api_key, photos[i % len(photos)])
-                return len(json.loads(body)["result"]) if status == 200 else -1
+        def call(i: int, url: str = url, api_key: str = api_key) -> int:
+            status, body = _send("POST", url, api_key, photos[i % len(photos)])
+            return len(json.loads(body)["result"]) if status == 200 else -1
 
-            rest_rate(call, 2, 2.0)  # warm-up
-            for level in LEVELS:
-                before = cpu_seconds(mesh)
-                started = time.perf_counter()
-                faces_s, failed = rest_rate(call, level, args.seconds)
-                wall = time.perf_counter() - started
-                after = cpu_seconds(mesh)
-                print(
-                    f"{label} through Envoy, {level} in flight: {faces_s:.1f} faces/s "
-                    f"({failed} failed), ratio to in process {faces_s / local[level]:.2f}",
-                    flush=True,
-                )
-                if level == max(LEVELS):
-                    cores = psutil.cpu_count() or 1
-                    shares = {n: (after[n] - before.get(n, 0.0)) / wall / cores for n in after}
-                    print(
-                        "    CPU share of the machine: "
-                        + ", ".join(f"{n} {s:.0%}" for n, s in sorted(shares.items()))
-                        + f"; all {sum(shares.values()):.0%}",
-                        flush=True,
-                    )
+        rest_rate(call, 2, 2.0)  # warm-up
+        calls[label] = call
+    return calls
+
+
+def measured_rest(
+    mesh: Mesh, label: str, call: Callable[[int], int], level: int, seconds: float
+) -> float:
+    """faces/s of ``call`` at ``level``; at the top level also each process's CPU."""
+    before = cpu_seconds(mesh)
+    started = time.perf_counter()
+    faces_s, failed = rest_rate(call, level, seconds)
+    wall = time.perf_counter() - started
+    after = cpu_seconds(mesh)
+    if failed:
+        print(f"    {label}: {failed} calls failed", flush=True)
+    if level == max(LEVELS):
+        cores = psutil.cpu_count() or 1
+        used = {n: after[n] - before.get(n, 0.0) for n in after}
+        faces = faces_s * wall
+        print(
+            f"    {label} at {level}, CPU share of the machine (ms per face): "
+            + ", ".join(
+                f"{n} {u / wall / cores:.0%} ({u / faces * 1000:.1f})"
+                for n, u in sorted(used.items())
+                if u / wall / cores >= 0.005
+            )
+            + f"; all {sum(used.values()) / wall / cores:.0%}"
+            f" ({sum(used.values()) / faces * 1000:.1f})",
+            flush=True,
+        )
+    return faces_s
+
+
+def interleaved(args: argparse.Namespace, named: list[tuple[str, bytes]]) -> None:
+    """``args.repeats`` rounds of in process / detection / recognise at each level."""
+    local = InProcess(args.repository, [data for _, data in named])
+    ratios: dict[tuple[str, int], list[float]] = defaultdict(list)
+    rates: dict[tuple[str, int], list[float]] = defaultdict(list)
+    try:
+        with started_mesh() as mesh:
+            calls = rest_calls(mesh, named)
+            for round_ in range(1, args.repeats + 1):
+                for level in LEVELS:
+                    local_s = local.faces_per_s(level, args.seconds)
+                    rates[("in process", level)].append(local_s)
+                    line = f"round {round_}, {level} in flight: in process {local_s:.1f} faces/s"
+                    for label, call in calls.items():
+                        faces_s = measured_rest(mesh, label, call, level, args.seconds)
+                        rates[(label, level)].append(faces_s)
+                        ratios[(label, level)].append(faces_s / local_s)
+                        line += f"; {label} {faces_s:.1f} ({faces_s / local_s:.2f})"
+                    print(line, flush=True)
+    finally:
+        local.close()
+    print("summary (median over the rounds, range):")
+    for level in LEVELS:
+        base = rates[("in process", level)]
+        print(f"  {level} in flight: in process {statistics.median(base):.1f} faces/s", end="")
+        for label in ("detection", "recognise"):
+            values = ratios[(label, level)]
+            print(
+                f"; {label} {statistics.median(rates[(label, level)]):.1f} faces/s, ratio "
+                f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})",
+                end="",
+            )
+        print(flush=True)
 
 
 def main() -> None:
@@ -165,12 +221,16 @@ def main() -> None:
     )
     parser.add_argument("--repository", type=Path, default=Path("triton_models"))
     parser.add_argument("--photos", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=60.0, help="per point")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     args = parser.parse_args()
     named = identity_photos(faces_dir(args.faces), args.photos)
-    print(f"machine: {os.cpu_count()} CPUs; {len(named)} photos; {args.seconds:.0f} s per point")
-    local = asyncio.run(in_process(args, [data for _, data in named]))
-    through_envoy(args, named, local)
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+        f"{len(named)} photos; {args.seconds:.0f} s per point, {args.repeats} rounds",
+        flush=True,
+    )
+    interleaved(args, named)
 
 
 if __name__ == "__main__":

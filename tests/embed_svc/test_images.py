@@ -68,11 +68,11 @@ def test_exif_orientation_is_applied() -> None:
 
 def _pillow_reference(data: bytes, scale_to: tuple[int, int] | None = None) -> np.ndarray:
     """What Pillow's own decoder, exif_transpose and convert give for ``data``."""
-    image = Image.open(io.BytesIO(data))
+    opened = Image.open(io.BytesIO(data))
     if scale_to is not None:
-        image.draft("RGB", scale_to)
-    image = ImageOps.exif_transpose(image.convert("RGB") if image.mode == "CMYK" else image)
-    return np.asarray(image.convert("RGB"))
+        opened.draft("RGB", scale_to)
+    upright = ImageOps.exif_transpose(opened.convert("RGB") if opened.mode == "CMYK" else opened)
+    return np.asarray(upright.convert("RGB"))
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
