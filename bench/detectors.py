@@ -36,6 +36,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import onnx
 import onnxruntime as ort  # type: ignore[import-untyped]
 
 from bench import data, mtcnn, stages, wider
@@ -79,9 +80,11 @@ class Network:
 
 
 def full_range_onnx() -> Path:
-    """The full-range model converted from the pinned wheel (build/models/, cached)."""
-    target = build.WORK / "blazeface_full_range.onnx"
-    if not target.exists():
+    """The full-range model converted from the pinned wheel, with the service's BlazeFace uint8
+    input in front (build/models/, cached)."""
+    converted = build.WORK / "blazeface_full_range.onnx"
+    target = build.WORK / "blazeface_full_range_uint8.onnx"
+    if not converted.exists():
         build.WORK.mkdir(parents=True, exist_ok=True)
         tflite = build.WORK / "face_detection_full_range.tflite"
         tflite.write_bytes(read_member(fetch(sources.BLAZEFACE, build.CACHE), FULL_RANGE_MEMBER))
@@ -89,11 +92,14 @@ def full_range_onnx() -> Path:
         if not python.exists():
             python = build.build_python()
         subprocess.run(
-            [str(python), "-m", "models.blazeface_tflite", str(tflite), str(target)],
+            [str(python), "-m", "models.blazeface_tflite", str(tflite), str(converted)],
             cwd=data.REPO,
             check=True,
             capture_output=True,
         )
+    if not target.exists():
+        front = build.UINT8_INPUTS["blazeface"]
+        build.save(front.apply(onnx.load(str(converted))), target)
     return target
 
 
@@ -232,7 +238,8 @@ def clear_counts(
 
 
 def _letterbox(image: RgbImage, size: int) -> tuple[np.ndarray, float, np.ndarray]:
-    """(NCHW tensor in [-1, 1], scale, (pad_x, pad_y)): the image centred in a square input."""
+    """(uint8 NHWC batch of 1, scale, (pad_x, pad_y)): the image centred in a square input (the
+    networks' graphs scale it to [-1, 1] and transpose it to NCHW)."""
     height, width = image.shape[:2]
     scale = size / max(height, width)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
@@ -241,9 +248,8 @@ def _letterbox(image: RgbImage, size: int) -> tuple[np.ndarray, float, np.ndarra
     pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
     canvas = np.zeros((size, size, 3), dtype=np.uint8)
     canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
-    tensor = canvas.astype(np.float32).transpose(2, 0, 1) / np.float32(127.5) - np.float32(1.0)
     effective = new_w / width if width >= height else new_h / height
-    return tensor[None], effective, np.array([float(pad_x), float(pad_y)])
+    return canvas[None], effective, np.array([float(pad_x), float(pad_y)])
 
 
 def main() -> None:

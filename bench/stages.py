@@ -236,7 +236,7 @@ class Attributes:
         image = load(self.root, relative)
         crop = align.box_crop(image, Box(*box), spec.input_size, margin)
         ages, genders = self._runner.run(
-            [spec.age, spec.gender], {spec.input: attributes.encode([crop], spec)}
+            [spec.age, spec.gender], {spec.input: attributes.encode([crop])}
         )
         estimate = attributes.age_from_distribution(ages[0])
         return {

@@ -49,7 +49,7 @@ from embed_svc.analyzer import AnalyzerSettings, FaceAnalyzer
 from embed_svc.backends.onnx import OnnxBackend
 from embed_svc.images import ImageLimits, decode_image
 from embed_svc.landmarks import PREDICTOR_FILE, LandmarkPredictor, package_model_path
-from embed_svc.types import AnalyzeParams, Box, FloatArray, RgbImage
+from embed_svc.types import AnalyzeParams, Box, FloatArray, InputArray, RgbImage
 from facegrid.embedding.v1 import embedding_service_pb2 as pb
 from facegrid.embedding.v1 import embedding_service_pb2_grpc as pb_grpc
 from facegrid.server import READY_SERVICE, channel_options
@@ -291,7 +291,7 @@ class TimedBackend:
         return self._inner.name
 
     async def infer(
-        self, model: str, inputs: Mapping[str, FloatArray], outputs: Sequence[str]
+        self, model: str, inputs: Mapping[str, InputArray], outputs: Sequence[str]
     ) -> dict[str, FloatArray]:
         """The wrapped backend's ``infer``, timed."""
         started = time.perf_counter()

@@ -33,12 +33,9 @@ def crop(image: RgbImage, box: Box, spec: AttributeSpec) -> RgbImage:
     return align.box_crop(image, box, spec.input_size)
 
 
-def encode(crops: list[RgbImage], spec: AttributeSpec) -> FloatArray:
-    """The input batch for RGB uint8 crops."""
-    batch = np.stack(crops).astype(np.float32)
-    if spec.bgr:
-        batch = batch[..., ::-1]
-    return np.ascontiguousarray(batch * np.float32(spec.scale))
+def encode(crops: list[RgbImage]) -> RgbImage:
+    """The input batch for RGB uint8 crops: stacked, uint8 (the graph normalises)."""
+    return np.stack(crops)
 
 
 def _spans() -> list[tuple[float, float]]:
@@ -88,9 +85,7 @@ async def estimate(
     backend: InferenceBackend, spec: AttributeSpec, crops: list[RgbImage]
 ) -> list[tuple[AgeEstimate, GenderEstimate]]:
     """Age and gender of every crop, one batch."""
-    outputs = await backend.infer(
-        spec.model, {spec.input: encode(crops, spec)}, [spec.age, spec.gender]
-    )
+    outputs = await backend.infer(spec.model, {spec.input: encode(crops)}, [spec.age, spec.gender])
     ages = outputs[spec.age].reshape(len(crops), -1)
     genders = outputs[spec.gender].reshape(len(crops), -1)
     return [

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embed_svc.detector import ScoreCalibration
-from embed_svc.types import FloatArray, ModelInfo, RgbImage
+from embed_svc.types import ModelInfo, RgbImage
 from facegrid.similarity import Calibration
 
 
@@ -25,7 +25,8 @@ class DetectorSpec:
     model: str
     """Triton model name."""
     input: str
-    """Input tensor: float32 [N, 3, 256, 256], RGB in [-1, 1], letterboxed."""
+    """Input tensor: uint8 [N, 256, 256, 3], RGB 0..255, letterboxed (the graph scales it to
+    [-1, 1] and transposes it to NCHW)."""
     regressors: str
     """Output [N, 896, 16]: box and six keypoints per anchor."""
     classificators: str
@@ -43,7 +44,7 @@ class CalculatorSpec:
     model: str
     """Triton model name."""
     input: str
-    """Input tensor name."""
+    """Input tensor name: uint8 [N, size, size, 3], RGB 0..255 (the graph normalises)."""
     output: str
     """Output tensor name (the raw embedding)."""
     crop: str
@@ -51,12 +52,6 @@ class CalculatorSpec:
     of the five landmarks onto ArcFace's template; ``box``, the square detector box."""
     input_size: int
     """Side of the square input, pixels."""
-    channels_first: bool
-    """NCHW when true, else NHWC."""
-    bgr: bool
-    """Channels in BGR order when true, else RGB."""
-    scale: float
-    """Input value = pixel (0..255) x scale."""
     embedding_size: int
     """Length of the embedding."""
     calibrations: dict[tuple[str, bool], Calibration]
@@ -68,16 +63,10 @@ class CalculatorSpec:
         key = ("box" if self.crop == "box" else alignment, mirror_average)
         return self.calibrations[key]
 
-    def encode(self, crops: list[RgbImage]) -> FloatArray:
-        """The network input for a batch of RGB uint8 crops of ``input_size`` pixels."""
-        batch = np.stack(crops).astype(np.float32)
-        if self.bgr:
-            batch = batch[..., ::-1]
-        if self.scale != 1.0:
-            batch *= np.float32(self.scale)
-        if self.channels_first:
-            batch = batch.transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(batch)
+    def encode(self, crops: list[RgbImage]) -> RgbImage:
+        """The network input for a batch of RGB uint8 crops of ``input_size`` pixels: the crops
+        stacked, [N, size, size, 3] uint8 (the graph casts and normalises)."""
+        return np.stack(crops)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,17 +78,13 @@ class AttributeSpec:
     model: str
     """Triton model name."""
     input: str
-    """Input tensor name: float32 [N, size, size, 3]."""
+    """Input tensor name: uint8 [N, size, size, 3], RGB 0..255 (the graph normalises)."""
     age: str
     """Output [N, 100]: age distribution over 0..99 years."""
     gender: str
     """Output [N, 1]: probability of male."""
     input_size: int
     """Side of the square input, pixels."""
-    bgr: bool
-    """Channels in BGR order when true."""
-    scale: float
-    """Input value = pixel (0..255) x scale."""
 
 
 DETECTOR = DetectorSpec(
@@ -126,9 +111,6 @@ DLIB_RESNET = CalculatorSpec(
     output="embedding",
     crop="chip",
     input_size=150,
-    channels_first=False,
-    bgr=False,
-    scale=1.0,
     embedding_size=128,
     # bench/accuracy.py --only calibrate on CelebA's seeded pairs, folds 1-3 (issue 8; c0 =
     # equal-error distance, c1 = balanced maximum-likelihood slope; docs/benchmarks.md).
@@ -152,9 +134,6 @@ MOBILEFACE = CalculatorSpec(
     output="embedding",
     crop="arcface",
     input_size=112,
-    channels_first=False,
-    bgr=False,
-    scale=1.0,
     embedding_size=256,
     calibrations={
         ("dlib68", True): Calibration(c0=1.2997, c1=10.41),
@@ -170,10 +149,7 @@ FACERES_DEEP = CalculatorSpec(
     input="input",
     output="descriptor",
     crop="box",
-    input_size=224,
-    channels_first=False,
-    bgr=False,  # the converted graph reorders to BGR and subtracts the means itself
-    scale=1.0,
+    input_size=224,  # the converted graph reorders to BGR and subtracts the means itself
     embedding_size=1024,
     calibrations={
         ("box", True): Calibration(c0=0.9066, c1=8.10),
@@ -194,8 +170,6 @@ ATTRIBUTES: AttributeSpec | None = AttributeSpec(
     age="age",
     gender="gender",
     input_size=224,
-    bgr=False,
-    scale=1.0,
 )
 
 #: Landmark model (runs in process, not on Triton).

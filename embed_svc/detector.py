@@ -93,12 +93,13 @@ class Letterbox:
     """Top padding, input pixels."""
 
 
-def letterbox(image: RgbImage, shrink: float = 1.0) -> tuple[FloatArray, Letterbox]:
+def letterbox(image: RgbImage, shrink: float = 1.0) -> tuple[RgbImage, Letterbox]:
     """Fits ``image`` into the 256x256 input, centred, keeping its aspect ratio; with
     ``shrink`` < 1 its longer side spans only that fraction of the input (a zoomed-out view in
     which a face filling the photo looks as large as the faces the network was trained on).
 
-    Returns the CHW float32 tensor scaled to [-1, 1] (padding is -1) and the transform.
+    Returns the network input, the 256x256 RGB uint8 canvas (HWC; padding is black; the graph
+    casts it, transposes it to CHW and scales it to [-1, 1]), and the transform.
     """
     height, width = image.shape[:2]
     side = max(1, round(INPUT_SIZE * shrink))
@@ -111,9 +112,8 @@ def letterbox(image: RgbImage, shrink: float = 1.0) -> tuple[FloatArray, Letterb
     pad_y = (INPUT_SIZE - new_h) // 2
     canvas = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8)
     canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
-    tensor = canvas.astype(np.float32).transpose(2, 0, 1) / np.float32(127.5) - np.float32(1.0)
     # The effective scale per axis; rounding makes them differ slightly from ``scale``.
-    return np.ascontiguousarray(tensor), Letterbox(
+    return canvas, Letterbox(
         scale=new_w / width if width >= height else new_h / height,
         pad_x=float(pad_x),
         pad_y=float(pad_y),

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from embed_svc.backends import InferenceBackend
-from embed_svc.types import FloatArray
+from embed_svc.types import FloatArray, InputArray
 
 #: Batch sizes: one face, a group photo, a migration batch and its mirror images.
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -59,7 +59,7 @@ class MeasuredBackend:
         return self._backend.name
 
     async def infer(
-        self, model: str, inputs: Mapping[str, FloatArray], outputs: Sequence[str]
+        self, model: str, inputs: Mapping[str, InputArray], outputs: Sequence[str]
     ) -> dict[str, FloatArray]:
         """Runs ``model`` on the wrapped backend, recording the batch and its time."""
         batch = next(iter(inputs.values())).shape[0] if inputs else 0

@@ -17,8 +17,11 @@ if TYPE_CHECKING:
 
 #: An RGB image, uint8, shape (height, width, 3), C-contiguous.
 RgbImage: TypeAlias = npt.NDArray[np.uint8]
-#: A float32 array of any shape (network inputs and outputs).
+#: A float32 array of any shape (network outputs, embeddings).
 FloatArray: TypeAlias = npt.NDArray[np.float32]
+#: A network input: uint8 pixels (what every model of the repository takes; the graphs cast and
+#: normalise them) or float32.
+InputArray: TypeAlias = npt.NDArray[np.uint8] | npt.NDArray[np.float32]
 #: Points, float64, shape (n, 2), columns x, y in pixels.
 Points: TypeAlias = npt.NDArray[np.float64]
 #: A 2x3 affine transform, float64.

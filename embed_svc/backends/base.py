@@ -1,6 +1,7 @@
 """The inference backend interface shared by Triton and in-process onnxruntime, and its errors.
 
-A backend runs one named network on a batch of float32 inputs and returns its outputs. The
+A backend runs one named network on a batch of inputs (uint8 pixels for every model of the
+repository) and returns its float32 outputs. The
 network names are Triton model names (folders of ``triton_models/``); tensor names are those of
 the model's ``config.pbtxt``, which are also the ONNX graph's names.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from embed_svc.types import FloatArray
+from embed_svc.types import FloatArray, InputArray
 
 
 class BackendError(RuntimeError):
@@ -39,7 +40,7 @@ class InferenceBackend(Protocol):
         ...
 
     async def infer(
-        self, model: str, inputs: Mapping[str, FloatArray], outputs: Sequence[str]
+        self, model: str, inputs: Mapping[str, InputArray], outputs: Sequence[str]
     ) -> dict[str, FloatArray]:
         """Runs ``model`` on one batch (first dimension) and returns the named outputs.
 

@@ -13,10 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import onnxruntime as ort  # type: ignore[import-untyped]
 
 from embed_svc.backends.base import BackendError, ModelUnavailable
-from embed_svc.types import FloatArray
+from embed_svc.types import FloatArray, InputArray
 
 #: File of an ONNX model inside the repository: ``<repository>/<model>/1/model.onnx``.
 MODEL_FILE = Path("1") / "model.onnx"
@@ -43,8 +44,10 @@ class OnnxRunner:
             options.add_session_config_entry(key, value)
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def run(self, outputs: Sequence[str], feed: Mapping[str, FloatArray]) -> list[FloatArray]:
-        """The named outputs, in order."""
+    def run(
+        self, outputs: Sequence[str], feed: Mapping[str, npt.NDArray[np.generic]]
+    ) -> list[FloatArray]:
+        """The named outputs, in order (inputs of the graph's types: uint8 pixels here)."""
         return list(self._session.run(list(outputs), dict(feed)))
 
 
@@ -76,7 +79,7 @@ class OnnxBackend:
         return "onnxruntime"
 
     async def infer(
-        self, model: str, inputs: Mapping[str, FloatArray], outputs: Sequence[str]
+        self, model: str, inputs: Mapping[str, InputArray], outputs: Sequence[str]
     ) -> dict[str, FloatArray]:
         """Runs ``model`` on the whole batch in the worker pool."""
         runner = self._runners.get(model)

@@ -16,7 +16,7 @@ from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from embed_svc.backends.base import BackendError, BackendUnavailable, ModelUnavailable
-from embed_svc.types import FloatArray
+from embed_svc.types import FloatArray, InputArray
 
 #: gRPC codes (as tritonclient renders them) that mean "unreachable or too slow: retry".
 _UNAVAILABLE_STATUSES = frozenset(
@@ -57,7 +57,7 @@ class TritonBackend:
         return "triton"
 
     async def infer(
-        self, model: str, inputs: Mapping[str, FloatArray], outputs: Sequence[str]
+        self, model: str, inputs: Mapping[str, InputArray], outputs: Sequence[str]
     ) -> dict[str, FloatArray]:
         """Runs ``model``; batches above its max_batch_size go as concurrent chunks."""
         total = len(next(iter(inputs.values())))
@@ -74,15 +74,15 @@ class TritonBackend:
         return {name: np.concatenate([p[name] for p in parts]) for name in outputs}
 
     async def _infer_once(
-        self, model: str, inputs: Mapping[str, FloatArray], outputs: Sequence[str]
+        self, model: str, inputs: Mapping[str, InputArray], outputs: Sequence[str]
     ) -> dict[str, FloatArray]:
         request_inputs = []
         for tensor_name, array in inputs.items():
-            array = np.ascontiguousarray(array)
+            contiguous = np.ascontiguousarray(array)
             request_input = InferInput(
-                tensor_name, list(array.shape), np_to_triton_dtype(array.dtype)
+                tensor_name, list(contiguous.shape), np_to_triton_dtype(contiguous.dtype)
             )
-            request_input.set_data_from_numpy(array)
+            request_input.set_data_from_numpy(contiguous)
             request_inputs.append(request_input)
         requested = [InferRequestedOutput(name) for name in outputs]
         try:

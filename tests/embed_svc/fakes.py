@@ -15,7 +15,7 @@ from embed_svc import catalog, detector
 from embed_svc.backends.base import BackendUnavailable, ModelUnavailable
 from embed_svc.catalog import AttributeSpec
 from embed_svc.server import EmbedServer
-from embed_svc.types import FloatArray, ModelInfo
+from embed_svc.types import FloatArray, InputArray, ModelInfo
 from facegrid.embedding.v1 import embedding_service_pb2_grpc
 
 #: A stand-in age/gender network: the fake backend answers "30 years" and "female" for dark
@@ -27,8 +27,6 @@ FAKE_ATTRIBUTES = AttributeSpec(
     age="age",
     gender="gender",
     input_size=64,
-    bgr=True,
-    scale=1.0,
 )
 
 
@@ -57,7 +55,7 @@ class FakeBackend:
         return "fake"
 
     async def infer(
-        self, model: str, inputs: Mapping[str, FloatArray], outputs: Sequence[str]
+        self, model: str, inputs: Mapping[str, InputArray], outputs: Sequence[str]
     ) -> dict[str, FloatArray]:
         if not self.up:
             raise BackendUnavailable("fake backend is down")
@@ -103,12 +101,12 @@ class FakeBackend:
         self.calls.clear()
 
 
-def _detect_rectangles(tensor: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Bright (> 191) blobs of a letterboxed CHW tensor as BlazeFace outputs; the logit
+def _detect_rectangles(canvas: InputArray) -> tuple[FloatArray, FloatArray]:
+    """Bright (> 191) blobs of a letterboxed uint8 HWC canvas as BlazeFace outputs; the logit
     rises with brightness (white: about 0.99)."""
     regressors = np.zeros((detector.NUM_ANCHORS, 16), dtype=np.float32)
     scores = np.full((detector.NUM_ANCHORS, 1), -30.0, dtype=np.float32)
-    gray = tensor.min(axis=0)
+    gray = canvas.min(axis=2).astype(np.float32) / np.float32(127.5) - 1  # the network's scale
     mask = (gray > 0.5).astype(np.uint8)
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
     anchors = detector.anchor_centres() * detector.INPUT_SIZE

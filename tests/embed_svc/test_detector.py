@@ -92,16 +92,16 @@ def test_distant_faces_stay_separate_and_best_first() -> None:
 def test_letterbox_maps_back_to_image_pixels() -> None:
     image = np.zeros((300, 600, 3), dtype=np.uint8)
     image[100:200, 200:300] = 255  # a white square
-    tensor, fit = letterbox(image)
-    assert tensor.shape == (3, 256, 256)
-    assert tensor.dtype == np.float32
-    assert tensor.min() == pytest.approx(-1.0) and tensor.max() == pytest.approx(1.0)
+    canvas, fit = letterbox(image)
+    assert canvas.shape == (256, 256, 3)
+    assert canvas.dtype == np.uint8 and canvas.flags.c_contiguous
+    assert canvas.min() == 0 and canvas.max() == 255
     assert fit.scale == pytest.approx(256 / 600)
     assert fit.pad_x == 0 and fit.pad_y == (256 - 128) // 2
-    # The square's centre (250, 150) in image pixels is white in the tensor.
+    # The square's centre (250, 150) in image pixels is white on the canvas.
     x = round(250 * fit.scale + fit.pad_x)
     y = round(150 * fit.scale + fit.pad_y)
-    assert tensor[0, y, x] == pytest.approx(1.0)
+    assert (canvas[y, x] == 255).all()
     # A detection at that point decodes back to the image point.
     cell_x, cell_y = x // 16, y // 16
     anchor = (cell_y * 16 + cell_x) * 2

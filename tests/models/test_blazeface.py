@@ -16,21 +16,26 @@ pytestmark = pytest.mark.integration
 
 
 def _letterbox(image: np.ndarray) -> np.ndarray:
-    """256 x 256 NCHW in [-1, 1], the image scaled to fit and centred."""
+    """256 x 256 RGB uint8 HWC (the network input), the image scaled to fit and centred."""
     scale = 256 / max(image.shape[:2])
     resized = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)))
     canvas = np.zeros((256, 256, 3), np.uint8)
     top, left = (256 - resized.shape[0]) // 2, (256 - resized.shape[1]) // 2
     canvas[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
-    return (canvas.astype(np.float32) / 127.5 - 1).transpose(2, 0, 1)
+    return canvas
 
 
-def test_dynamic_batch_equals_the_fixed_batch_graph(repository: Path, faces: list[Face]) -> None:
+def test_uint8_dynamic_batch_equals_the_float32_fixed_batch_graph(
+    repository: Path, faces: list[Face]
+) -> None:
+    """The installed graph (uint8 NHWC input, dynamic batch) on a batch equals tflite2onnx's
+    graph (float32 NCHW in [-1, 1], batch 1) on numpy's preprocessing, image by image."""
     photos = {id(face.image): face.image for face in faces}
     batch = np.stack([_letterbox(image) for image in photos.values()])
     fixed = session(build.WORK / "blazeface_batch1.onnx")
     names = ["regressors", "classificators"]
-    alone = [fixed.run(names, {"input": image[None]}) for image in batch]
+    floats = build.UINT8_INPUTS["blazeface"].reference(batch)
+    alone = [fixed.run(names, {"input": image[None]}) for image in floats]
     together = session(build.onnx_file(repository, "blazeface")).run(names, {"input": batch})
     for index, name in enumerate(names):
         want = np.concatenate([out[index] for out in alone])

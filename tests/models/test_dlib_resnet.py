@@ -67,7 +67,7 @@ def test_onnx_reproduces_dlib_on_real_faces(
     net = dlib.face_recognition_model_v1(str(weights))
     want = np.array([np.array(d) for d in net.compute_face_descriptor(list(chips))], np.float32)
     (got,) = session(repository / "dlib_resnet" / "1" / "model.onnx").run(
-        ["embedding"], {"input": chips.astype(np.float32)}
+        ["embedding"], {"input": chips}
     )
     cosine = cosines(got, want)
     print(
@@ -83,7 +83,7 @@ def test_onnx_reproduces_dlib_on_real_faces(
 @pytest.mark.integration
 def test_batching_does_not_change_descriptors(repository: Path, chips: np.ndarray) -> None:
     onnx_session = session(repository / "dlib_resnet" / "1" / "model.onnx")
-    batch = chips[:5].astype(np.float32)
+    batch = chips[:5]
     (together,) = onnx_session.run(["embedding"], {"input": batch})
     alone = np.concatenate(
         [onnx_session.run(["embedding"], {"input": chip[None]})[0] for chip in batch]

@@ -32,14 +32,18 @@ def signature(tensors: Any) -> dict[str, tuple[str, list[int]]]:
     return {t.name: (mc.DataType.Name(t.data_type), list(t.dims)) for t in tensors}
 
 
+#: ONNX element types -> Triton data types (those the repository uses).
+TRITON_TYPES = {onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.UINT8: "TYPE_UINT8"}
+
+
 def onnx_signature(values: Any) -> dict[str, tuple[str, list[int]]]:
     """ONNX graph values as name -> (data type, dims after a symbolic batch dimension)."""
     result = {}
     for value in values:
         dims = value.type.tensor_type.shape.dim
         assert dims[0].dim_param, f"{value.name}: batch dimension is not dynamic"
-        assert value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-        result[value.name] = ("TYPE_FP32", [d.dim_value for d in dims[1:]])
+        kind = TRITON_TYPES[value.type.tensor_type.elem_type]
+        result[value.name] = (kind, [d.dim_value for d in dims[1:]])
     return result
 
 
@@ -53,6 +57,10 @@ def test_config_matches_the_onnx_graph(repository: Path, model: str) -> None:
     assert [g.kind for g in cfg.instance_group] == [mc.ModelInstanceGroup.KIND_CPU]
     assert signature(cfg.input) == onnx_signature(graph.input)
     assert signature(cfg.output) == onnx_signature(graph.output)
+    # embed_svc sends uint8 pixels (NHWC RGB) to every model and reads float32 outputs.
+    assert [kind for kind, _ in signature(cfg.input).values()] == ["TYPE_UINT8"]
+    assert signature(cfg.input)["input"][1][-1] == 3
+    assert {kind for kind, _ in signature(cfg.output).values()} == {"TYPE_FP32"}
 
 
 @pytest.mark.integration
@@ -135,7 +143,9 @@ def _initialized(model_py: types.ModuleType, repository: Path, **changes: Any) -
         json.dumps(
             {
                 "name": "mobileface",
-                "input": [{"name": "input", "data_type": "TYPE_FP32", "dims": ["112", "112", "3"]}],
+                "input": [
+                    {"name": "input", "data_type": "TYPE_UINT8", "dims": ["112", "112", "3"]}
+                ],
                 "output": [{"name": "embedding", "data_type": "TYPE_FP32", "dims": ["256"]}],
                 "parameters": {"intra_op_threads": {"string_value": "2"}},
             }
@@ -155,7 +165,7 @@ def test_model_py_answers_each_request_of_a_batch_with_its_own_rows(
 ) -> None:
     model = _initialized(model_py, repository)
     rng = np.random.default_rng(7)
-    inputs = [rng.uniform(0, 255, (n, 112, 112, 3)).astype(np.float32) for n in (1, 3, 2)]
+    inputs = [rng.integers(0, 256, (n, 112, 112, 3), dtype=np.uint8) for n in (1, 3, 2)]
     responses = model.execute([{"input": _Tensor("input", x)} for x in inputs])
     assert len(responses) == 3
     reference = session(build.onnx_file(repository, "mobileface"))
@@ -173,8 +183,8 @@ def test_model_py_puts_a_failure_inside_every_response(
     repository: Path, model_py: types.ModuleType
 ) -> None:
     model = _initialized(model_py, repository)
-    good = np.zeros((1, 112, 112, 3), np.float32)
-    wrong = np.zeros((1, 100, 100, 3), np.float32)
+    good = np.zeros((1, 112, 112, 3), np.uint8)
+    wrong = np.zeros((1, 100, 100, 3), np.uint8)
     responses = model.execute(
         [{"input": _Tensor("input", good)}, {"input": _Tensor("input", wrong)}]
     )

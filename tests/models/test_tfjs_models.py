@@ -24,8 +24,8 @@ def installed(repository: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def crops(faces: list[Face]) -> np.ndarray:
-    """Square detector-box crops, 224 px, RGB 0..255 float32; the astronaut first."""
-    return np.stack([box_crop(face, 224) for face in faces]).astype(np.float32)
+    """Square detector-box crops, 224 px, RGB uint8; the astronaut first."""
+    return np.stack([box_crop(face, 224) for face in faces])
 
 
 @pytest.mark.integration
@@ -35,8 +35,9 @@ def test_faceres_deep_matches_tensorflow_js_on_real_faces(
     spec = build.TFJS_MODELS["faceres_deep"]
     assert spec.transform is not None
     batch = crops[:4]
+    floats = batch.astype(np.float32)
     want = tfjs_reference.run(
-        installed, build.human_model(spec.stem), spec.transform.apply(batch), list(spec.outputs)
+        installed, build.human_model(spec.stem), spec.transform.apply(floats), list(spec.outputs)
     )
     got = session(build.onnx_file(build.TRITON_MODELS, "faceres_deep")).run(
         list(spec.outputs.values()), {"input": batch}
@@ -49,8 +50,9 @@ def test_faceres_deep_matches_tensorflow_js_on_real_faces(
 @pytest.mark.integration
 def test_mobileface_matches_tensorflow_js_on_real_faces(installed: Path, faces: list[Face]) -> None:
     spec = build.TFJS_MODELS["mobileface"]
-    batch = np.stack([aligned_112(face) for face in faces[:4]]).astype(np.float32)
-    want = tfjs_reference.run(installed, build.human_model(spec.stem), batch, list(spec.outputs))
+    batch = np.stack([aligned_112(face) for face in faces[:4]])
+    floats = batch.astype(np.float32)
+    want = tfjs_reference.run(installed, build.human_model(spec.stem), floats, list(spec.outputs))
     got = session(build.onnx_file(build.TRITON_MODELS, "mobileface")).run(
         ["embedding"], {"input": batch}
     )
@@ -76,7 +78,7 @@ def test_faceres_deep_reads_women_of_plausible_age(crops: np.ndarray) -> None:
 
 @pytest.mark.integration
 def test_mobileface_finds_each_face_in_its_mirror_image(faces: list[Face]) -> None:
-    aligned = np.stack([aligned_112(face) for face in faces]).astype(np.float32)
+    aligned = np.stack([aligned_112(face) for face in faces])
     mirrored = np.ascontiguousarray(aligned[:, :, ::-1])
     net = session(build.onnx_file(build.TRITON_MODELS, "mobileface"))
     (a,) = net.run(["embedding"], {"input": aligned})

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from tritonclient.utils import InferenceServerException
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from models import build
 from models.verify import probe_images, session
@@ -35,21 +35,20 @@ def triton(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="module")
 def inputs(faces: list[Face]) -> dict[str, np.ndarray]:
-    """A batch of 3 real inputs per model."""
+    """A batch of 3 real inputs per model (uint8 NHWC RGB)."""
     three = faces[:3]
-    blaze = probe_images(3, 256, seed=8).transpose(0, 3, 1, 2) / np.float32(127.5) - 1
     return {
-        "blazeface": np.ascontiguousarray(blaze, dtype=np.float32),
-        "dlib_resnet": np.stack([face.chip for face in three]).astype(np.float32),
-        "faceres_deep": np.stack([box_crop(face, 224) for face in three]).astype(np.float32),
-        "mobileface": np.stack([aligned_112(face) for face in three]).astype(np.float32),
+        "blazeface": probe_images(3, 256, seed=8).astype(np.uint8),
+        "dlib_resnet": np.stack([face.chip for face in three]),
+        "faceres_deep": np.stack([box_crop(face, 224) for face in three]),
+        "mobileface": np.stack([aligned_112(face) for face in three]),
     }
 
 
 def _infer(url: str, model: str, batch: np.ndarray) -> list[np.ndarray]:
     client = grpcclient.InferenceServerClient(url)
     try:
-        tensor = grpcclient.InferInput("input", list(batch.shape), "FP32")
+        tensor = grpcclient.InferInput("input", list(batch.shape), np_to_triton_dtype(batch.dtype))
         tensor.set_data_from_numpy(batch)
         wanted = [grpcclient.InferRequestedOutput(name) for name in OUTPUTS[model]]
         result = client.infer(model, [tensor], outputs=wanted, client_timeout=60)
@@ -100,4 +99,10 @@ def test_concurrent_requests_each_get_their_own_rows(
 
 def test_a_wrong_input_shape_is_refused(triton: TritonProcess) -> None:
     with pytest.raises(InferenceServerException):
-        _infer(triton.grpc_url, "dlib_resnet", np.zeros((1, 100, 100, 3), np.float32))
+        _infer(triton.grpc_url, "dlib_resnet", np.zeros((1, 100, 100, 3), np.uint8))
+
+
+def test_a_float32_input_is_refused(triton: TritonProcess) -> None:
+    """A client still sending the float32 tensors of before gets an error, not wrong faces."""
+    with pytest.raises(InferenceServerException, match=r"(?i)data.?type|dtype|FP32"):
+        _infer(triton.grpc_url, "dlib_resnet", np.zeros((1, 150, 150, 3), np.float32))
