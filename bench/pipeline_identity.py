@@ -109,7 +109,7 @@ async def dump(args: argparse.Namespace) -> None:
                 arrays[f"{index}/{name}/{field}"] = value
             faces += len(results[0].faces) if name == "dlib" else 0
     arrays["paths"] = np.array([str(p) for p in paths])
-    np.savez_compressed(args.out, **arrays)  # type: ignore[arg-type]
+    np.savez_compressed(args.out, **arrays)
     print(f"{len(paths)} photos, {faces} faces (dlib pass), {len(arrays) - 1} arrays -> {args.out}")
     executor.shutdown()
     await backend.close()
