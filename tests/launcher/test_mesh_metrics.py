@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from facegrid.config import METRICS_PORT_OFFSET
 from tests.helpers.photos import astronaut_png
 from tests.helpers.rest_client import call
+from tests.helpers.wait import wait_until
 from tests.launcher.helpers import MeshHandle
 
 pytestmark = pytest.mark.integration
@@ -60,6 +61,16 @@ def test_known_requests_move_the_counters_by_exactly_their_number(
     mesh: MeshHandle, key: str
 ) -> None:
     photo = astronaut_png()
+    # The mesh is shared with earlier test modules: a call one of them left running (a client
+    # that hung up while embed_svc still worked) must end before the counters are read.
+    wait_until(
+        lambda: (
+            _sum(_scrape(mesh.api), "grpc_server_in_flight") == 0
+            and _sum(_scrape(mesh.embed), "grpc_server_in_flight") == 0
+        ),
+        timeout_s=60,
+        what="no call in flight on api_svc and embed_svc",
+    )
     api_before, embed_before = _scrape(mesh.api), _scrape(mesh.embed)
     headers = {"x-api-key": key}
     rest = mesh.rest + "/api/v1/recognition"
