@@ -215,7 +215,7 @@ def interleaved(args: argparse.Namespace, named: list[tuple[str, bytes]]) -> Non
     ratios: dict[tuple[str, int], list[float]] = defaultdict(list)
     rates: dict[tuple[str, int], list[float]] = defaultdict(list)
     try:
-        with started_mesh() as mesh:
+        with started_mesh(api_nodes=args.api_nodes, embed_nodes=args.embed_nodes) as mesh:
             calls = rest_calls(mesh, named)
             for round_ in range(1, args.repeats + 1):
                 for level in LEVELS:
@@ -253,6 +253,8 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60.0, help="per point")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--api-nodes", type=int, default=1, help="api_svc processes")
+    parser.add_argument("--embed-nodes", type=int, default=1, help="embed_svc processes")
     args = parser.parse_args()
     named = identity_photos(faces_dir(args.faces), args.photos)
     print(
