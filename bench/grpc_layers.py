@@ -1,0 +1,145 @@
+"""What the services' gRPC layers cost per call (issue 13): CPU per unary call of a
+``grpc.aio`` server and client in this process, bare against with the chain every Facegrid
+service runs (metrics, request id with its ``rpc_finished`` log line, node header, request
+decoding; the client's request-id interceptor), for a small request and for a photo-sized one
+(an AnalyzeImagesRequest holding the bytes, as api_svc sends embed_svc), at 1 and 8 in flight.
+
+    python -m bench.grpc_layers [--calls 2000] [--repeats 3] [--kib 440]
+
+The handler does nothing but answer an empty AnalyzeImagesResponse, so the figures are the
+transport and the layers alone; both sides share this process, so a call's CPU is the
+client's and the server's together. Rounds alternate bare and layered; the summary is the
+median per configuration and the layered/bare ratio. Logs go to /dev/null in JSON, as the
+services write them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import structlog
+
+from facegrid.embedding.v1 import embedding_service_pb2 as pb
+from facegrid.logs import configure
+from facegrid.metrics import ServiceMetrics
+from facegrid.node_header import NodeHeaderServerInterceptor
+from facegrid.request_decoding import RequestDecodingServerInterceptor
+from facegrid.request_id import RequestIdClientInterceptor, RequestIdServerInterceptor
+
+METHOD = "/facegrid.embedding.v1.EmbeddingService/AnalyzeImages"
+LEVELS = (1, 8)
+
+
+def server_chain(layered: bool) -> list[grpc.aio.ServerInterceptor]:
+    """The interceptors facegrid.server.serve installs (outermost first), or none."""
+    if not layered:
+        return []
+    return [
+        ServiceMetrics().interceptor(),
+        RequestIdServerInterceptor(),
+        NodeHeaderServerInterceptor("bench-0"),
+        RequestDecodingServerInterceptor(),
+    ]
+
+
+async def answer(request: pb.AnalyzeImagesRequest, context: Any) -> pb.AnalyzeImagesResponse:
+    return pb.AnalyzeImagesResponse()
+
+
+async def cpu_per_call(layered: bool, payload: bytes, level: int, calls: int) -> float:
+    """CPU milliseconds (client and server together) per call."""
+    server = grpc.aio.server(
+        interceptors=server_chain(layered),
+        options=[("grpc.max_receive_message_length", 64 << 20)],
+    )
+    handler = grpc.unary_unary_rpc_method_handler(
+        answer,
+        request_deserializer=pb.AnalyzeImagesRequest.FromString,
+        response_serializer=pb.AnalyzeImagesResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "facegrid.embedding.v1.EmbeddingService", {"AnalyzeImages": handler}
+            )
+        ]
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(
+        f"127.0.0.1:{port}",
+        interceptors=[RequestIdClientInterceptor()] if layered else None,
+        options=[("grpc.max_send_message_length", 64 << 20)],
+    )
+    call = channel.unary_unary(
+        METHOD,
+        request_serializer=pb.AnalyzeImagesRequest.SerializeToString,
+        response_deserializer=pb.AnalyzeImagesResponse.FromString,
+    )
+    request = pb.AnalyzeImagesRequest(images=[payload])
+
+    async def calls_from(counter: Iterator[int]) -> None:
+        for _ in counter:
+            await call(request, timeout=30)
+
+    try:
+        warm_up = iter(range(calls // 10))
+        await asyncio.gather(*(calls_from(warm_up) for _ in range(level)))
+        measured = iter(range(calls))
+        started = time.process_time()
+        await asyncio.gather(*(calls_from(measured) for _ in range(level)))
+        return (time.process_time() - started) / calls * 1000
+    finally:
+        await channel.close()
+        await server.stop(None)
+
+
+async def run(args: argparse.Namespace) -> None:
+    sizes = {"small (1 KiB)": 1024, f"photo ({args.kib} KiB)": args.kib * 1024}
+    found: dict[tuple[str, int, bool], list[float]] = defaultdict(list)
+    for _ in range(args.repeats):
+        for label, size in sizes.items():
+            payload = os.urandom(size)
+            for level in LEVELS:
+                for layered in (False, True):
+                    ms = await cpu_per_call(layered, payload, level, args.calls)
+                    found[(label, level, layered)].append(ms)
+    print("CPU ms per call (client + server), median of the rounds; layered / bare:")
+    for label in sizes:
+        for level in LEVELS:
+            bare_ms = statistics.median(found[(label, level, False)])
+            layered_ms = statistics.median(found[(label, level, True)])
+            print(
+                f"  {label}, {level} in flight: bare {bare_ms:.3f}, layered {layered_ms:.3f} "
+                f"(+{layered_ms - bare_ms:.3f} ms, x{layered_ms / bare_ms:.2f})"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=2000, help="per measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds")
+    parser.add_argument("--kib", type=int, default=440, help="the photo-sized request")
+    args = parser.parse_args()
+    sys.stdout.flush()
+    configure("bench", "json")
+    structlog.configure(logger_factory=structlog.WriteLoggerFactory(open(os.devnull, "w")))  # noqa: SIM115
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+        f"{args.calls} calls per measurement, {args.repeats} rounds",
+        flush=True,
+    )
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
