@@ -31,24 +31,16 @@ import structlog
 from facegrid.embedding.v1 import embedding_service_pb2 as pb
 from facegrid.logs import configure
 from facegrid.metrics import ServiceMetrics
-from facegrid.node_header import NodeHeaderServerInterceptor
-from facegrid.request_decoding import RequestDecodingServerInterceptor
-from facegrid.request_id import RequestIdClientInterceptor, RequestIdServerInterceptor
+from facegrid.request_id import RequestIdClientInterceptor
+from facegrid.server import interceptor_chain
 
 METHOD = "/facegrid.embedding.v1.EmbeddingService/AnalyzeImages"
 LEVELS = (1, 8)
 
 
 def server_chain(layered: bool) -> list[grpc.aio.ServerInterceptor]:
-    """The interceptors facegrid.server.serve installs (outermost first), or none."""
-    if not layered:
-        return []
-    return [
-        ServiceMetrics().interceptor(),
-        RequestIdServerInterceptor(),
-        NodeHeaderServerInterceptor("bench-0"),
-        RequestDecodingServerInterceptor(),
-    ]
+    """The interceptors every service runs (facegrid.server.interceptor_chain), or none."""
+    return interceptor_chain(ServiceMetrics(), "bench-0") if layered else []
 
 
 async def answer(request: pb.AnalyzeImagesRequest, context: Any) -> pb.AnalyzeImagesResponse:

@@ -143,6 +143,21 @@ class _Readiness:
             await self.refresh()
 
 
+def interceptor_chain(
+    metrics: ServiceMetrics | None, node_name: str | None
+) -> list[grpc.aio.ServerInterceptor]:
+    """Every service's server interceptors, outermost first: metrics (when given; it sees every
+    call's final status), request id, the node header (with ``node_name``), request decoding
+    (innermost: its refusal gets the header)."""
+    chain: list[grpc.aio.ServerInterceptor] = [RequestIdServerInterceptor()]
+    if metrics is not None:
+        chain.insert(0, metrics.interceptor())
+    if node_name is not None:
+        chain.append(NodeHeaderServerInterceptor(node_name))
+    chain.append(RequestDecodingServerInterceptor())
+    return chain
+
+
 async def start_server(
     *,
     host: str,
@@ -167,14 +182,8 @@ async def start_server(
     MAX_CONNECTION_AGE_GRACE_MS to finish), so that clients balancing over DNS (a headless
     Service, ``dns:///`` targets) re-resolve and reach replicas added since.
     """
-    chain: list[grpc.aio.ServerInterceptor] = [RequestIdServerInterceptor()]
-    if metrics is not None:
-        chain.insert(0, metrics.interceptor())  # outermost: sees every call's final status
-    if node_name is not None:
-        chain.append(NodeHeaderServerInterceptor(node_name))
-    chain.append(RequestDecodingServerInterceptor())  # innermost: its refusal gets the header
     server = grpc.aio.server(
-        interceptors=chain,
+        interceptors=interceptor_chain(metrics, node_name),
         options=server_options(max_receive_bytes, max_connection_age_s),
     )
     register(server)
