@@ -4,13 +4,14 @@ service runs (metrics, request id with its ``rpc_finished`` log line, node heade
 decoding; the client's request-id interceptor), for a small request and for a photo-sized one
 (an AnalyzeImagesRequest holding the bytes, as api_svc sends embed_svc), at 1 and 8 in flight.
 
-    python -m bench.grpc_layers [--calls 2000] [--repeats 3] [--kib 440]
+    python -m bench.grpc_layers [--calls 2000] [--repeats 3] [--kib 440] [--unix]
 
 The handler does nothing but answer an empty AnalyzeImagesResponse, so the figures are the
 transport and the layers alone; both sides share this process, so a call's CPU is the
 client's and the server's together. Rounds alternate bare and layered; the summary is the
 median per configuration and the layered/bare ratio. Logs go to /dev/null in JSON, as the
-services write them.
+services write them. With ``--unix`` the rounds alternate bare calls over loopback TCP and bare
+calls over a Unix socket instead (the transport's share of a hop).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -47,8 +49,11 @@ async def answer(request: pb.AnalyzeImagesRequest, context: Any) -> pb.AnalyzeIm
     return pb.AnalyzeImagesResponse()
 
 
-async def cpu_per_call(layered: bool, payload: bytes, level: int, calls: int) -> float:
-    """CPU milliseconds (client and server together) per call."""
+async def cpu_per_call(
+    layered: bool, payload: bytes, level: int, calls: int, unix: bool = False
+) -> float:
+    """CPU milliseconds (client and server together) per call; over a Unix socket with
+    ``unix``, else loopback TCP."""
     server = grpc.aio.server(
         interceptors=server_chain(layered),
         options=[("grpc.max_receive_message_length", 64 << 20)],
@@ -65,10 +70,26 @@ async def cpu_per_call(layered: bool, payload: bytes, level: int, calls: int) ->
             )
         ]
     )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
+    with tempfile.TemporaryDirectory() as folder:
+        if unix:
+            target = f"unix:{folder}/bench.sock"
+            server.add_insecure_port(target)
+        else:
+            target = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+        await server.start()
+        return await _measure(target, layered, payload, level, calls, server)
+
+
+async def _measure(
+    target: str,
+    layered: bool,
+    payload: bytes,
+    level: int,
+    calls: int,
+    server: grpc.aio.Server,
+) -> float:
     channel = grpc.aio.insecure_channel(
-        f"127.0.0.1:{port}",
+        target,
         interceptors=[RequestIdClientInterceptor()] if layered else None,
         options=[("grpc.max_send_message_length", 64 << 20)],
     )
@@ -102,9 +123,22 @@ async def run(args: argparse.Namespace) -> None:
         for label, size in sizes.items():
             payload = os.urandom(size)
             for level in LEVELS:
-                for layered in (False, True):
-                    ms = await cpu_per_call(layered, payload, level, args.calls)
-                    found[(label, level, layered)].append(ms)
+                for second in (False, True):
+                    ms = await cpu_per_call(
+                        second and not args.unix, payload, level, args.calls, second and args.unix
+                    )
+                    found[(label, level, second)].append(ms)
+    if args.unix:
+        print("CPU ms per bare call (client + server), median of the rounds; Unix socket / TCP:")
+        for label in sizes:
+            for level in LEVELS:
+                tcp_ms = statistics.median(found[(label, level, False)])
+                unix_ms = statistics.median(found[(label, level, True)])
+                print(
+                    f"  {label}, {level} in flight: TCP {tcp_ms:.3f}, Unix {unix_ms:.3f} "
+                    f"(x{unix_ms / tcp_ms:.2f})"
+                )
+        return
     print("CPU ms per call (client + server), median of the rounds; layered / bare:")
     for label in sizes:
         for level in LEVELS:
@@ -121,6 +155,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000, help="per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="alternating rounds")
     parser.add_argument("--kib", type=int, default=440, help="the photo-sized request")
+    parser.add_argument(
+        "--unix", action="store_true", help="bare calls: loopback TCP against a Unix socket"
+    )
     args = parser.parse_args()
     sys.stdout.flush()
     configure("bench", "json")
