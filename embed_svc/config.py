@@ -59,12 +59,13 @@ class EmbedConfig:
     """Images are downscaled so their longer side is at most this many pixels before
     detection and alignment (FACEGRID_MAX_DETECT_SIZE, default 1920)."""
     det_prob_threshold: float
-    """Detector confidence used when a request sets none, 0..1
-    (FACEGRID_DET_PROB_THRESHOLD, default 0.5)."""
+    """Detection probability used when a request sets none, 0..1
+    (FACEGRID_DET_PROB_THRESHOLD, default 0.8: BlazeFace's raw score 0.5 through
+    ``catalog.DETECTOR.calibration``)."""
     confirm_below: float
     """Detections scoring under this are kept only when dlib's HOG detector confirms a face
     there (embed_svc/confirm.py), 0..1; 0 turns the check off (FACEGRID_CONFIRM_BELOW,
-    default 0.7)."""
+    default 0.88: raw score 0.7)."""
     max_images_per_request: int
     """Most images in one request (FACEGRID_MAX_IMAGES_PER_REQUEST, default 32)."""
     cpu_workers: int
