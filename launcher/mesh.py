@@ -89,7 +89,6 @@ def _service_env(config: MeshConfig, database_url: str, base_env: dict[str, str]
         FACEGRID_EMBED_URL=embed_nodes,
         FACEGRID_ADMIN_HOST=host,
         FACEGRID_ADMIN_PORT=str(config.admin_port),
-        FACEGRID_ADMIN_URL=f"{host}:{config.admin_port}",
         FACEGRID_TRITON_URL=f"{host}:{config.triton_grpc_port}",
         FACEGRID_MODEL_REPOSITORY=str(config.model_repository.resolve()),
         PYTHONUNBUFFERED="1",
