@@ -123,30 +123,21 @@ async def run(args: argparse.Namespace) -> None:
         for label, size in sizes.items():
             payload = os.urandom(size)
             for level in LEVELS:
-                for second in (False, True):
+                for other in (False, True):
                     ms = await cpu_per_call(
-                        second and not args.unix, payload, level, args.calls, second and args.unix
+                        other and not args.unix, payload, level, args.calls, other and args.unix
                     )
-                    found[(label, level, second)].append(ms)
-    if args.unix:
-        print("CPU ms per bare call (client + server), median of the rounds; Unix socket / TCP:")
-        for label in sizes:
-            for level in LEVELS:
-                tcp_ms = statistics.median(found[(label, level, False)])
-                unix_ms = statistics.median(found[(label, level, True)])
-                print(
-                    f"  {label}, {level} in flight: TCP {tcp_ms:.3f}, Unix {unix_ms:.3f} "
-                    f"(x{unix_ms / tcp_ms:.2f})"
-                )
-        return
-    print("CPU ms per call (client + server), median of the rounds; layered / bare:")
+                    found[(label, level, other)].append(ms)
+    first, second = ("TCP", "Unix") if args.unix else ("bare", "layered")
+    what = "bare call" if args.unix else "call"
+    print(f"CPU ms per {what} (client + server), median of the rounds; {second} / {first}:")
     for label in sizes:
         for level in LEVELS:
-            bare_ms = statistics.median(found[(label, level, False)])
-            layered_ms = statistics.median(found[(label, level, True)])
+            first_ms = statistics.median(found[(label, level, False)])
+            second_ms = statistics.median(found[(label, level, True)])
             print(
-                f"  {label}, {level} in flight: bare {bare_ms:.3f}, layered {layered_ms:.3f} "
-                f"(+{layered_ms - bare_ms:.3f} ms, x{layered_ms / bare_ms:.2f})"
+                f"  {label}, {level} in flight: {first} {first_ms:.3f}, {second} {second_ms:.3f} "
+                f"(+{second_ms - first_ms:.3f} ms, x{second_ms / first_ms:.2f})"
             )
 
 
