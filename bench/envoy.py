@@ -74,6 +74,19 @@ class InProcess:
         _, faces_s = self._loop.run_until_complete(rate(self._analyze, level, seconds))
         return faces_s
 
+    def mean_ms(self, calls: int) -> float:
+        """Mean wall milliseconds of ``calls`` calls made one at a time (the photos in turn)."""
+
+        async def timed() -> float:
+            total = 0.0
+            for i in range(calls):
+                started = time.perf_counter()
+                await self._analyze(i)
+                total += time.perf_counter() - started
+            return total / calls * 1000.0
+
+        return self._loop.run_until_complete(timed())
+
     def close(self) -> None:
         self._executor.shutdown()
         self._loop.run_until_complete(self._backend.close())

@@ -42,6 +42,8 @@ class Mesh:
     keys: dict[str, str]
     launcher_log: Path | None = None
     pids: dict[str, int] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    """Its ports by launcher variable (``API``, ``EMBED``, ...), when started here."""
 
     def refresh_pids(self) -> None:
         """The current pid of every process, from the launcher's events (restarts included)."""
@@ -140,6 +142,7 @@ def started_mesh(
             f"http://127.0.0.1:{ports['ENVOY']}",
             _keys(work / "mesh" / "logs" / "admin_svc.log"),
             log,
+            ports=ports,
         )
         mesh.refresh_pids()
         mesh.pids["launcher"] = launcher.pid
