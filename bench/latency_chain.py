@@ -76,12 +76,12 @@ class GrpcDepths:
 
     def __init__(self, mesh: Mesh, photos: list[bytes]) -> None:
         self._loop = asyncio.new_event_loop()
-        self._embed_channel = grpc.aio.insecure_channel(
-            f"127.0.0.1:{mesh.ports['EMBED']}", options=GRPC_OPTIONS
-        )
-        self._api_channel = grpc.aio.insecure_channel(
-            f"127.0.0.1:{mesh.ports['API']}", options=GRPC_OPTIONS
-        )
+
+        async def channel(port: int) -> grpc.aio.Channel:  # made inside the loop it runs on
+            return grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=GRPC_OPTIONS)
+
+        self._embed_channel = self._loop.run_until_complete(channel(mesh.ports["EMBED"]))
+        self._api_channel = self._loop.run_until_complete(channel(mesh.ports["API"]))
         self._embed = embed_grpc.EmbeddingServiceStub(self._embed_channel)
         self._api = recognition_grpc.RecognitionServiceStub(self._api_channel)
         self._key = mesh.keys["DETECTION"]
