@@ -88,6 +88,9 @@ def test_known_requests_move_the_counters_by_exactly_their_number(
     for name in ("", "a\x00b"):  # two refusals, before any work
         refused = call("POST", f"{rest}/subjects", headers=headers, json={"subject": name})
         assert refused.status == 400
+    # A refusal's status reaches the client as it is sent, before the server's interceptor
+    # counts the call (it counts, then leaves the in-flight gauge, in one step): wait for that.
+    wait_until(quiet, timeout_s=60, what="the counted calls to leave the in-flight gauges")
     api_after, embed_after = _scrape(mesh.api), _scrape(mesh.embed)
 
     def handled(after: Samples, before: Samples, service: str, method: str, code: str) -> float:
