@@ -66,6 +66,30 @@ class Mesh:
         self.supervisor.stop(grace_s)
 
 
+#: Service variables the launcher sets for each process itself (from FACEGRID_HOST, the ports and
+#: the data dir), so that a value in its own environment never reaches a node.
+REPLACED_VARIABLES = (
+    "FACEGRID_API_HOST",
+    "FACEGRID_EMBED_HOST",
+    "FACEGRID_ADMIN_HOST",
+    "FACEGRID_CONSOLE_HOST",
+    "FACEGRID_EMBED_URL",
+    "FACEGRID_TRITON_URL",
+    "FACEGRID_API_METRICS_PORT",
+    "FACEGRID_EMBED_METRICS_PORT",
+    "FACEGRID_ADMIN_METRICS_PORT",
+    "FACEGRID_API_NODE_NAME",
+    "FACEGRID_API_STATUS_PORT",
+    "FACEGRID_INDEX_CACHE_DIR",
+)
+
+
+def replaced_variables(env: dict[str, str]) -> list[str]:
+    """The variables of ``REPLACED_VARIABLES`` that ``env`` sets (to anything but empty): the
+    launcher ignores them, and says so at start."""
+    return [name for name in REPLACED_VARIABLES if env.get(name)]
+
+
 def _token_secret(data_dir: Path) -> str:
     """The development token-signing secret, made once and kept in the data dir (0600)."""
     path = data_dir / "token_secret"
@@ -193,6 +217,13 @@ def start_mesh(config: MeshConfig, base_env: dict[str, str]) -> Mesh:
     problems = port_problems(config)
     if problems:
         raise StartError("; ".join(problems))
+    ignored = replaced_variables(base_env)
+    if ignored:
+        log.warning(
+            "launcher_ignores_variables",
+            variables=ignored,
+            why="the launcher sets these for each process it starts (docs/configuration.md)",
+        )
     config.data_dir.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor(
         initial_s=config.restart_backoff_s,
