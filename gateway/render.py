@@ -115,6 +115,10 @@ class GatewayPorts:
     """Proxies in front of Envoy whose ``x-forwarded-for`` entries are trusted
     (FACEGRID_ENVOY_TRUSTED_HOPS): the client address the services see (sign-in throttling) is
     the one that many hops back from Envoy's own peer; 0 means Envoy's peer itself."""
+    max_connections: int = 10_000
+    """Client connections the public listener holds at once (FACEGRID_ENVOY_MAX_CONNECTIONS); one
+    more is closed as it is accepted. The admin interface and the stats listener do not count,
+    so Envoy stays observable while the public listener is full."""
 
     @property
     def limits(self) -> BodyLimits:
@@ -369,6 +373,7 @@ def _stats_listener(ports: GatewayPorts) -> str:
 - name: stats
   address:
     socket_address: {{address: {ports.host}, port_value: {ports.stats_port}}}
+  ignore_global_conn_limit: true
   filter_chains:
     - filters:
         - name: envoy.filters.network.http_connection_manager
@@ -416,6 +421,8 @@ def render(ports: GatewayPorts) -> str:
     body_limit = body_limit.replace("@default_limit_bytes@", str(limits.smallest))
     if ports.trusted_hops < 0:
         raise ValueError(f"trusted_hops must be >= 0, got {ports.trusted_hops}")
+    if ports.max_connections < 1:
+        raise ValueError(f"max_connections must be >= 1, got {ports.max_connections}")
     return template.substitute(
         listen_port=ports.listen_port,
         admin_port=ports.admin_port,
@@ -425,6 +432,7 @@ def render(ports: GatewayPorts) -> str:
         smallest_body_bytes=limits.smallest,
         max_request_headers_kib=MAX_REQUEST_HEADERS_KIB,
         trusted_hops=ports.trusted_hops,
+        max_connections=ports.max_connections,
         services="\n".join(f"                        - {name}" for name in ports.services),
         lua=_indent(lua, 26),
         body_limit_lua=_indent(body_limit, 26),

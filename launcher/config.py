@@ -71,6 +71,9 @@ class MeshConfig:
     trusted_hops: int = 0
     """Proxies in front of Envoy whose x-forwarded-for entries are trusted for the client address
     (FACEGRID_ENVOY_TRUSTED_HOPS, default 0: Envoy's peer is the client)."""
+    envoy_max_connections: int = 10_000
+    """Client connections Envoy's public listener holds at once; one more is closed as it is
+    accepted (FACEGRID_ENVOY_MAX_CONNECTIONS, default 10000)."""
 
 
 def _nodes(env: Mapping[str, str], key: str) -> int:
@@ -109,4 +112,5 @@ def load_config(env: Mapping[str, str]) -> MeshConfig:
             env, "FACEGRID_API_MAX_REQUEST_BYTES", 10 * 1024 * 1024, minimum=1
         ),
         trusted_hops=get_int(env, "FACEGRID_ENVOY_TRUSTED_HOPS", 0, minimum=0),
+        envoy_max_connections=get_int(env, "FACEGRID_ENVOY_MAX_CONNECTIONS", 10_000, minimum=1),
     )

@@ -135,6 +135,7 @@ def _gateway_ports(config: MeshConfig) -> GatewayPorts:
         embed_nodes=config.embed_nodes,
         max_request_bytes=config.max_request_bytes,
         trusted_hops=config.trusted_hops,
+        max_connections=config.envoy_max_connections,
     )
 
 

@@ -167,3 +167,16 @@ def test_only_reads_are_retried_after_they_may_have_reached_a_node() -> None:
 def test_node_counts_outside_1_to_10_are_refused() -> None:
     with pytest.raises(ValueError, match="api_nodes"):
         render(GatewayPorts(api_nodes=11))
+
+
+def test_the_connection_limit_is_rendered_and_checked() -> None:
+    config = yaml.safe_load(render(GatewayPorts(max_connections=123, stats_port=9902)))
+    [monitor] = config["overload_manager"]["resource_monitors"]
+    assert monitor["name"] == "envoy.resource_monitors.global_downstream_max_connections"
+    assert monitor["typed_config"]["max_active_downstream_connections"] == 123
+    assert config["admin"]["ignore_global_conn_limit"] is True
+    listeners = {entry["name"]: entry for entry in config["static_resources"]["listeners"]}
+    assert listeners["stats"]["ignore_global_conn_limit"] is True
+    assert "ignore_global_conn_limit" not in listeners["public"]
+    with pytest.raises(ValueError, match="max_connections"):
+        render(GatewayPorts(max_connections=0))
