@@ -29,6 +29,11 @@ CONTAINER_DESCRIPTOR = "/etc/envoy/descriptor.pb"
 #: stays on 127.0.0.1.
 STATS_PORT = 9902
 
+#: Envoy's heap budget in Kubernetes, MiB: under the container's 256 MiB memory limit
+#: (deploy/kubernetes/base/envoy.yaml) with room for what is not heap, so Envoy refuses requests
+#: (503) before the kernel kills it.
+KUBERNETES_HEAP_MIB = 192
+
 #: Deployment name -> (rendered file, Envoy's view of the mesh).
 DEPLOYMENTS: dict[str, tuple[Path, GatewayPorts]] = {
     "compose": (
@@ -49,6 +54,7 @@ DEPLOYMENTS: dict[str, tuple[Path, GatewayPorts]] = {
             dns=DnsUpstreams(
                 api="api-svc-headless", embed="embed-svc-headless", admin="admin-svc-headless"
             ),
+            max_heap_mib=KUBERNETES_HEAP_MIB,
         ),
     ),
 }

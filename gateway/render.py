@@ -119,6 +119,10 @@ class GatewayPorts:
     """Client connections the public listener holds at once (FACEGRID_ENVOY_MAX_CONNECTIONS); one
     more is closed as it is accepted. The admin interface and the stats listener do not count,
     so Envoy stays observable while the public listener is full."""
+    max_heap_mib: int = 1024
+    """Envoy's heap budget, MiB (FACEGRID_ENVOY_MAX_HEAP_MB): at 90% of it Envoy hands free
+    memory back, at 95% it answers new requests 503 until it is under again; keep it below the
+    memory Envoy may use (a container's limit)."""
 
     @property
     def limits(self) -> BodyLimits:
@@ -423,6 +427,8 @@ def render(ports: GatewayPorts) -> str:
         raise ValueError(f"trusted_hops must be >= 0, got {ports.trusted_hops}")
     if ports.max_connections < 1:
         raise ValueError(f"max_connections must be >= 1, got {ports.max_connections}")
+    if ports.max_heap_mib < 1:
+        raise ValueError(f"max_heap_mib must be >= 1, got {ports.max_heap_mib}")
     return template.substitute(
         listen_port=ports.listen_port,
         admin_port=ports.admin_port,
@@ -433,6 +439,7 @@ def render(ports: GatewayPorts) -> str:
         max_request_headers_kib=MAX_REQUEST_HEADERS_KIB,
         trusted_hops=ports.trusted_hops,
         max_connections=ports.max_connections,
+        max_heap_bytes=ports.max_heap_mib * _MIB,
         services="\n".join(f"                        - {name}" for name in ports.services),
         lua=_indent(lua, 26),
         body_limit_lua=_indent(body_limit, 26),

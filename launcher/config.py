@@ -74,6 +74,9 @@ class MeshConfig:
     envoy_max_connections: int = 10_000
     """Client connections Envoy's public listener holds at once; one more is closed as it is
     accepted (FACEGRID_ENVOY_MAX_CONNECTIONS, default 10000)."""
+    envoy_max_heap_mb: int = 1024
+    """Envoy's heap budget, MiB: near it Envoy answers new requests 503 until it is under again
+    (FACEGRID_ENVOY_MAX_HEAP_MB, default 1024, at least 64)."""
 
 
 def _nodes(env: Mapping[str, str], key: str) -> int:
@@ -113,4 +116,5 @@ def load_config(env: Mapping[str, str]) -> MeshConfig:
         ),
         trusted_hops=get_int(env, "FACEGRID_ENVOY_TRUSTED_HOPS", 0, minimum=0),
         envoy_max_connections=get_int(env, "FACEGRID_ENVOY_MAX_CONNECTIONS", 10_000, minimum=1),
+        envoy_max_heap_mb=get_int(env, "FACEGRID_ENVOY_MAX_HEAP_MB", 1024, minimum=64),
     )

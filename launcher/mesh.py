@@ -136,6 +136,7 @@ def _gateway_ports(config: MeshConfig) -> GatewayPorts:
         max_request_bytes=config.max_request_bytes,
         trusted_hops=config.trusted_hops,
         max_connections=config.envoy_max_connections,
+        max_heap_mib=config.envoy_max_heap_mb,
     )
 
 

@@ -169,14 +169,24 @@ def test_node_counts_outside_1_to_10_are_refused() -> None:
         render(GatewayPorts(api_nodes=11))
 
 
-def test_the_connection_limit_is_rendered_and_checked() -> None:
-    config = yaml.safe_load(render(GatewayPorts(max_connections=123, stats_port=9902)))
-    [monitor] = config["overload_manager"]["resource_monitors"]
-    assert monitor["name"] == "envoy.resource_monitors.global_downstream_max_connections"
-    assert monitor["typed_config"]["max_active_downstream_connections"] == 123
+def test_the_connection_limit_and_heap_budget_are_rendered_and_checked() -> None:
+    ports = GatewayPorts(max_connections=123, max_heap_mib=77, stats_port=9902)
+    config = yaml.safe_load(render(ports))
+    overload = config["overload_manager"]
+    monitors = {m["name"]: m["typed_config"] for m in overload["resource_monitors"]}
+    connections = monitors["envoy.resource_monitors.global_downstream_max_connections"]
+    assert connections["max_active_downstream_connections"] == 123
+    heap = monitors["envoy.resource_monitors.fixed_heap"]
+    assert heap["max_heap_size_bytes"] == 77 * 1024 * 1024
+    actions = {a["name"]: a["triggers"] for a in overload["actions"]}
+    [refusal] = actions["envoy.overload_actions.stop_accepting_requests"]
+    assert refusal["name"] == "envoy.resource_monitors.fixed_heap"
+    assert 0.9 <= refusal["threshold"]["value"] < 1
     assert config["admin"]["ignore_global_conn_limit"] is True
     listeners = {entry["name"]: entry for entry in config["static_resources"]["listeners"]}
     assert listeners["stats"]["ignore_global_conn_limit"] is True
     assert "ignore_global_conn_limit" not in listeners["public"]
     with pytest.raises(ValueError, match="max_connections"):
         render(GatewayPorts(max_connections=0))
+    with pytest.raises(ValueError, match="max_heap_mib"):
+        render(GatewayPorts(max_heap_mib=0))

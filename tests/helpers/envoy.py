@@ -19,8 +19,11 @@ ENVOY = Path(sys.executable).parent / "envoy"
 
 
 @contextmanager
-def running_envoy(ports: GatewayPorts, work_dir: Path, timeout_s: float = 30) -> Iterator[str]:
-    """Envoy on ``ports`` until the block ends; yields its base URL once ``/healthz`` answers."""
+def running_envoy(
+    ports: GatewayPorts, work_dir: Path, timeout_s: float = 30, probe: str | None = None
+) -> Iterator[str]:
+    """Envoy on ``ports`` until the block ends; yields its base URL once ``/healthz`` (or the
+    URL ``probe``) answers."""
     assert ENVOY.is_file(), f"{ENVOY} missing: `make venv` installs it"
     config = work_dir / f"envoy-{ports.listen_port}.yaml"
     config.write_text(render(ports))
@@ -35,7 +38,8 @@ def running_envoy(ports: GatewayPorts, work_dir: Path, timeout_s: float = 30) ->
         )
     base = f"http://127.0.0.1:{ports.listen_port}"
     try:
-        wait_for_process(process, lambda: http_ok(f"{base}/healthz"), timeout_s, "envoy", log)
+        ready = probe or f"{base}/healthz"
+        wait_for_process(process, lambda: http_ok(ready), timeout_s, "envoy", log)
         yield base
     finally:
         stop_process(process, 10)
