@@ -257,13 +257,18 @@ def interleaved(args: argparse.Namespace, named: list[tuple[str, bytes]]) -> Non
         print(flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def photo_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--faces``, ``--repository`` and ``--photos``: the photos and the models of the runs."""
     parser.add_argument(
         "--faces", type=Path, help="photo folder (default: FACEGRID_FACES_DIR, ../shared/faces)"
     )
     parser.add_argument("--repository", type=Path, default=Path("triton_models"))
     parser.add_argument("--photos", type=int, default=20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    photo_arguments(parser)
     parser.add_argument("--seconds", type=float, default=60.0, help="per point")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--api-nodes", type=int, default=1, help="api_svc processes")

@@ -29,13 +29,12 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import grpc
 from google.api import httpbody_pb2
 
 from bench.data import faces_dir
-from bench.envoy import InProcess, KeptAliveClient, identity_photos
+from bench.envoy import InProcess, KeptAliveClient, identity_photos, photo_arguments
 from bench.mesh import Mesh, started_mesh
 from bench.workload import _multipart
 from facegrid.embedding.v1 import embedding_service_pb2 as embed_pb
@@ -180,11 +179,7 @@ def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--faces", type=Path, help="photo folder (default: FACEGRID_FACES_DIR, ../shared/faces)"
-    )
-    parser.add_argument("--repository", type=Path, default=Path("triton_models"))
-    parser.add_argument("--photos", type=int, default=20)
+    photo_arguments(parser)
     parser.add_argument("--calls", type=int, default=60, help="requests per depth and round")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     args = parser.parse_args()
