@@ -23,24 +23,19 @@ import asyncio
 import re
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import tritonclient.grpc
 
 from bench.data import faces_dir
-from bench.throughput import LIMITS, _free_port, one_face_photos
+from bench.throughput import LIMITS, one_face_photos, tritonserver
 from embed_svc import align, detector
 from embed_svc.backends.triton import TritonBackend
 from embed_svc.images import decode_image
 from embed_svc.types import Box, InputArray
-from launcher.readiness import http_ok
-from launcher.triton import triton_command
 from models import build
 
 MODELS = {
@@ -84,30 +79,6 @@ def repositories(work: Path) -> dict[str, Path]:
             (root / model / "config.pbtxt").write_text(config)
         out[kind] = root
     return out
-
-
-@contextmanager
-def tritonserver(repository: Path, work: Path) -> Iterator[str]:
-    """A tritonserver on ``repository``; yields its gRPC address."""
-    grpc_port, http_port = _free_port(), _free_port()
-    command = triton_command(
-        model_repository=repository, work_dir=work, grpc_port=grpc_port, http_port=http_port
-    )
-    log = (work / "triton.log").open("wb")
-    process = subprocess.Popen(command.argv, env=command.env, stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 120
-        while not http_ok(f"http://127.0.0.1:{http_port}/v2/health/ready"):
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"tritonserver did not start; log in {work}")
-            time.sleep(0.3)
-        yield f"127.0.0.1:{grpc_port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def inputs(faces: Path) -> dict[str, dict[str, InputArray]]:

@@ -34,8 +34,9 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import dlib
@@ -190,64 +191,85 @@ async def pipeline_in_process(
     return out
 
 
+@contextmanager
+def tritonserver(repository: Path, work: Path) -> Iterator[str]:
+    """A tritonserver on ``repository`` (its log in ``work``); yields its gRPC address once
+    it is ready, stops it on exit."""
+    grpc_port, http_port = _free_port(), _free_port()
+    command = triton_command(
+        model_repository=repository, work_dir=work, grpc_port=grpc_port, http_port=http_port
+    )
+    log = (work / "triton.log").open("wb")
+    process = subprocess.Popen(command.argv, env=command.env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 120
+        while not http_ok(f"http://127.0.0.1:{http_port}/v2/health/ready"):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"tritonserver did not start; log in {work}")
+            time.sleep(0.3)
+        yield f"127.0.0.1:{grpc_port}"
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 async def pipeline_service(args: argparse.Namespace, photos: list[bytes]) -> dict[int, float]:
     """embed_svc as its own process on a tritonserver started here."""
     work = Path(tempfile.mkdtemp(prefix="fg-bench-"))
-    grpc_port, http_port, embed_port = _free_port(), _free_port(), _free_port()
-    triton = triton_command(
-        model_repository=args.repository,
-        work_dir=work,
-        grpc_port=grpc_port,
-        http_port=http_port,
-    )
-    logs = (work / "triton.log").open("wb")
-    triton_process = subprocess.Popen(triton.argv, env=triton.env, stdout=logs, stderr=logs)
-    env = dict(os.environ)
-    env.update(
-        FACEGRID_EMBED_PORT=str(embed_port),
-        FACEGRID_TRITON_URL=f"127.0.0.1:{grpc_port}",
-        FACEGRID_EMBED_BACKEND="triton",
-        FACEGRID_LOG_FORMAT="json",
-    )
-    embed_log = (work / "embed.log").open("wb")
-    embed_process = subprocess.Popen(
-        [sys.executable, "-m", "embed_svc"], cwd=REPO, env=env, stdout=embed_log, stderr=embed_log
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not (
-            http_ok(f"http://127.0.0.1:{http_port}/v2/health/ready")
-            and grpc_serving(f"127.0.0.1:{embed_port}", service=READY_SERVICE)
-        ):
-            if time.monotonic() > deadline or triton_process.poll() is not None:
-                raise RuntimeError(f"Triton or embed_svc did not start; logs in {work}")
-            time.sleep(0.5)
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{embed_port}", options=channel_options())
-        stub = pb_grpc.EmbeddingServiceStub(channel)
-        options = pb.AnalyzeOptions(plugins=[pb.FACE_PLUGIN_CALCULATOR])
+    embed_port = _free_port()
+    with tritonserver(args.repository, work) as triton_url:
+        env = dict(os.environ)
+        env.update(
+            FACEGRID_EMBED_PORT=str(embed_port),
+            FACEGRID_TRITON_URL=triton_url,
+            FACEGRID_EMBED_BACKEND="triton",
+            FACEGRID_LOG_FORMAT="json",
+        )
+        embed_log = (work / "embed.log").open("wb")
+        embed_process = subprocess.Popen(
+            [sys.executable, "-m", "embed_svc"],
+            cwd=REPO,
+            env=env,
+            stdout=embed_log,
+            stderr=embed_log,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while not grpc_serving(f"127.0.0.1:{embed_port}", service=READY_SERVICE):
+                if time.monotonic() > deadline or embed_process.poll() is not None:
+                    raise RuntimeError(f"embed_svc did not start; logs in {work}")
+                time.sleep(0.5)
+            channel = grpc.aio.insecure_channel(
+                f"127.0.0.1:{embed_port}", options=channel_options()
+            )
+            stub = pb_grpc.EmbeddingServiceStub(channel)
+            options = pb.AnalyzeOptions(plugins=[pb.FACE_PLUGIN_CALCULATOR])
 
-        async def analyze(i: int) -> int:
-            request = pb.AnalyzeImagesRequest(images=[photos[i % len(photos)]], options=options)
-            response = await stub.AnalyzeImages(request, timeout=60)
-            return len(response.images[0].faces)
+            async def analyze(i: int) -> int:
+                request = pb.AnalyzeImagesRequest(images=[photos[i % len(photos)]], options=options)
+                response = await stub.AnalyzeImages(request, timeout=60)
+                return len(response.images[0].faces)
 
-        await rate(analyze, 4, 2.0)  # warm-up
-        out = {}
-        triton_url = f"127.0.0.1:{grpc_port}"
-        for concurrency in CONCURRENCY:
-            counts = batching_counts(triton_url)
-            _, faces_s = await rate(analyze, concurrency, args.seconds)
-            print(f"embed_svc on Triton over gRPC, {concurrency} in flight: {faces_s:.1f} faces/s")
-            print_batching(counts, batching_counts(triton_url))
-            out[concurrency] = faces_s
-        await channel.close()
-    finally:
-        for process in (embed_process, triton_process):
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            await rate(analyze, 4, 2.0)  # warm-up
+            out = {}
+            for concurrency in CONCURRENCY:
+                counts = batching_counts(triton_url)
+                _, faces_s = await rate(analyze, concurrency, args.seconds)
+                print(
+                    f"embed_svc on Triton over gRPC, {concurrency} in flight: {faces_s:.1f} faces/s"
+                )
+                print_batching(counts, batching_counts(triton_url))
+                out[concurrency] = faces_s
+            await channel.close()
+        finally:
+            _stop(embed_process)
     shutil.rmtree(work, ignore_errors=True)  # kept, with the logs, when something failed
     return out
 
