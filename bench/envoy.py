@@ -28,7 +28,7 @@ import threading
 import time
 import urllib.parse
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -55,6 +55,16 @@ def identity_photos(faces: Path, count: int) -> list[tuple[str, bytes]]:
     return found[:count]
 
 
+async def sequential_ms(call: Callable[[int], Awaitable[object]], calls: int) -> float:
+    """Mean wall milliseconds of ``await call(i)`` for i in 0..calls-1, one at a time."""
+    total = 0.0
+    for i in range(calls):
+        started = time.perf_counter()
+        await call(i)
+        total += time.perf_counter() - started
+    return total / calls * 1000.0
+
+
 class InProcess:
     """The in-process pipeline, kept open between the rounds."""
 
@@ -76,16 +86,7 @@ class InProcess:
 
     def mean_ms(self, calls: int) -> float:
         """Mean wall milliseconds of ``calls`` calls made one at a time (the photos in turn)."""
-
-        async def timed() -> float:
-            total = 0.0
-            for i in range(calls):
-                started = time.perf_counter()
-                await self._analyze(i)
-                total += time.perf_counter() - started
-            return total / calls * 1000.0
-
-        return self._loop.run_until_complete(timed())
+        return self._loop.run_until_complete(sequential_ms(self._analyze, calls))
 
     def close(self) -> None:
         self._executor.shutdown()

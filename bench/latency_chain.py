@@ -28,13 +28,19 @@ import os
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import grpc
 from google.api import httpbody_pb2
 
 from bench.data import faces_dir
-from bench.envoy import InProcess, KeptAliveClient, identity_photos, photo_arguments
+from bench.envoy import (
+    InProcess,
+    KeptAliveClient,
+    identity_photos,
+    photo_arguments,
+    sequential_ms,
+)
 from bench.mesh import Mesh, started_mesh
 from bench.workload import _multipart
 from facegrid.embedding.v1 import embedding_service_pb2 as embed_pb
@@ -56,16 +62,6 @@ def mean_ms(call: Callable[[int], object], calls: int) -> float:
     for i in range(calls):
         started = time.perf_counter()
         call(i)
-        total += time.perf_counter() - started
-    return total / calls * 1000.0
-
-
-async def mean_ms_async(call: Callable[[int], Awaitable[object]], calls: int) -> float:
-    """``mean_ms`` of a coroutine function."""
-    total = 0.0
-    for i in range(calls):
-        started = time.perf_counter()
-        await call(i)
         total += time.perf_counter() - started
     return total / calls * 1000.0
 
@@ -118,11 +114,11 @@ class GrpcDepths:
 
     def embed_ms(self, calls: int) -> float:
         """Mean milliseconds per embed_svc call."""
-        return self._loop.run_until_complete(mean_ms_async(self._embed_call, calls))
+        return self._loop.run_until_complete(sequential_ms(self._embed_call, calls))
 
     def api_ms(self, calls: int) -> float:
         """Mean milliseconds per api_svc call."""
-        return self._loop.run_until_complete(mean_ms_async(self._api_call, calls))
+        return self._loop.run_until_complete(sequential_ms(self._api_call, calls))
 
     def close(self) -> None:
         self._loop.run_until_complete(self._embed_channel.close())
